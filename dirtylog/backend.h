@@ -1,0 +1,111 @@
+// Backend: the one interface between the migration engine and a hypervisor.
+//
+// A migration picks one backend per side (like Xen's save_ops/restore_ops): the
+// source opens an existing guest, the destination creates an empty one of the same
+// shape and fills it. The engine never talks to a hypervisor any other way.
+//
+// Threading: a Backend is driven by one engine thread, except MapPages(), which
+// page-pipeline workers may call concurrently for disjoint pfns.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "dirtylog/bitmap.h"
+
+namespace xm {
+
+struct PfnRange {
+  uint64_t first = 0;
+  uint64_t count = 0;
+};
+
+// What a guest looks like from outside: its page frames and vCPUs.
+struct GuestShape {
+  uint32_t page_size = 4096;
+  uint64_t page_count = 0;        // pfns are 0 .. page_count-1
+  std::vector<PfnRange> ranges;   // populated pfns; the engine sends only these
+  uint32_t vcpus = 1;
+
+  uint64_t memory_bytes() const;
+  bool operator==(const GuestShape&) const = default;
+};
+
+// The guest's CPU policy as the hypervisor enforces it.
+struct CpuPolicy {
+  std::string vendor;               // CPUID vendor string, e.g. "GenuineIntel"
+  std::vector<uint32_t> featureset; // x86 feature words in Xen's cpufeatureset order
+  std::string format;               // how `blob` is encoded: "none", "kvm-cpuid2-v1", "xen-policy-v1"
+  std::vector<uint8_t> blob;        // hypervisor-specific full policy (leaves, MSRs)
+};
+
+// Guest pages made addressable for one batch. Pointers stay valid while this
+// object lives; `keepalive` owns whatever mapping backs them (e.g. a foreign map).
+struct MappedPages {
+  std::vector<std::byte*> pages;
+  std::shared_ptr<void> keepalive;
+};
+
+// What the guest itself says about its health, where the backend can tell
+// (the sim workload's counter, the KVM payload's self-check). `available` is
+// false for guests that report nothing.
+struct GuestProgress {
+  bool available = false;
+  uint64_t counter = 0;        // monotonically increasing while the guest runs
+  uint64_t checks_passed = 0;  // guest's own memory checks
+  uint64_t checks_failed = 0;
+};
+
+enum class Access { kRead, kWrite };
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;
+  virtual const GuestShape& shape() const = 0;
+
+  // Memory. Pfns must lie in shape().ranges.
+  virtual Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) = 0;
+  // Base of guest memory when it is one linear mapping in this process (sim, kvm),
+  // else nullptr. Lets the pipeline skip per-batch mapping.
+  virtual std::byte* DirectMemory() { return nullptr; }
+
+  // Dirty log. FetchDirty ORs the pages written since the last fetch into `out`
+  // and clears the log; a page written during the fetch is reported now or next time.
+  virtual Status EnableDirtyLog() = 0;
+  virtual Status FetchDirty(DirtyBitmap& out) = 0;
+  virtual Status DisableDirtyLog() = 0;
+
+  // Run control. Throttle takes the fraction of time the guest may run (1.0 = full).
+  virtual Status Pause() = 0;
+  virtual Status Resume() = 0;
+  virtual Status SetThrottle(double run_fraction) = 0;
+  virtual bool Running() const = 0;
+
+  // vCPU state as an opaque, versioned blob. Save only while paused; load before resume.
+  virtual Result<std::vector<uint8_t>> SaveVcpuState() = 0;
+  virtual Status LoadVcpuState(std::span<const uint8_t> blob) = 0;
+
+  // CPU policy. Apply (destination, before the first resume) returns the policy the
+  // hypervisor actually installed, read back, so callers can see forced bits.
+  virtual Result<CpuPolicy> GetCpuPolicy() = 0;
+  virtual Result<CpuPolicy> ApplyCpuPolicy(const CpuPolicy& policy) = 0;
+
+  // Destination hooks: a round's pages have all been written; the migration
+  // failed and the half-built guest must go. Source hook: the destination owns
+  // the guest now, stop it here for good.
+  virtual Status OnRoundEnd(uint32_t /*round*/) { return {}; }
+  virtual void Discard() {}
+  virtual Status Release() { return {}; }
+
+  virtual GuestProgress Progress() { return {}; }
+};
+
+}  // namespace xm

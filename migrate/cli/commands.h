@@ -1,0 +1,38 @@
+// The xmotion subcommands. Each registers its options on the CLI11 app and
+// returns a runner the main function calls after parsing.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "dirtylog/factory.h"
+#include "migrate/engine.h"
+
+namespace xm::cli {
+
+using Runner = std::function<int()>;
+
+void AddSend(CLI::App& app, Runner& run);
+void AddReceive(CLI::App& app, Runner& run);
+void AddDemo(CLI::App& app, Runner& run);
+
+// Options every migrating command shares (guest, policy, progress).
+struct CommonOptions {
+  BackendOptions backend;
+  std::string memory = "256M";
+  std::string key_file;
+  std::string report;
+  std::string progress = "auto";  // auto | human | json | none
+  bool quiet = false;             // no summary on stdout (the caller reads --report)
+};
+void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
+// Parses sizes and checks the backend; returns a usage error otherwise.
+Status FinishBackendOptions(CommonOptions& o);
+Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o);
+ProgressFn MakeProgress(const std::string& mode, const std::string& who);
+// Prints the summary and writes --report; returns the exit code.
+int Finish(const MigrationReport& r, const CommonOptions& o);
+
+}  // namespace xm::cli

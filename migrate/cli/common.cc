@@ -1,0 +1,81 @@
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "base/units.h"
+#include "migrate/cli/commands.h"
+#include "transport/auth.h"
+
+namespace xm::cli {
+
+void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
+  cmd.add_option("--backend", o.backend.backend, "Hypervisor backend: sim, kvm or xen")->capture_default_str();
+  cmd.add_option("--memory", o.memory, "Guest memory for sim/kvm guests (e.g. 1G)")->capture_default_str();
+  cmd.add_option("--workload", o.backend.workload,
+                 "How the guest dirties memory: ws=SIZE,hot=SIZE,rate=SIZE/s[,fill=random|mixed]; "
+                 "sizes in K/M/G or % of memory; omitted parts are 0 (idle)");
+  cmd.add_option("--key-file", o.key_file, "Pre-shared key for peer authentication (both sides)");
+  cmd.add_option("--report", o.report, "Write the JSON report to this file");
+  cmd.add_option("--progress", o.progress, "Progress output: auto, human, json (lines on stdout) or none")
+      ->check(CLI::IsMember({"auto", "human", "json", "none"}))
+      ->capture_default_str();
+  cmd.add_flag("--quiet", o.quiet, "Print no summary (errors still go to stderr)");
+}
+
+Status FinishBackendOptions(CommonOptions& o) {
+  auto mem = ParseSize(o.memory);
+  if (!mem.ok()) return std::move(mem).With("--memory").status();
+  if (*mem == 0 || *mem % 4096 != 0) return Error(Code::kInvalidArgument, "--memory must be a non-zero multiple of 4 KiB");
+  o.backend.memory_bytes = *mem;
+  return {};
+}
+
+Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o) {
+  if (o.key_file.empty()) return std::vector<uint8_t>{};
+  return LoadKeyFile(o.key_file);
+}
+
+ProgressFn MakeProgress(const std::string& mode_in, const std::string& who) {
+  std::string mode = mode_in;
+  if (mode == "auto") mode = ::isatty(STDERR_FILENO) ? "human" : "none";
+  if (mode == "none") return {};
+  if (mode == "json")
+    return [who](const nlohmann::json& e) {
+      nlohmann::json j = e;
+      j["side"] = who;
+      std::cout << j.dump() << std::endl;
+    };
+  return [who](const nlohmann::json& e) {
+    std::string ev = e.value("event", "");
+    if (ev == "phase") {
+      std::fprintf(stderr, "%s: %s%s\n", who.c_str(), e.value("phase", "").c_str(),
+                   e.contains("peer") ? (" with " + e["peer"].get<std::string>()).c_str() : "");
+    } else if (ev == "round" && e.contains("dirty_pages")) {
+      std::fprintf(stderr, "%s: round %u: %llu pages, %s in %.0f ms%s\n", who.c_str(), e.value("round", 0u),
+                   static_cast<unsigned long long>(e.value("pages_sent", 0ull)),
+                   FormatBytes(e.value("bytes_wire", 0ull)).c_str(), e.value("ms", 0.0),
+                   e.contains("decision") ? (" — " + e["decision"].get<std::string>()).c_str() : "");
+    }
+  };
+}
+
+int Finish(const MigrationReport& r, const CommonOptions& o) {
+  const std::string& report_path = o.report;
+  const std::string& progress = o.progress;
+  nlohmann::json j = r.ToJson();
+  if (!report_path.empty()) {
+    Status st = WriteReportFile(report_path, j);
+    if (!st.ok()) std::fprintf(stderr, "xmotion: %s\n", st.message().c_str());
+  }
+  if (progress == "json") {
+    nlohmann::json e{{"event", "report"}, {"side", r.role}, {"report", j}};
+    std::cout << e.dump() << std::endl;
+  } else if (!o.quiet) {
+    std::cout << r.Summary() << std::flush;
+  }
+  if (r.result != "completed") std::fprintf(stderr, "xmotion %s: %s\n", r.role == "source" ? "send" : "receive", r.error.c_str());
+  return r.exit_code;
+}
+
+}  // namespace xm::cli

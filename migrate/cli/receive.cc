@@ -1,0 +1,77 @@
+// `xmotion receive`: accept one migrating guest on this host.
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "migrate/cli/commands.h"
+#include "migrate/receiver.h"
+
+namespace xm::cli {
+namespace {
+
+struct ReceiveArgs {
+  CommonOptions common;
+  std::string listen = "0.0.0.0:7470";
+  int ready_fd = -1;
+  int accept_timeout_s = 0;
+  int io_timeout_s = 60;
+  int linger_ms = 0;
+  std::string dump_memory;
+};
+
+int RunReceive(ReceiveArgs& a) {
+  Status st = FinishBackendOptions(a.common);
+  auto hp = ParseHostPort(a.listen);
+  auto key = LoadKey(a.common);
+  if (!st.ok() || !hp.ok() || !key.ok()) {
+    std::fprintf(stderr, "xmotion receive: %s\n",
+                 (!st.ok() ? st : !hp.ok() ? hp.status() : key.status()).message().c_str());
+    return kExitUsage;
+  }
+  auto listener = Listener::Bind(*hp);
+  if (!listener.ok()) {
+    std::fprintf(stderr, "xmotion receive: %s\n", listener.status().message().c_str());
+    return kExitFailed;
+  }
+  if (a.ready_fd >= 0) {
+    // Tells a parent (xmotion demo, a control plane) the port we listen on.
+    std::string line = std::to_string(listener->port()) + "\n";
+    (void)!::write(a.ready_fd, line.data(), line.size());
+    ::close(a.ready_fd);
+  }
+  ReceiverOptions o;
+  o.key = *key;
+  o.accept_timeout_ms = a.accept_timeout_s * 1000;
+  o.io_timeout_ms = a.io_timeout_s * 1000;
+  o.linger_ms = a.linger_ms;
+  o.dump_memory = a.dump_memory;
+  o.progress = MakeProgress(a.common.progress, "receive");
+  BackendOptions bo = a.common.backend;
+  o.make_backend = [bo](const GuestShape& shape, std::string_view src) { return CreateDestination(bo, shape, src); };
+  Receiver receiver(o);
+  MigrationReport r = receiver.Run(*listener);
+  return Finish(r, a.common);
+}
+
+}  // namespace
+
+void AddReceive(CLI::App& app, Runner& run) {
+  auto a = std::make_shared<ReceiveArgs>();
+  CLI::App* cmd = app.add_subcommand("receive", "Accept one live-migrating guest on this host");
+  cmd->add_option("--listen", a->listen, "Address to listen on, HOST:PORT (port 0 = any free port)")
+      ->capture_default_str();
+  AddBackendOptions(*cmd, a->common);
+  cmd->add_option("--accept-timeout", a->accept_timeout_s, "Seconds to wait for a source (0 = forever)");
+  cmd->add_option("--io-timeout", a->io_timeout_s, "Seconds without progress before giving up")->capture_default_str();
+  cmd->add_option("--run-after", a->linger_ms,
+                  "Milliseconds to keep the resumed guest running here before exiting (sim/kvm guests live in "
+                  "this process)");
+  cmd->add_option("--ready-fd", a->ready_fd, "Write the listening port and a newline to this fd once listening");
+  cmd->add_option("--dump-memory", a->dump_memory, "Testing: write guest memory to FILE after verify, before resume")
+      ->group("Testing");
+  cmd->callback([&run, a] { run = [a] { return RunReceive(*a); }; });
+}
+
+}  // namespace xm::cli

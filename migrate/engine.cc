@@ -1,0 +1,393 @@
+#include "migrate/engine.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+
+#include "base/unique_fd.h"
+#include "migrate/page_codec.h"
+#include "migrate/session.h"
+#include "transport/auth.h"
+#include "transport/record.h"
+
+namespace xm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+int ExitCodeFor(const Status& st) {
+  switch (st.code()) {
+    case Code::kOk: return kExitCompleted;
+    case Code::kInvalidArgument: return kExitUsage;
+    case Code::kIncompatible: return kExitIncompatible;
+    case Code::kAuth: return kExitAuth;
+    default: return kExitFailed;
+  }
+}
+
+Status DumpMemory(Backend& backend, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return ErrnoError("dump memory to " + path, errno);
+  const GuestShape& shape = backend.shape();
+  std::vector<uint64_t> pfns;
+  for (const auto& r : shape.ranges) {
+    for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
+      pfns.clear();
+      for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
+      XM_ASSIGN_OR_RETURN(MappedPages m, backend.MapPages(pfns, Access::kRead));
+      for (size_t i = 0; i < pfns.size(); ++i) {
+        off_t off = static_cast<off_t>(pfns[i] * shape.page_size);
+        if (::pwrite(fd.get(), m.pages[i], shape.page_size, off) != static_cast<ssize_t>(shape.page_size))
+          return ErrnoError("dump memory to " + path, errno);
+      }
+    }
+  }
+  return {};
+}
+
+class SourceEngine::Impl {
+ public:
+  Impl(Backend& b, SourceOptions o) : backend_(b), opts_(std::move(o)), policy_(opts_.policy) {}
+
+  MigrationReport Run();
+
+ private:
+  Status Connect();
+  Status Handshake();
+  Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
+  Status SendBatch(BatchBuilder& batch, RoundReport& rr);
+  Status StopAndCopy(uint32_t round, DirtyBitmap& dirty);
+  Digest128 Digest() const;
+  Status VerifyFull();
+  void Emit(nlohmann::json event) {
+    if (opts_.progress) opts_.progress(event);
+  }
+  bool IsPopulated(uint64_t pfn) const;
+
+  Backend& backend_;
+  SourceOptions opts_;
+  Policy policy_;
+  MigrationReport report_;
+  std::unique_ptr<Stream> control_;
+  Hello hello_, peer_hello_;
+  std::vector<uint64_t> last_hash_;  // hash of what the destination holds, per pfn
+  std::vector<uint64_t> batches_per_stream_;
+  Clock::time_point start_;
+  bool paused_ = false;
+  bool go_written_ = false;
+};
+
+SourceEngine::SourceEngine(Backend& backend, SourceOptions opts)
+    : impl_(std::make_unique<Impl>(backend, std::move(opts))) {}
+SourceEngine::~SourceEngine() = default;
+MigrationReport SourceEngine::Run() { return impl_->Run(); }
+
+bool SourceEngine::Impl::IsPopulated(uint64_t pfn) const {
+  for (const auto& r : backend_.shape().ranges)
+    if (pfn >= r.first && pfn < r.first + r.count) return true;
+  return false;
+}
+
+Status SourceEngine::Impl::Connect() {
+  auto s = SocketStream::Connect(opts_.to, opts_.connect_timeout_ms);
+  if (!s.ok()) return std::move(s).status();
+  control_ = std::move(s).value();
+  control_->SetTimeoutMs(opts_.io_timeout_ms);
+  report_.transport = std::string(control_->kind());
+  return {};
+}
+
+Status SourceEngine::Impl::Handshake() {
+  hello_.role = Role::kSource;
+  hello_.features = opts_.compress ? kFeatureLz4 : 0;
+  hello_.nonce = RandomNonce();
+  hello_.session_id = RandomU64();
+  hello_.streams = 1;
+  hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
+  Record rec;
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
+  auto peer = DecodeHello(rec.body);
+  if (!peer.ok()) return std::move(peer).With("handshake").status();
+  peer_hello_ = *peer;
+  if (peer_hello_.role != Role::kDestination)
+    return Error(Code::kProtocol, "handshake: peer at " + opts_.to.ToString() + " is not a receiver");
+  if (peer_hello_.version_max < kProtocolVersion || peer_hello_.version_min > kProtocolVersion)
+    return Error(Code::kVersion, "handshake: receiver speaks protocol " + std::to_string(peer_hello_.version_min) +
+                                     ".." + std::to_string(peer_hello_.version_max) + ", we speak " +
+                                     std::to_string(kProtocolVersion));
+  if (peer_hello_.session_id != hello_.session_id)
+    return Error(Code::kProtocol, "handshake: receiver did not echo our session id");
+  if (peer_hello_.auth != hello_.auth) {
+    Status st(Code::kAuth, hello_.auth == AuthMode::kNone ? "receiver requires a key (--key-file)"
+                                                          : "receiver has no key but we do; refusing to send unauthenticated");
+    SendAbort(*control_, st);
+    return std::move(st).With("handshake");
+  }
+  if (hello_.auth == AuthMode::kHmacSha256) {
+    Auth mine{AuthMac(opts_.key, Role::kSource, hello_.session_id, hello_.nonce, peer_hello_.nonce)};
+    XM_TRY_CTX(WriteRecord(*control_, RecordType::kAuth, EncodeAuth(mine)), "authentication");
+    XM_TRY(ExpectRecord(*control_, rec, RecordType::kAuth, "authentication", kPreAuthMaxBody));
+    auto theirs = DecodeAuth(rec.body);
+    if (!theirs.ok()) return std::move(theirs).With("authentication").status();
+    Mac want = AuthMac(opts_.key, Role::kDestination, hello_.session_id, hello_.nonce, peer_hello_.nonce);
+    if (!MacEqual(theirs->mac, want)) {
+      Status st(Code::kAuth, "receiver failed authentication (different key?)");
+      SendAbort(*control_, st);
+      return std::move(st).With("authentication");
+    }
+  }
+  Shape shape{backend_.shape(), std::string(backend_.name())};
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kShape, EncodeShape(shape)), "handshake");
+  auto policy = backend_.GetCpuPolicy();
+  if (!policy.ok()) return std::move(policy).With("read guest CPU policy").status();
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kCpuPolicy, EncodeCpuPolicy(*policy)), "handshake");
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kAccept, "destination check"));
+  return ExpectEmpty("ACCEPT", rec.body);
+}
+
+Status SourceEngine::Impl::SendBatch(BatchBuilder& batch, RoundReport& rr) {
+  if (batch.count() == 0) return {};
+  size_t bytes = batch.body_bytes() + kRecordHeaderSize;
+  XM_TRY(WriteRecord(*control_, RecordType::kPages, batch.Body()));
+  batches_per_stream_[0]++;
+  rr.bytes_wire += bytes;
+  report_.bytes_wire += bytes;
+  return {};
+}
+
+Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {
+  BatchBuilder batch;
+  batch.Reset(round);
+  std::byte* direct = backend_.DirectMemory();
+  const uint32_t page_size = backend_.shape().page_size;
+  std::vector<uint64_t> pfns;
+  pfns.reserve(BatchBuilder::kMaxBatchPages);
+  EncodeCounts counts;
+  Status st;
+  auto flush = [&]() -> Status {
+    if (pfns.empty()) return {};
+    MappedPages mapped;
+    if (!direct) {
+      auto m = backend_.MapPages(pfns, Access::kRead);
+      if (!m.ok()) return std::move(m).status();
+      mapped = std::move(m).value();
+    }
+    for (size_t i = 0; i < pfns.size(); ++i) {
+      const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
+      last_hash_[pfns[i]] = batch.Add(pfns[i], page, opts_.compress, counts);
+    }
+    rr.pages_sent += pfns.size();
+    pfns.clear();
+    XM_TRY(SendBatch(batch, rr));
+    batch.Reset(round);
+    return {};
+  };
+  pages.ForEach([&](uint64_t pfn) {
+    if (!st.ok()) return;
+    if (!IsPopulated(pfn)) return;
+    pfns.push_back(pfn);
+    if (pfns.size() == BatchBuilder::kMaxBatchPages) st = flush();
+  });
+  if (st.ok()) st = flush();
+  report_.pages += counts;
+  if (!st.ok()) return std::move(st).With("round " + std::to_string(round));
+  RoundEnd re{round, rr.pages_sent, batches_per_stream_};
+  return WriteRecord(*control_, RecordType::kRoundEnd, EncodeRoundEnd(re)).With("round " + std::to_string(round));
+}
+
+Digest128 SourceEngine::Impl::Digest() const {
+  XXH3_state_t st;
+  XXH3_128bits_reset(&st);
+  for (const auto& r : backend_.shape().ranges)
+    XXH3_128bits_update(&st, last_hash_.data() + r.first, r.count * sizeof(uint64_t));
+  XXH128_hash_t h = XXH3_128bits_digest(&st);
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, h);
+  Digest128 d;
+  std::memcpy(d.data(), c.digest, d.size());
+  return d;
+}
+
+// Rehashes all of the paused guest's memory and compares it with what was sent:
+// proves the dirty log missed nothing. Costs downtime, so it is opt-in.
+Status SourceEngine::Impl::VerifyFull() {
+  std::byte* direct = backend_.DirectMemory();
+  const uint32_t page_size = backend_.shape().page_size;
+  std::vector<uint64_t> pfns;
+  for (const auto& r : backend_.shape().ranges) {
+    for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
+      pfns.clear();
+      for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
+      MappedPages mapped;
+      if (!direct) {
+        XM_ASSIGN_OR_RETURN(mapped, backend_.MapPages(pfns, Access::kRead));
+      }
+      for (size_t i = 0; i < pfns.size(); ++i) {
+        const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
+        uint64_t h = IsZeroPage(page) ? ZeroPageHash() : PageHash(page);
+        if (h != last_hash_[pfns[i]])
+          return Error(Code::kIntegrity, "full verify: pfn " + std::to_string(pfns[i]) +
+                                             " changed but the dirty log did not report it");
+      }
+    }
+  }
+  return {};
+}
+
+Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
+  Emit({{"event", "phase"}, {"phase", "stop-and-copy"}, {"round", round}});
+  auto t_pause = Clock::now();
+  XM_TRY_CTX(backend_.Pause(), "pause guest");
+  paused_ = true;
+  report_.downtime.pause_ms = MsSince(t_pause);
+  if (auto p = backend_.Progress(); p.available)
+    report_.guest = nlohmann::json{{"counter_at_pause", p.counter}};
+  auto t_final = Clock::now();
+  XM_TRY_CTX(backend_.FetchDirty(dirty), "final dirty log");
+  RoundReport rr;
+  rr.round = round;
+  rr.dirty_pages = dirty.Count();
+  XM_TRY(SendRound(round, dirty, rr));
+  rr.ms = MsSince(t_final);
+  report_.downtime.final_round_ms = rr.ms;
+  report_.rounds.push_back(rr);
+  Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
+        {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"final", true}});
+  (void)backend_.DisableDirtyLog();
+
+  auto t_state = Clock::now();
+  if (!opts_.dump_at_pause.empty()) XM_TRY_CTX(DumpMemory(backend_, opts_.dump_at_pause), "dump at pause");
+  if (opts_.verify == VerifyMode::kFull) XM_TRY(VerifyFull());
+  auto blob = backend_.SaveVcpuState();
+  if (!blob.ok()) return std::move(blob).With("save vCPU state").status();
+  VcpuState vs{std::string(backend_.name()) + "-v1", std::move(blob).value()};
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kVcpuState, EncodeVcpuState(vs)), "handoff");
+  Commit commit;
+  commit.digest = Digest();
+  commit.pages = backend_.shape().memory_bytes() / backend_.shape().page_size;
+  commit.final_round = round;
+  commit.verify = opts_.verify;
+  report_.digest = DigestHex(commit.digest);
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kCommit, EncodeCommit(commit)), "handoff");
+
+  Record rec;
+  control_->SetTimeoutMs(opts_.handoff_timeout_ms);
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kReady, "handoff: waiting for READY"));
+  auto ready = DecodeReady(rec.body);
+  if (!ready.ok()) return std::move(ready).With("handoff").status();
+  if (ready->digest != commit.digest)
+    return Error(Code::kIntegrity, "handoff: destination's digest " + DigestHex(ready->digest) + " differs from ours " +
+                                       report_.digest);
+  report_.digest_match = true;
+  report_.downtime.state_ms = MsSince(t_state);
+
+  // The point of no return: from here on the guest must never run here again.
+  auto t_go = Clock::now();
+  go_written_ = true;
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kGo, std::span<const uint8_t>()), "handoff: send GO");
+  for (;;) {
+    XM_TRY(ReadControl(*control_, rec, "handoff: waiting for DONE"));
+    if (rec.type == RecordType::kStats) {
+      auto j = nlohmann::json::parse(rec.body.begin(), rec.body.end(), nullptr, false);
+      if (!j.is_discarded()) report_.peer = j;
+      continue;
+    }
+    if (rec.type != RecordType::kDone)
+      return Error(Code::kProtocol, "handoff: expected DONE, got " + std::string(RecordName(rec.type)));
+    break;
+  }
+  report_.downtime.resume_ms = MsSince(t_go);
+  report_.downtime_ms = MsSince(t_pause);
+  XM_TRY_CTX(backend_.Release(), "release source guest");
+  return {};
+}
+
+MigrationReport SourceEngine::Impl::Run() {
+  start_ = Clock::now();
+  report_.role = "source";
+  report_.backend = std::string(backend_.name());
+  report_.memory_bytes = backend_.shape().memory_bytes();
+  report_.streams = 1;
+  report_.verify = opts_.verify == VerifyMode::kFull ? "full" : "incremental";
+  last_hash_.assign(backend_.shape().page_count, 0);
+  batches_per_stream_.assign(1, 0);
+
+  auto body = [&]() -> Status {
+    XM_TRY(Connect());
+    XM_TRY(Handshake());
+    Emit({{"event", "phase"}, {"phase", "precopy"}, {"peer", control_->peer()}});
+    XM_TRY_CTX(backend_.EnableDirtyLog(), "enable dirty log");
+    DirtyBitmap todo(backend_.shape().page_count);
+    todo.SetAll();
+    uint64_t first_dirty = 0;
+    for (const auto& r : backend_.shape().ranges) first_dirty += r.count;
+    for (uint32_t round = 0;; ++round) {
+      RoundReport rr;
+      rr.round = round;
+      rr.dirty_pages = round == 0 ? first_dirty : todo.Count();
+      rr.compression = opts_.compress;
+      rr.throttle = policy_.run_fraction();
+      auto t = Clock::now();
+      XM_TRY(SendRound(round, todo, rr));
+      rr.ms = MsSince(t);
+      todo.ClearAll();
+      XM_TRY_CTX(backend_.FetchDirty(todo), "round " + std::to_string(round) + ": dirty log");
+      RoundObservation obs{round, rr.pages_sent, rr.bytes_wire, rr.ms, todo.Count(),
+                           std::chrono::duration<double>(Clock::now() - start_).count()};
+      Decision d = policy_.Decide(obs);
+      report_.rounds.push_back(rr);
+      Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
+            {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"dirty_next", obs.dirty_next},
+            {"decision", policy_.reason()}});
+      if (d == Decision::kStopAndCopy) return StopAndCopy(round + 1, todo);
+      if (policy_.run_fraction() != rr.throttle) XM_TRY_CTX(backend_.SetThrottle(policy_.run_fraction()), "throttle");
+    }
+  };
+
+  Status st = body();
+  report_.total_ms = MsSince(start_);
+  if (st.ok()) {
+    report_.result = "completed";
+    report_.exit_code = kExitCompleted;
+    report_.source_guest = "released";
+    return report_;
+  }
+  report_.error = st.message();
+  report_.result = st.code() == Code::kAborted ? "aborted" : "failed";
+  if (go_written_) {
+    // GO may or may not have reached the destination: never resume here.
+    report_.exit_code = kExitOutcomeUnknown;
+    report_.source_guest = "paused";
+    report_.error += " (GO was sent: the guest stays paused here; ask the destination whether it resumed)";
+    return report_;
+  }
+  if (control_) SendAbort(*control_, st);
+  (void)backend_.DisableDirtyLog();
+  (void)backend_.SetThrottle(1.0);
+  uint64_t before = backend_.Progress().counter;
+  if (paused_) {
+    Status rs = backend_.Resume();
+    if (!rs.ok()) report_.error += "; RESUMING THE SOURCE GUEST FAILED: " + rs.message();
+  }
+  report_.source_guest = backend_.Running() ? "running" : "paused";
+  if (auto p = backend_.Progress(); p.available) {
+    // Show the guest really runs on: its own counter must move.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    report_.guest = nlohmann::json{{"counter_at_failure", before}, {"counter_after_resume", backend_.Progress().counter}};
+  }
+  report_.exit_code = ExitCodeFor(st);
+  return report_;
+}
+
+}  // namespace xm

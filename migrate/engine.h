@@ -1,0 +1,67 @@
+// SourceEngine: the source side of one live migration (DESIGN.md §1).
+//
+// Connects to a receiver, runs the handshake, pre-copy rounds over the
+// backend's dirty log, stop-and-copy and the two-phase handoff. Whatever fails
+// before GO is written, the guest is resumed here; after GO it never runs here
+// again (PROTOCOL.md §6). One engine migrates one guest once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "dirtylog/backend.h"
+#include "migrate/policy.h"
+#include "migrate/report.h"
+#include "transport/messages.h"
+#include "transport/socket_stream.h"
+
+namespace xm {
+
+// Progress events ({"event": "round", ...}); the CLI shows them or prints JSON lines.
+using ProgressFn = std::function<void(const nlohmann::json&)>;
+
+struct SourceOptions {
+  HostPort to;
+  int connect_timeout_ms = 10000;
+  int io_timeout_ms = 60000;       // no progress for this long fails the migration
+  int handoff_timeout_ms = 120000; // destination verify + resume
+  std::vector<uint8_t> key;        // empty = no authentication
+  bool compress = true;
+  uint32_t streams = 1;
+  PolicyConfig policy;
+  VerifyMode verify = VerifyMode::kIncremental;
+  std::string dump_at_pause;       // test hook: write guest memory here while paused
+  ProgressFn progress;
+};
+
+class SourceEngine {
+ public:
+  SourceEngine(Backend& backend, SourceOptions opts);
+  ~SourceEngine();
+  // Runs the whole migration; never throws. report.exit_code is the process's.
+  MigrationReport Run();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Exit codes shared by send, receive and demo (README "Exit codes").
+enum ExitCode : int {
+  kExitCompleted = 0,
+  kExitFailed = 1,          // failed before GO; source guest running, destination discarded
+  kExitUsage = 2,           // bad command line or input file
+  kExitIncompatible = 3,    // destination cannot host the guest (CPU features, shape)
+  kExitOutcomeUnknown = 4,  // GO sent but DONE not received: guest paused on source, ask the destination
+  kExitAuth = 5,            // authentication failed or wrong peer
+};
+int ExitCodeFor(const Status& st);
+
+// Writes every populated page of `backend` to `path` (test hook: compare memories).
+Status DumpMemory(Backend& backend, const std::string& path);
+
+}  // namespace xm

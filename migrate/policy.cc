@@ -1,0 +1,62 @@
+#include "migrate/policy.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace xm {
+
+double Policy::bandwidth_bytes_per_ms() const {
+  return total_ms_ > 0 ? static_cast<double>(total_bytes_) / total_ms_ : 0.0;
+}
+
+double Policy::PredictDowntimeMs(uint64_t pages) const {
+  if (pages == 0) return 0.0;
+  double bw = bandwidth_bytes_per_ms();
+  if (bw <= 0) return 1e18;
+  // Wire bytes per page as measured (compression, zero pages); at least a descriptor.
+  double per_page = total_pages_ ? std::max(24.0, static_cast<double>(total_bytes_) / static_cast<double>(total_pages_))
+                                 : 4096.0;
+  return static_cast<double>(pages) * per_page / bw;
+}
+
+Decision Policy::Decide(const RoundObservation& obs) {
+  total_bytes_ += obs.bytes_wire;
+  total_pages_ += obs.pages_sent;
+  total_ms_ += obs.ms;
+  double predicted = PredictDowntimeMs(obs.dirty_next);
+  char buf[160];
+  if (predicted <= cfg_.downtime_target_ms) {
+    std::snprintf(buf, sizeof buf, "%llu dirty pages fit the %.0f ms downtime target (predicted %.1f ms)",
+                  static_cast<unsigned long long>(obs.dirty_next), cfg_.downtime_target_ms, predicted);
+    reason_ = buf;
+    return Decision::kStopAndCopy;
+  }
+  if (obs.round + 1 >= cfg_.max_rounds) {
+    std::snprintf(buf, sizeof buf, "round limit %u reached (predicted downtime %.1f ms)", cfg_.max_rounds, predicted);
+    reason_ = buf;
+    return Decision::kStopAndCopy;
+  }
+  if (cfg_.max_precopy_s > 0 && obs.elapsed_s >= cfg_.max_precopy_s) {
+    std::snprintf(buf, sizeof buf, "pre-copy time limit %.0f s reached (predicted downtime %.1f ms)",
+                  cfg_.max_precopy_s, predicted);
+    reason_ = buf;
+    return Decision::kStopAndCopy;
+  }
+  // Not converging: the guest dirtied at least 80% of what we just sent. After two
+  // such rounds, halve the guest's run time per round (auto-converge).
+  if (obs.round >= 1 && static_cast<double>(obs.dirty_next) >= 0.8 * static_cast<double>(obs.pages_sent)) {
+    ++not_converging_;
+  } else {
+    not_converging_ = 0;
+  }
+  if (cfg_.auto_converge && not_converging_ >= 2) {
+    run_fraction_ = std::max(cfg_.min_run_fraction, run_fraction_ * 0.5);
+    not_converging_ = 0;
+  }
+  std::snprintf(buf, sizeof buf, "predicted downtime %.1f ms > target %.0f ms; guest run fraction %.2f", predicted,
+                cfg_.downtime_target_ms, run_fraction_);
+  reason_ = buf;
+  return Decision::kContinue;
+}
+
+}  // namespace xm

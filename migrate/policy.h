@@ -1,0 +1,53 @@
+// Policy: after each pre-copy round, decides whether to go on, slow the guest
+// down, or stop it and copy the rest — from measured wire bandwidth and dirty
+// rate against the downtime target (DESIGN.md §1.3).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace xm {
+
+struct PolicyConfig {
+  double downtime_target_ms = 300;
+  uint32_t max_rounds = 30;       // rounds before stop-and-copy regardless
+  double max_precopy_s = 0;       // 0 = no limit; else stop-and-copy after this long
+  bool auto_converge = true;      // throttle a guest that dirties faster than we send
+  double min_run_fraction = 0.05; // never throttle the guest below this
+};
+
+struct RoundObservation {
+  uint32_t round = 0;
+  uint64_t pages_sent = 0;
+  uint64_t bytes_wire = 0;
+  double ms = 0;
+  uint64_t dirty_next = 0;        // pages dirty when the round ended (next round's work)
+  double elapsed_s = 0;           // since the migration started
+};
+
+enum class Decision { kContinue, kStopAndCopy };
+
+class Policy {
+ public:
+  explicit Policy(PolicyConfig cfg) : cfg_(cfg) {}
+
+  Decision Decide(const RoundObservation& obs);
+  // Guest run fraction wanted for the next round (1.0 = unthrottled).
+  double run_fraction() const { return run_fraction_; }
+  // Bytes per millisecond the link delivered so far (all rounds).
+  double bandwidth_bytes_per_ms() const;
+  // Expected stop-and-copy time for `pages` dirty pages.
+  double PredictDowntimeMs(uint64_t pages) const;
+  const std::string& reason() const { return reason_; }
+
+ private:
+  PolicyConfig cfg_;
+  uint64_t total_bytes_ = 0;
+  uint64_t total_pages_ = 0;
+  double total_ms_ = 0;
+  uint32_t not_converging_ = 0;
+  double run_fraction_ = 1.0;
+  std::string reason_;
+};
+
+}  // namespace xm

@@ -1,0 +1,362 @@
+#include "migrate/receiver.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <thread>
+
+#include "migrate/page_codec.h"
+#include "migrate/session.h"
+#include "transport/auth.h"
+#include "transport/pages.h"
+#include "transport/record.h"
+
+namespace xm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+constexpr uint32_t kNoRound = UINT32_MAX;
+
+}  // namespace
+
+class Receiver::Impl {
+ public:
+  explicit Impl(ReceiverOptions o) : opts_(std::move(o)) {}
+  MigrationReport Run(Listener& listener);
+  std::unique_ptr<Backend> TakeGuest() { return std::move(guest_); }
+
+ private:
+  Status Handshake();
+  Status Rounds(Commit& commit, VcpuState& vcpu);
+  Status ApplyPages(std::span<const uint8_t> body);
+  Status Handoff(const Commit& commit, const VcpuState& vcpu);
+  Digest128 Digest() const;
+  Status VerifyMemory();
+  void Emit(nlohmann::json e) {
+    if (opts_.progress) opts_.progress(e);
+  }
+
+  ReceiverOptions opts_;
+  MigrationReport report_;
+  std::unique_ptr<Stream> control_;
+  std::unique_ptr<Backend> guest_;
+  Hello hello_, peer_hello_;
+  CpuPolicy policy_;
+  std::vector<uint64_t> hash_;    // hash of the page version we hold, per pfn
+  std::vector<uint32_t> round_;   // round of that version (kNoRound = never received)
+  std::vector<uint8_t> populated_;
+  uint64_t batches_ = 0;
+  PagesView view_;
+  Clock::time_point first_page_;
+  bool resumed_ = false;
+};
+
+Receiver::Receiver(ReceiverOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
+Receiver::~Receiver() = default;
+MigrationReport Receiver::Run(Listener& l) { return impl_->Run(l); }
+std::unique_ptr<Backend> Receiver::TakeGuest() { return impl_->TakeGuest(); }
+
+Status Receiver::Impl::Handshake() {
+  Record rec;
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
+  auto peer = DecodeHello(rec.body);
+  if (!peer.ok()) {
+    SendAbort(*control_, peer.status());
+    return std::move(peer).With("handshake").status();
+  }
+  peer_hello_ = *peer;
+  if (peer_hello_.role != Role::kSource) {
+    Status st(Code::kProtocol, "peer is not a source (another receiver?)");
+    SendAbort(*control_, st);
+    return std::move(st).With("handshake");
+  }
+  if (peer_hello_.version_min > kProtocolVersion || peer_hello_.version_max < kProtocolVersion) {
+    Status st(Code::kVersion, "source speaks protocol " + std::to_string(peer_hello_.version_min) + ".." +
+                                  std::to_string(peer_hello_.version_max) + ", this receiver speaks " +
+                                  std::to_string(kProtocolVersion));
+    SendAbort(*control_, st);
+    return std::move(st).With("handshake");
+  }
+  hello_.role = Role::kDestination;
+  hello_.features = peer_hello_.features & kFeatureLz4;
+  hello_.nonce = RandomNonce();
+  hello_.session_id = peer_hello_.session_id;
+  hello_.streams = std::min(peer_hello_.streams, opts_.max_streams);
+  hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
+  if (peer_hello_.auth != hello_.auth) {
+    Status st(Code::kAuth, hello_.auth == AuthMode::kHmacSha256 ? "source sent no key; this receiver requires one"
+                                                                 : "source wants authentication; this receiver has no key");
+    SendAbort(*control_, st);
+    return std::move(st).With("handshake");
+  }
+  if (hello_.auth == AuthMode::kHmacSha256) {
+    XM_TRY(ExpectRecord(*control_, rec, RecordType::kAuth, "authentication", kPreAuthMaxBody));
+    auto theirs = DecodeAuth(rec.body);
+    if (!theirs.ok()) return std::move(theirs).With("authentication").status();
+    Mac want = AuthMac(opts_.key, Role::kSource, hello_.session_id, peer_hello_.nonce, hello_.nonce);
+    if (!MacEqual(theirs->mac, want)) {
+      Status st(Code::kAuth, "source failed authentication (wrong key)");
+      SendAbort(*control_, st);
+      return std::move(st).With("authentication");
+    }
+    Auth mine{AuthMac(opts_.key, Role::kDestination, hello_.session_id, peer_hello_.nonce, hello_.nonce)};
+    XM_TRY_CTX(WriteRecord(*control_, RecordType::kAuth, EncodeAuth(mine)), "authentication");
+  }
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kShape, "handshake"));
+  auto shape = DecodeShape(rec.body);
+  if (!shape.ok()) return std::move(shape).With("handshake").status();
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kCpuPolicy, "handshake"));
+  auto policy = DecodeCpuPolicy(rec.body);
+  if (!policy.ok()) return std::move(policy).With("handshake").status();
+  policy_ = *policy;
+  report_.memory_bytes = shape->shape.memory_bytes();
+
+  // Everything is checked before the first page moves.
+  if (opts_.check_cpu) {
+    Status st = opts_.check_cpu(policy_);
+    if (!st.ok()) {
+      SendAbort(*control_, st);
+      return std::move(st).With("CPU check");
+    }
+  }
+  auto guest = opts_.make_backend(shape->shape, shape->backend);
+  if (!guest.ok()) {
+    SendAbort(*control_, guest.status());
+    return std::move(guest).With("create destination guest").status();
+  }
+  guest_ = std::move(guest).value();
+  report_.backend = std::string(guest_->name());
+  const GuestShape& gs = guest_->shape();
+  hash_.assign(gs.page_count, 0);
+  round_.assign(gs.page_count, kNoRound);
+  populated_.assign(gs.page_count, 0);
+  for (const auto& r : gs.ranges) std::fill_n(populated_.begin() + static_cast<long>(r.first), r.count, 1);
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kAccept, std::span<const uint8_t>()), "handshake");
+  return {};
+}
+
+Status Receiver::Impl::ApplyPages(std::span<const uint8_t> body) {
+  XM_TRY(ParsePages(body, view_));
+  const uint32_t round = view_.round;
+  std::byte* direct = guest_->DirectMemory();
+  const uint32_t page_size = guest_->shape().page_size;
+  MappedPages mapped;
+  if (!direct) {
+    std::vector<uint64_t> pfns;
+    for (const auto& d : view_.descs) pfns.push_back(d.pfn);
+    for (uint64_t pfn : pfns)
+      if (pfn >= populated_.size() || !populated_[pfn])
+        return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(pfn) + " is outside the guest");
+    XM_ASSIGN_OR_RETURN(mapped, guest_->MapPages(pfns, Access::kWrite));
+  }
+  EncodeCounts& c = report_.pages;
+  for (size_t i = 0; i < view_.descs.size(); ++i) {
+    const PageDesc& d = view_.descs[i];
+    if (d.pfn >= populated_.size() || !populated_[d.pfn])
+      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " is outside the guest");
+    if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) continue;  // a newer version is already here
+    std::byte* dest = direct ? direct + d.pfn * page_size : mapped.pages[i];
+    XM_TRY_CTX(DecodePage(d, view_.payloads[i], dest), "round " + std::to_string(round));
+    hash_[d.pfn] = d.hash;
+    round_[d.pfn] = round;
+    switch (static_cast<PageEncoding>(d.encoding)) {
+      case PageEncoding::kZero: ++c.zero; break;
+      case PageEncoding::kRaw: ++c.raw; break;
+      case PageEncoding::kLz4: ++c.lz4; break;
+      case PageEncoding::kDelta: ++c.delta; break;
+      case PageEncoding::kDupRef: ++c.duplicate; break;
+    }
+  }
+  return {};
+}
+
+Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
+  Record rec;
+  bool have_vcpu = false;
+  RoundReport rr;
+  auto round_start = Clock::now();
+  for (;;) {
+    XM_TRY(ReadControl(*control_, rec, "round " + std::to_string(rr.round)));
+    switch (rec.type) {
+      case RecordType::kPages:
+        if (have_vcpu) return Error(Code::kProtocol, "PAGES after VCPU_STATE");
+        if (batches_ == 0) first_page_ = Clock::now();
+        XM_TRY(ApplyPages(rec.body));
+        ++batches_;
+        rr.pages_sent += view_.descs.size();
+        rr.bytes_wire += rec.body.size() + kRecordHeaderSize;
+        report_.bytes_wire += rec.body.size() + kRecordHeaderSize;
+        break;
+      case RecordType::kRoundEnd: {
+        auto re = DecodeRoundEnd(rec.body);
+        if (!re.ok()) return std::move(re).status();
+        if (re->batches_per_stream.size() != 1 || re->batches_per_stream[0] != batches_)
+          return Error(Code::kProtocol, "ROUND_END " + std::to_string(re->round) + ": source sent " +
+                                            std::to_string(re->batches_per_stream[0]) + " batches, " +
+                                            std::to_string(batches_) + " arrived");
+        rr.round = re->round;
+        rr.dirty_pages = re->pages;
+        rr.ms = MsSince(round_start);
+        report_.rounds.push_back(rr);
+        Emit({{"event", "round"}, {"round", rr.round}, {"pages", rr.pages_sent}, {"bytes_wire", rr.bytes_wire}});
+        XM_TRY_CTX(guest_->OnRoundEnd(re->round), "round " + std::to_string(re->round));
+        rr = RoundReport{};
+        rr.round = re->round + 1;
+        round_start = Clock::now();
+        break;
+      }
+      case RecordType::kVcpuState: {
+        auto v = DecodeVcpuState(rec.body);
+        if (!v.ok()) return std::move(v).status();
+        vcpu = std::move(v).value();
+        have_vcpu = true;
+        break;
+      }
+      case RecordType::kCommit: {
+        if (!have_vcpu) return Error(Code::kProtocol, "COMMIT before VCPU_STATE");
+        auto c = DecodeCommit(rec.body);
+        if (!c.ok()) return std::move(c).status();
+        commit = *c;
+        return {};
+      }
+      default:
+        return Error(Code::kProtocol, "unexpected " + std::string(RecordName(rec.type)) + " during pre-copy");
+    }
+  }
+}
+
+Digest128 Receiver::Impl::Digest() const {
+  XXH3_state_t st;
+  XXH3_128bits_reset(&st);
+  for (const auto& r : guest_->shape().ranges)
+    XXH3_128bits_update(&st, hash_.data() + r.first, r.count * sizeof(uint64_t));
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
+  Digest128 d;
+  std::memcpy(d.data(), c.digest, d.size());
+  return d;
+}
+
+// Rehashes the guest memory as it is now, against what each page decoded to.
+Status Receiver::Impl::VerifyMemory() {
+  std::byte* direct = guest_->DirectMemory();
+  const uint32_t page_size = guest_->shape().page_size;
+  std::vector<uint64_t> pfns;
+  for (const auto& r : guest_->shape().ranges) {
+    for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
+      pfns.clear();
+      for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
+      MappedPages mapped;
+      if (!direct) {
+        XM_ASSIGN_OR_RETURN(mapped, guest_->MapPages(pfns, Access::kRead));
+      }
+      for (size_t i = 0; i < pfns.size(); ++i) {
+        const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
+        uint64_t h = IsZeroPage(page) ? ZeroPageHash() : PageHash(page);
+        if (h != hash_[pfns[i]]) return Error(Code::kIntegrity, "pfn " + std::to_string(pfns[i]) + " differs in memory");
+      }
+    }
+  }
+  return {};
+}
+
+Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
+  // Every populated page must have arrived at least once.
+  for (const auto& r : guest_->shape().ranges)
+    for (uint64_t p = r.first; p < r.first + r.count; ++p)
+      if (round_[p] == kNoRound)
+        return Error(Code::kProtocol, "COMMIT: pfn " + std::to_string(p) + " was never sent");
+  Digest128 mine = Digest();
+  report_.digest = DigestHex(mine);
+  if (commit.verify == VerifyMode::kFull) {
+    report_.verify = "full";
+    XM_TRY_CTX(VerifyMemory(), "full verify");
+  }
+  if (mine != commit.digest)
+    return Error(Code::kIntegrity, "COMMIT: memory digest " + report_.digest + " differs from the source's " +
+                                       DigestHex(commit.digest));
+  report_.digest_match = true;
+  if (!opts_.dump_memory.empty()) XM_TRY_CTX(DumpMemory(*guest_, opts_.dump_memory), "dump memory");
+  XM_TRY_CTX(guest_->LoadVcpuState(vcpu.blob), "load vCPU state");
+  auto applied = guest_->ApplyCpuPolicy(policy_);
+  if (!applied.ok()) return std::move(applied).With("apply CPU policy").status();
+  if (opts_.check_applied_cpu) {
+    std::vector<std::string> warnings;
+    XM_TRY_CTX(opts_.check_applied_cpu(policy_, *applied, warnings), "apply CPU policy");
+    if (!warnings.empty()) report_.guest = nlohmann::json{{"cpu_warnings", warnings}};
+  }
+  XM_TRY_CTX(WriteRecord(*control_, RecordType::kReady, EncodeReady({mine})), "handoff");
+  Record rec;
+  control_->SetTimeoutMs(opts_.go_timeout_ms);
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO"));
+  XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
+  auto t = Clock::now();
+  XM_TRY_CTX(guest_->Resume(), "resume guest");
+  resumed_ = true;
+  report_.downtime.resume_ms = MsSince(t);
+  return {};
+}
+
+MigrationReport Receiver::Impl::Run(Listener& listener) {
+  report_.role = "destination";
+  auto start = Clock::now();
+  auto body = [&]() -> Status {
+    auto fd = listener.Accept(opts_.accept_timeout_ms);
+    if (!fd.ok()) return std::move(fd).With("waiting for a source").status();
+    control_ = std::make_unique<SocketStream>(std::move(fd).value());
+    control_->SetTimeoutMs(opts_.io_timeout_ms);
+    report_.transport = std::string(control_->kind());
+    Emit({{"event", "phase"}, {"phase", "handshake"}, {"peer", control_->peer()}});
+    start = Clock::now();
+    XM_TRY(Handshake());
+    Commit commit;
+    VcpuState vcpu;
+    XM_TRY(Rounds(commit, vcpu));
+    return Handoff(commit, vcpu);
+  };
+  Status st = body();
+  report_.total_ms = MsSince(start);
+  if (!st.ok()) {
+    if (control_ && !resumed_) SendAbort(*control_, st);
+    if (guest_) {
+      guest_->Discard();
+      guest_.reset();
+    }
+    report_.result = st.code() == Code::kAborted ? "aborted" : "failed";
+    report_.error = st.message();
+    report_.exit_code = ExitCodeFor(st);
+    return report_;
+  }
+  report_.result = "completed";
+  report_.exit_code = kExitCompleted;
+  // The guest runs here now. Tell the source (best effort: a lost DONE leaves the
+  // source paused and asking, never running twice).
+  nlohmann::json mine = report_.ToJson();
+  std::string stats = mine.dump();
+  (void)WriteRecord(*control_, RecordType::kStats,
+                    std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(stats.data()), stats.size()),
+                    kRecordOptional);
+  (void)WriteRecord(*control_, RecordType::kDone, std::span<const uint8_t>());
+  GuestProgress at_resume = guest_->Progress();
+  if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
+  if (at_resume.available) {
+    GuestProgress after = guest_->Progress();
+    nlohmann::json g = report_.guest.value_or(nlohmann::json::object());
+    g["counter_at_resume"] = at_resume.counter;
+    g["counter_after"] = after.counter;
+    g["observed_ms"] = opts_.linger_ms;
+    g["checks_passed"] = after.checks_passed;
+    g["checks_failed"] = after.checks_failed;
+    g["running"] = guest_->Running();
+    report_.guest = g;
+  }
+  return report_;
+}
+
+}  // namespace xm

@@ -1,0 +1,60 @@
+// Receiver: the destination side of one live migration.
+//
+// Accepts one source, checks it (version, key, guest shape, CPU policy) before
+// any page moves, builds the guest in a fresh backend, verifies every page and
+// the final digest, and resumes the guest only after the source's GO. Any
+// failure discards the half-built guest (PROTOCOL.md §6).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dirtylog/backend.h"
+#include "migrate/engine.h"
+#include "migrate/report.h"
+#include "transport/messages.h"
+#include "transport/socket_stream.h"
+
+namespace xm {
+
+// Creates the destination guest once the source has said what it looks like.
+using BackendFactory = std::function<Result<std::unique_ptr<Backend>>(const GuestShape& shape, std::string_view source_backend)>;
+// Decides whether this host can run a guest with `policy`; returns kIncompatible
+// naming what is missing otherwise. Empty = accept any policy.
+using CpuCheckFn = std::function<Status(const CpuPolicy& policy)>;
+// After the policy is applied: `applied` is what the hypervisor installed.
+// Returns an error if a feature the guest saw would disappear; may add warnings.
+using CpuApplyCheckFn = std::function<Status(const CpuPolicy& wanted, const CpuPolicy& applied,
+                                             std::vector<std::string>& warnings)>;
+
+struct ReceiverOptions {
+  int accept_timeout_ms = 0;       // 0 = wait for a source forever
+  int io_timeout_ms = 60000;
+  int go_timeout_ms = 60000;       // READY sent → GO must arrive within this
+  std::vector<uint8_t> key;
+  uint32_t max_streams = kMaxStreams;
+  BackendFactory make_backend;
+  CpuCheckFn check_cpu;
+  CpuApplyCheckFn check_applied_cpu;
+  std::string dump_memory;         // test hook: guest memory after verify, before resume
+  int linger_ms = 0;               // keep the resumed guest running this long before returning
+  ProgressFn progress;
+};
+
+class Receiver {
+ public:
+  explicit Receiver(ReceiverOptions opts);
+  ~Receiver();
+  // Serves exactly one migration on `listener`.
+  MigrationReport Run(Listener& listener);
+  // The guest, after a completed migration (owned by the receiver until then).
+  std::unique_ptr<Backend> TakeGuest();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xm

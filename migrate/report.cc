@@ -1,0 +1,94 @@
+#include "migrate/report.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+
+#include "base/units.h"
+
+namespace xm {
+
+nlohmann::json MigrationReport::ToJson() const {
+  nlohmann::json j;
+  j["role"] = role;
+  j["result"] = result;
+  if (result != "completed") j["error"] = error;
+  j["exit_code"] = exit_code;
+  j["backend"] = backend;
+  j["total_ms"] = total_ms;
+  j["downtime_ms"] = downtime_ms;
+  j["downtime"] = {{"pause_ms", downtime.pause_ms},
+                   {"final_round_ms", downtime.final_round_ms},
+                   {"state_ms", downtime.state_ms},
+                   {"resume_ms", downtime.resume_ms}};
+  j["memory_bytes"] = memory_bytes;
+  j["bytes_wire"] = bytes_wire;
+  nlohmann::json rs = nlohmann::json::array();
+  for (const auto& r : rounds)
+    rs.push_back({{"round", r.round},
+                  {"dirty_pages", r.dirty_pages},
+                  {"pages_sent", r.pages_sent},
+                  {"bytes_wire", r.bytes_wire},
+                  {"ms", r.ms},
+                  {"compression", r.compression},
+                  {"throttle", r.throttle}});
+  j["rounds"] = rs;
+  j["pages"] = {{"zero", pages.zero},   {"unchanged", pages.unchanged}, {"duplicate", pages.duplicate},
+                {"delta", pages.delta}, {"lz4", pages.lz4},             {"raw", pages.raw}};
+  j["digest_match"] = digest_match;
+  if (!digest.empty()) j["digest"] = digest;
+  j["transport"] = transport;
+  j["streams"] = streams;
+  j["verify"] = verify;
+  if (!source_guest.empty()) j["source_guest"] = source_guest;
+  if (guest) j["guest"] = *guest;
+  if (peer) j["peer"] = *peer;
+  return j;
+}
+
+std::string MigrationReport::Summary() const {
+  std::string s;
+  char line[256];
+  std::snprintf(line, sizeof line, "%s: %s%s%s\n", role.c_str(), result.c_str(), error.empty() ? "" : " — ",
+                error.c_str());
+  s += line;
+  if (rounds.empty()) return s;
+  s += " round   dirty pages    pages sent    wire bytes        ms\n";
+  for (const auto& r : rounds) {
+    std::snprintf(line, sizeof line, " %5u %13llu %13llu %13s %9.1f%s\n", r.round,
+                  static_cast<unsigned long long>(r.dirty_pages), static_cast<unsigned long long>(r.pages_sent),
+                  FormatBytes(r.bytes_wire).c_str(), r.ms, r.throttle < 1.0 ? " (throttled)" : "");
+    s += line;
+  }
+  std::snprintf(line, sizeof line,
+                " total %.1f ms, downtime %.1f ms (pause %.1f, final round %.1f, state+verify %.1f, resume %.1f)\n",
+                total_ms, downtime_ms, downtime.pause_ms, downtime.final_round_ms, downtime.state_ms,
+                downtime.resume_ms);
+  s += line;
+  std::snprintf(line, sizeof line, " memory %s, on the wire %s (%.1f%%), %s x%u, digest %s\n",
+                FormatBytes(memory_bytes).c_str(), FormatBytes(bytes_wire).c_str(),
+                memory_bytes ? 100.0 * static_cast<double>(bytes_wire) / static_cast<double>(memory_bytes) : 0.0,
+                transport.c_str(), streams, digest_match ? "match" : "NOT verified");
+  s += line;
+  std::snprintf(line, sizeof line, " pages: zero %llu, unchanged %llu, duplicate %llu, delta %llu, lz4 %llu, raw %llu\n",
+                static_cast<unsigned long long>(pages.zero), static_cast<unsigned long long>(pages.unchanged),
+                static_cast<unsigned long long>(pages.duplicate), static_cast<unsigned long long>(pages.delta),
+                static_cast<unsigned long long>(pages.lz4), static_cast<unsigned long long>(pages.raw));
+  s += line;
+  return s;
+}
+
+Status WriteReportFile(const std::string& path, const nlohmann::json& j) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return ErrnoError("write report " + tmp, errno);
+    out << j.dump(2) << "\n";
+    out.flush();
+    if (!out) return ErrnoError("write report " + tmp + " (disk full?)", errno);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("rename report to " + path, errno);
+  return {};
+}
+
+}  // namespace xm

@@ -1,0 +1,64 @@
+// MigrationReport: what one side of a migration did, as the JSON that control
+// planes and benchmarks read (field names are a stable interface; see README),
+// and as a human summary table.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "migrate/page_codec.h"
+
+namespace xm {
+
+struct RoundReport {
+  uint32_t round = 0;
+  uint64_t dirty_pages = 0;  // pages the dirty log handed this round
+  uint64_t pages_sent = 0;   // pages that went on the wire (not unchanged)
+  uint64_t bytes_wire = 0;
+  double ms = 0;
+  bool compression = true;
+  double throttle = 1.0;     // guest run fraction during the round
+};
+
+struct DowntimeParts {
+  double pause_ms = 0;        // asking the guest to stop until it stopped
+  double final_round_ms = 0;  // last dirty pages
+  double state_ms = 0;        // vCPU state + COMMIT + destination verify + READY
+  double resume_ms = 0;       // GO until the destination reports DONE
+};
+
+struct MigrationReport {
+  std::string role = "source";  // "source" | "destination"
+  std::string result = "failed";  // "completed" | "aborted" | "failed"
+  std::string error;
+  int exit_code = 1;
+  std::string backend;
+  double total_ms = 0;
+  double downtime_ms = 0;
+  DowntimeParts downtime;
+  uint64_t memory_bytes = 0;
+  uint64_t bytes_wire = 0;
+  std::vector<RoundReport> rounds;
+  EncodeCounts pages;
+  bool digest_match = false;
+  std::string digest;
+  std::string transport = "sockets";
+  uint32_t streams = 1;
+  std::string verify = "incremental";
+  std::string source_guest;  // source: "running" | "paused" | "released"
+  std::optional<nlohmann::json> guest;  // guest's own progress/self-check, when it reports any
+  std::optional<nlohmann::json> peer;   // the other side's report, when received
+
+  nlohmann::json ToJson() const;
+  // A few lines for a terminal.
+  std::string Summary() const;
+};
+
+// Writes JSON atomically (temp file + rename), so a reader never sees half a report.
+Status WriteReportFile(const std::string& path, const nlohmann::json& j);
+
+}  // namespace xm

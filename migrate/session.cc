@@ -1,0 +1,38 @@
+#include "migrate/session.h"
+
+#include <string>
+
+#include "transport/messages.h"
+
+namespace xm {
+
+Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_body) {
+  Status st = ReadRecord(s, rec, max_body);
+  if (!st.ok()) return std::move(st).With(phase);
+  if (rec.type == RecordType::kAbort) {
+    auto a = DecodeAbort(rec.body);
+    if (!a.ok()) return std::move(a).With(phase).status();
+    return Status(a->code == Code::kOk ? Code::kAborted : a->code, "peer aborted: " + a->reason).With(phase);
+  }
+  return {};
+}
+
+Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view phase, uint64_t max_body) {
+  XM_TRY(ReadControl(s, rec, phase, max_body));
+  if (rec.type != want)
+    return Status(Code::kProtocol, "expected " + std::string(RecordName(want)) + ", got " +
+                                       std::string(RecordName(rec.type)))
+        .With(phase);
+  return {};
+}
+
+void SendAbort(Stream& s, const Status& why) {
+  Abort a;
+  a.code = why.ok() ? Code::kAborted : why.code();
+  a.reason = why.message();
+  auto body = EncodeAbort(a);
+  s.SetTimeoutMs(2000);
+  (void)WriteRecord(s, RecordType::kAbort, body);
+}
+
+}  // namespace xm

@@ -1,0 +1,22 @@
+// Helpers both sides use on the control stream: reading with phase context,
+// turning a peer's ABORT into an error, and aborting politely.
+#pragma once
+
+#include <string_view>
+
+#include "transport/record.h"
+
+namespace xm {
+
+// Limit on record bodies before the peer has authenticated.
+constexpr uint64_t kPreAuthMaxBody = 64 * 1024;
+
+// Reads one record; an ABORT from the peer becomes an error with its code and reason.
+Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_body = kMaxRecordBody);
+// Reads one record and requires it to be `want`.
+Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view phase,
+                    uint64_t max_body = kMaxRecordBody);
+// Tells the peer why we stop; errors sending it are ignored (the peer may be gone).
+void SendAbort(Stream& s, const Status& why);
+
+}  // namespace xm

@@ -1,0 +1,113 @@
+// The control records of PROTOCOL.md as structs, with encoders and strict
+// decoders. PAGES has its own file (pages.h) because it is the hot path.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "dirtylog/backend.h"
+
+namespace xm {
+
+constexpr uint16_t kProtocolVersion = 1;
+constexpr uint32_t kMaxStreams = 16;
+
+enum class Role : uint32_t { kSource = 1, kDestination = 2 };
+enum class AuthMode : uint32_t { kNone = 0, kHmacSha256 = 1 };
+
+constexpr uint64_t kFeatureLz4 = 1ull << 0;
+constexpr uint64_t kFeatureDelta = 1ull << 1;
+constexpr uint64_t kFeatureDupRef = 1ull << 2;
+
+using Nonce = std::array<uint8_t, 32>;
+using Mac = std::array<uint8_t, 32>;
+using Digest128 = std::array<uint8_t, 16>;
+
+struct Hello {
+  uint16_t version_min = kProtocolVersion;
+  uint16_t version_max = kProtocolVersion;
+  Role role = Role::kSource;
+  uint64_t features = 0;
+  Nonce nonce{};
+  uint64_t session_id = 0;
+  uint32_t streams = 1;
+  AuthMode auth = AuthMode::kNone;
+  uint32_t dup_slots = 0;
+};
+std::vector<uint8_t> EncodeHello(const Hello& m);
+Result<Hello> DecodeHello(std::span<const uint8_t> body);
+
+struct Auth {
+  Mac mac{};
+};
+std::vector<uint8_t> EncodeAuth(const Auth& m);
+Result<Auth> DecodeAuth(std::span<const uint8_t> body);
+
+struct Shape {
+  GuestShape shape;
+  std::string backend;
+};
+std::vector<uint8_t> EncodeShape(const Shape& m);
+// Validates ranges: sorted, non-overlapping, inside page_count.
+Result<Shape> DecodeShape(std::span<const uint8_t> body);
+
+std::vector<uint8_t> EncodeCpuPolicy(const CpuPolicy& m);
+Result<CpuPolicy> DecodeCpuPolicy(std::span<const uint8_t> body);
+
+struct Join {
+  uint64_t session_id = 0;
+  uint32_t stream_index = 0;
+  Mac mac{};
+};
+std::vector<uint8_t> EncodeJoin(const Join& m);
+Result<Join> DecodeJoin(std::span<const uint8_t> body);
+
+struct RoundEnd {
+  uint32_t round = 0;
+  uint64_t pages = 0;
+  std::vector<uint64_t> batches_per_stream;  // cumulative PAGES records per stream
+};
+std::vector<uint8_t> EncodeRoundEnd(const RoundEnd& m);
+Result<RoundEnd> DecodeRoundEnd(std::span<const uint8_t> body);
+
+struct VcpuState {
+  std::string format;
+  std::vector<uint8_t> blob;
+};
+std::vector<uint8_t> EncodeVcpuState(const VcpuState& m);
+Result<VcpuState> DecodeVcpuState(std::span<const uint8_t> body);
+
+enum class VerifyMode : uint32_t { kIncremental = 0, kFull = 1 };
+
+struct Commit {
+  Digest128 digest{};
+  uint64_t pages = 0;
+  uint32_t final_round = 0;
+  VerifyMode verify = VerifyMode::kIncremental;
+};
+std::vector<uint8_t> EncodeCommit(const Commit& m);
+Result<Commit> DecodeCommit(std::span<const uint8_t> body);
+
+struct Ready {
+  Digest128 digest{};
+};
+std::vector<uint8_t> EncodeReady(const Ready& m);
+Result<Ready> DecodeReady(std::span<const uint8_t> body);
+
+struct Abort {
+  Code code = Code::kAborted;
+  std::string reason;
+};
+std::vector<uint8_t> EncodeAbort(const Abort& m);
+Result<Abort> DecodeAbort(std::span<const uint8_t> body);
+
+// An empty body is required for ACCEPT, GO and DONE.
+Status ExpectEmpty(std::string_view record, std::span<const uint8_t> body);
+
+std::string DigestHex(const Digest128& d);
+
+}  // namespace xm

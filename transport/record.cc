@@ -1,0 +1,110 @@
+#include "transport/record.h"
+
+#include <xxhash.h>
+
+#include <string>
+
+namespace xm {
+
+std::string_view RecordName(RecordType t) { return RecordName(static_cast<uint32_t>(t)); }
+
+std::string_view RecordName(uint32_t t) {
+  switch (static_cast<RecordType>(t)) {
+    case RecordType::kHello: return "HELLO";
+    case RecordType::kAuth: return "AUTH";
+    case RecordType::kShape: return "SHAPE";
+    case RecordType::kCpuPolicy: return "CPU_POLICY";
+    case RecordType::kAccept: return "ACCEPT";
+    case RecordType::kPages: return "PAGES";
+    case RecordType::kRoundEnd: return "ROUND_END";
+    case RecordType::kVcpuState: return "VCPU_STATE";
+    case RecordType::kCommit: return "COMMIT";
+    case RecordType::kReady: return "READY";
+    case RecordType::kGo: return "GO";
+    case RecordType::kDone: return "DONE";
+    case RecordType::kAbort: return "ABORT";
+    case RecordType::kStats: return "STATS";
+    case RecordType::kJoin: return "JOIN";
+  }
+  return "UNKNOWN";
+}
+
+static bool KnownType(uint32_t t) { return t >= 1 && t <= 15; }
+
+RecordHeader MakeHeader(RecordType type, std::span<const iovec> body, uint32_t flags) {
+  RecordHeader h;
+  h.type = static_cast<uint32_t>(type);
+  h.flags = flags;
+  if (body.size() == 1) {
+    h.length = body[0].iov_len;
+    h.body_hash = XXH3_64bits(body[0].iov_base, body[0].iov_len);
+    return h;
+  }
+  XXH3_state_t st;
+  XXH3_64bits_reset(&st);
+  for (const iovec& v : body) {
+    XXH3_64bits_update(&st, v.iov_base, v.iov_len);
+    h.length += v.iov_len;
+  }
+  h.body_hash = XXH3_64bits_digest(&st);
+  return h;
+}
+
+Status CheckHeader(const RecordHeader& h, uint64_t max_body) {
+  if (h.flags & ~kRecordOptional)
+    return Error(Code::kProtocol, "record type " + std::to_string(h.type) + ": reserved flag bits set (0x" +
+                                      std::to_string(h.flags) + ")");
+  if (h.length > max_body)
+    return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record of " + std::to_string(h.length) +
+                                      " bytes exceeds the limit of " + std::to_string(max_body) + " bytes");
+  return {};
+}
+
+Status WriteRecord(Stream& s, RecordType type, std::span<const iovec> body, uint32_t flags) {
+  RecordHeader h = MakeHeader(type, body, flags);
+  iovec small[9];
+  std::vector<iovec> big;
+  iovec* iov = small;
+  if (body.size() + 1 > 9) {
+    big.resize(body.size() + 1);
+    iov = big.data();
+  }
+  iov[0] = {&h, sizeof h};
+  for (size_t i = 0; i < body.size(); ++i) iov[i + 1] = body[i];
+  Status st = s.Send(std::span<const iovec>(iov, body.size() + 1));
+  if (!st.ok()) return std::move(st).With(std::string("send ") + std::string(RecordName(type)));
+  return {};
+}
+
+Status WriteRecord(Stream& s, RecordType type, std::span<const uint8_t> body, uint32_t flags) {
+  iovec v{const_cast<uint8_t*>(body.data()), body.size()};
+  return WriteRecord(s, type, std::span<const iovec>(&v, 1), flags);
+}
+
+Status ReadRecord(Stream& s, Record& into, uint64_t max_body) {
+  for (;;) {
+    RecordHeader h;
+    XM_TRY(s.Recv(std::as_writable_bytes(std::span(&h, 1))));
+    XM_TRY(CheckHeader(h, max_body));
+    into.body.resize(h.length);
+    Status st = s.Recv(std::as_writable_bytes(std::span(into.body)));
+    if (!st.ok()) {
+      if (st.code() == Code::kAborted)
+        st = Error(Code::kProtocol, "connection closed after the header of a " + std::string(RecordName(h.type)) +
+                                        " record (" + std::to_string(h.length) + " body bytes missing)");
+      return std::move(st).With(std::string("receive ") + std::string(RecordName(h.type)));
+    }
+    uint64_t hash = XXH3_64bits(into.body.data(), into.body.size());
+    if (hash != h.body_hash)
+      return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record body hash mismatch (corrupt stream)");
+    if (!KnownType(h.type)) {
+      if (h.flags & kRecordOptional) continue;
+      return Error(Code::kProtocol, "unknown mandatory record type " + std::to_string(h.type));
+    }
+    into.type = static_cast<RecordType>(h.type);
+    into.flags = h.flags;
+    return {};
+  }
+}
+
+}  // namespace xm

@@ -1,0 +1,43 @@
+// Stream: one ordered, reliable byte connection between source and destination.
+//
+// The engine frames records on top of it (record.h) and never cares whether the
+// bytes move through plain socket calls or io_uring. One thread drives a stream;
+// Shutdown() may be called from any thread to make a blocked call fail promptly.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace xm {
+
+class Stream {
+ public:
+  virtual ~Stream() = default;
+
+  // Sends every byte of the gathered buffers, or fails.
+  virtual Status Send(std::span<const iovec> iov) = 0;
+  Status Send(const void* data, size_t len) {
+    iovec v{const_cast<void*>(data), len};
+    return Send(std::span<const iovec>(&v, 1));
+  }
+  // Fills `buf` completely, or fails. A peer that closes before the first byte
+  // gives kAborted ("connection closed"); one that closes mid-way gives
+  // kProtocol ("connection closed after N of M bytes"), so callers can tell an
+  // orderly end from truncation.
+  virtual Status Recv(std::span<std::byte> buf) = 0;
+  virtual void Shutdown() = 0;
+
+  // How long Send/Recv may block before failing with kTimeout (0 = forever).
+  virtual void SetTimeoutMs(int ms) = 0;
+
+  virtual std::string_view kind() const = 0;  // "sockets" or "io_uring"
+  virtual std::string peer() const = 0;
+};
+
+}  // namespace xm
