@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   xm::cli::AddSend(app, run);
   xm::cli::AddReceive(app, run);
   xm::cli::AddDemo(app, run);
+  xm::cli::AddCpu(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
