@@ -54,6 +54,7 @@ class Receiver::Impl {
   PagesView view_;
   Clock::time_point first_page_;
   bool resumed_ = false;
+  GuestProgress at_resume_;  // the guest's own view just before it first runs here
 };
 
 Receiver::Receiver(ReceiverOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
@@ -296,6 +297,7 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   control_->SetTimeoutMs(opts_.go_timeout_ms);
   XM_TRY(ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO"));
   XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
+  at_resume_ = guest_->Progress();
   auto t = Clock::now();
   XM_TRY_CTX(guest_->Resume(), "resume guest");
   resumed_ = true;
@@ -343,7 +345,7 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(stats.data()), stats.size()),
                     kRecordOptional);
   (void)WriteRecord(*control_, RecordType::kDone, std::span<const uint8_t>());
-  GuestProgress at_resume = guest_->Progress();
+  const GuestProgress& at_resume = at_resume_;
   if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
   if (at_resume.available) {
     GuestProgress after = guest_->Progress();

@@ -8,6 +8,9 @@ namespace xm {
 
 Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_body) {
   Status st = ReadRecord(s, rec, max_body);
+  // A peer that hangs up between records without ABORT has failed (killed,
+  // crashed, network gone): that is not an orderly abort.
+  if (st.code() == Code::kAborted) st = Status(Code::kIo, st.message() + " without ABORT");
   if (!st.ok()) return std::move(st).With(phase);
   if (rec.type == RecordType::kAbort) {
     auto a = DecodeAbort(rec.body);

@@ -1,0 +1,256 @@
+// Failures at every step must end cleanly: a receiver fed garbage, a truncated
+// stream, another protocol version, a wrong key or a dying peer exits non-zero
+// with a one-line reason, and the source's guest keeps running whenever the
+// migration fails before GO.
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "migrate/session.h"
+#include "tests/integration/process.h"
+#include "transport/messages.h"
+#include "transport/pages.h"
+#include "transport/record.h"
+#include "transport/socket_stream.h"
+
+namespace xm::testing {
+namespace {
+
+std::vector<std::string> ReceiverArgs(TempDir& dir, std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {XmotionBin(), "receive", "--listen", "127.0.0.1:0", "--backend", "sim",
+                                "--report", dir.path("recv.json"), "--accept-timeout", "30", "--io-timeout", "10",
+                                "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+std::unique_ptr<SocketStream> ConnectTo(int port) {
+  auto s = SocketStream::Connect({"127.0.0.1", static_cast<uint16_t>(port)}, 5000);
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  (*s)->SetTimeoutMs(10000);
+  return std::move(s).value();
+}
+
+int Lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+// A source that speaks the protocol correctly up to ACCEPT.
+Hello SourceHandshake(Stream& s, uint64_t pages) {
+  Hello h;
+  h.role = Role::kSource;
+  h.session_id = 42;
+  EXPECT_TRUE(WriteRecord(s, RecordType::kHello, EncodeHello(h)).ok());
+  Record rec;
+  EXPECT_TRUE(ExpectRecord(s, rec, RecordType::kHello, "test").ok());
+  Shape shape;
+  shape.shape.page_count = pages;
+  shape.shape.ranges = {{0, pages}};
+  shape.backend = "sim";
+  EXPECT_TRUE(WriteRecord(s, RecordType::kShape, EncodeShape(shape)).ok());
+  CpuPolicy policy;
+  policy.format = "none";
+  EXPECT_TRUE(WriteRecord(s, RecordType::kCpuPolicy, EncodeCpuPolicy(policy)).ok());
+  Status st = ExpectRecord(s, rec, RecordType::kAccept, "test");
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return h;
+}
+
+TEST(IntegrationBadPeer, ReceiverGivenGarbageExitsWithOneLineReason) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  auto s = ConnectTo(r.port());
+  std::vector<uint8_t> junk(4096);
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<uint8_t>(i * 131 + 7);
+  (void)s->Send(junk.data(), junk.size());
+  EXPECT_EQ(r.Wait(), 1);
+  std::string err = r.Stderr();
+  EXPECT_EQ(Lines(err), 1) << err;
+  EXPECT_NE(err.find("xmotion receive:"), std::string::npos) << err;
+  EXPECT_EQ(ReadJsonFile(dir.path("recv.json"))["result"], "failed");
+}
+
+TEST(IntegrationBadPeer, ReceiverGivenATruncatedStreamExitsWithOneLineReason) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  auto s = ConnectTo(r.port());
+  SourceHandshake(*s, 256);
+  // Half of a valid PAGES record, then the connection goes away.
+  std::vector<uint8_t> body(sizeof(PagesHeader) + sizeof(PageDesc) + kPageSize, 0xAB);
+  PagesHeader ph{0, 1, 0};
+  std::memcpy(body.data(), &ph, sizeof ph);
+  PageDesc d;
+  d.pfn = 1;
+  d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
+  d.payload_len = kPageSize;
+  std::memcpy(body.data() + sizeof ph, &d, sizeof d);
+  iovec v{body.data(), body.size()};
+  RecordHeader h = MakeHeader(RecordType::kPages, std::span<const iovec>(&v, 1));
+  ASSERT_TRUE(s->Send(&h, sizeof h).ok());
+  ASSERT_TRUE(s->Send(body.data(), body.size() / 2).ok());
+  s.reset();
+  EXPECT_EQ(r.Wait(), 1);
+  std::string err = r.Stderr();
+  EXPECT_EQ(Lines(err), 1) << err;
+  EXPECT_NE(err.find("connection closed"), std::string::npos) << err;
+}
+
+TEST(IntegrationBadPeer, ReceiverRefusesAnotherProtocolVersion) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  auto s = ConnectTo(r.port());
+  Hello h;
+  h.role = Role::kSource;
+  h.version_min = h.version_max = kProtocolVersion + 1;
+  ASSERT_TRUE(WriteRecord(*s, RecordType::kHello, EncodeHello(h)).ok());
+  Record rec;
+  Status st = ReadControl(*s, rec, "test");
+  EXPECT_EQ(st.code(), Code::kVersion) << st.ToString();  // the receiver said why, in an ABORT
+  EXPECT_EQ(r.Wait(), 1);
+  std::string err = r.Stderr();
+  EXPECT_EQ(Lines(err), 1) << err;
+  EXPECT_NE(err.find("protocol"), std::string::npos) << err;
+}
+
+TEST(IntegrationBadPeer, ReceiverRejectsCorruptPageData) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  auto s = ConnectTo(r.port());
+  SourceHandshake(*s, 256);
+  // A well-framed PAGES record whose page hash does not match its content.
+  std::vector<uint8_t> body(sizeof(PagesHeader) + sizeof(PageDesc) + kPageSize, 0x5A);
+  PagesHeader ph{0, 1, 0};
+  std::memcpy(body.data(), &ph, sizeof ph);
+  PageDesc d;
+  d.pfn = 3;
+  d.hash = 12345;
+  d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
+  d.payload_len = kPageSize;
+  std::memcpy(body.data() + sizeof ph, &d, sizeof d);
+  ASSERT_TRUE(WriteRecord(*s, RecordType::kPages, body).ok());
+  Record rec;
+  Status st = ReadControl(*s, rec, "test");
+  EXPECT_EQ(st.code(), Code::kIntegrity) << st.ToString();
+  EXPECT_EQ(r.Wait(), 1);
+  EXPECT_NE(r.Stderr().find("hash mismatch"), std::string::npos) << r.Stderr();
+}
+
+// --- the source side: its guest must survive every failure before GO ---
+
+struct SourceRun {
+  int rc;
+  nlohmann::json report;
+  std::string err;
+};
+
+SourceRun RunSender(TempDir& dir, int port, std::vector<std::string> extra = {},
+                    const std::string& workload = "ws=32M,hot=8M,rate=50M/s", const std::string& memory = "64M") {
+  std::vector<std::string> a = {XmotionBin(), "send", "--to", "127.0.0.1:" + std::to_string(port), "--backend", "sim",
+                                "--memory", memory, "--workload", workload, "--report",
+                                dir.path("send.json"), "--io-timeout", "10", "--quiet"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  Child s(a, false);
+  SourceRun o;
+  o.rc = s.Wait();
+  o.report = ReadJsonFile(dir.path("send.json"));
+  o.err = s.Stderr();
+  return o;
+}
+
+void ExpectSourceGuestRunning(const SourceRun& o) {
+  ASSERT_TRUE(o.report.is_object()) << o.err;
+  EXPECT_NE(o.report["result"], "completed");
+  EXPECT_EQ(o.report["source_guest"], "running");
+  // The guest's own counter moved after the failure: it really runs.
+  EXPECT_GT(o.report["guest"]["counter_after_resume"].get<uint64_t>(),
+            o.report["guest"]["counter_at_failure"].get<uint64_t>());
+  EXPECT_EQ(Lines(o.err), 1) << o.err;
+}
+
+TEST(IntegrationBadPeer, SourceKeepsRunningWhenThePeerSpeaksAnotherVersion) {
+  TempDir dir;
+  auto l = Listener::Bind({"127.0.0.1", 0});
+  ASSERT_TRUE(l.ok());
+  std::thread fake([&] {
+    auto fd = l->Accept(10000);
+    if (!fd.ok()) return;
+    SocketStream s(std::move(fd).value());
+    s.SetTimeoutMs(10000);
+    Record rec;
+    if (!ReadRecord(s, rec).ok()) return;
+    Hello h;
+    h.role = Role::kDestination;
+    h.version_min = h.version_max = kProtocolVersion + 1;
+    h.session_id = DecodeHello(rec.body)->session_id;
+    (void)WriteRecord(s, RecordType::kHello, EncodeHello(h));
+    (void)ReadRecord(s, rec);  // the source's ABORT
+  });
+  SourceRun o = RunSender(dir, l->port());
+  fake.join();
+  EXPECT_EQ(o.rc, 1);
+  ExpectSourceGuestRunning(o);
+  EXPECT_NE(o.report["error"].get<std::string>().find("protocol"), std::string::npos);
+}
+
+TEST(IntegrationBadPeer, SourceKeepsRunningWhenTheReceiverIsKilledMidMigration) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  std::thread killer([&] {
+    // Once pre-copy is under way (tens of MiB of 512 MiB arrived), the receiver dies without a word.
+    EXPECT_TRUE(WaitForRss(r.pid(), 32 << 20, 30000));
+    r.Kill(SIGKILL);
+  });
+  SourceRun o = RunSender(dir, r.port(), {"--no-compress"}, "ws=100%,hot=8M,rate=50M/s", "512M");
+  killer.join();
+  EXPECT_EQ(o.rc, 1);
+  ExpectSourceGuestRunning(o);
+}
+
+TEST(IntegrationBadPeer, WrongKeyIsRefusedAndTheSourceKeepsRunning) {
+  TempDir dir;
+  {
+    std::ofstream(dir.path("key-a")) << "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    std::ofstream(dir.path("key-b")) << "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+  }
+  Child r(ReceiverArgs(dir, {"--key-file", dir.path("key-a")}), true);
+  SourceRun o = RunSender(dir, r.port(), {"--key-file", dir.path("key-b")});
+  EXPECT_EQ(o.rc, 5);
+  ExpectSourceGuestRunning(o);
+  EXPECT_EQ(r.Wait(), 5);
+  EXPECT_NE(r.Stderr().find("authentication"), std::string::npos) << r.Stderr();
+}
+
+TEST(IntegrationBadPeer, ReceiverWithAKeyRefusesASourceWithout) {
+  TempDir dir;
+  {
+    std::ofstream(dir.path("key")) << "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+  }
+  Child r(ReceiverArgs(dir, {"--key-file", dir.path("key")}), true);
+  SourceRun o = RunSender(dir, r.port());
+  EXPECT_EQ(o.rc, 5);
+  ExpectSourceGuestRunning(o);
+  EXPECT_EQ(r.Wait(), 5);
+}
+
+TEST(IntegrationBadPeer, ReceiverDiscardsWhenTheSourceDiesBeforeGo) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  Child s({XmotionBin(), "send", "--to", "127.0.0.1:" + std::to_string(r.port()), "--backend", "sim", "--memory", "512M",
+           "--workload", "ws=100%,hot=8M,rate=0", "--no-compress", "--quiet"},
+          false);
+  EXPECT_TRUE(WaitForRss(r.pid(), 32 << 20, 30000));
+  s.Kill(SIGKILL);
+  EXPECT_EQ(r.Wait(), 1);
+  auto rep = ReadJsonFile(dir.path("recv.json"));
+  EXPECT_EQ(rep["result"], "failed");
+  EXPECT_FALSE(rep["digest_match"].get<bool>());
+}
+
+}  // namespace
+}  // namespace xm::testing

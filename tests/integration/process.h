@@ -1,0 +1,58 @@
+// Test helper: runs xmotion as a real child process (receiver or sender), with
+// its stderr captured and, for receivers, the listening port read back.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace xm::testing {
+
+std::string XmotionBin();
+
+class Child {
+ public:
+  // Starts `args` (args[0] is the program). With `want_port`, the child gets
+  // `--ready-fd 3` semantics: we read the port it listens on.
+  Child(std::vector<std::string> args, bool want_port);
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Waits for exit; returns the exit code (128+signal when killed).
+  int Wait();
+  void Kill(int sig);
+  // Everything the child wrote to stderr (after Wait()).
+  std::string Stderr();
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = -1;
+  int exit_code_ = -1;
+  std::string err_path_;
+};
+
+// A fresh temporary directory, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  std::string dir_;
+};
+
+nlohmann::json ReadJsonFile(const std::string& path);
+// Waits until process `pid` has at least `bytes` resident (VmRSS). A receiver's
+// RSS grows as guest pages land, so this is a deterministic "pre-copy is under way".
+bool WaitForRss(pid_t pid, uint64_t bytes, int timeout_ms);
+// True when both files exist and have identical bytes; `why` says where they differ.
+bool SameFile(const std::string& a, const std::string& b, std::string* why);
+
+}  // namespace xm::testing
