@@ -1,0 +1,196 @@
+#include "dirtylog/xen/xen_destination.h"
+
+#include <sys/mman.h>
+
+#include "dirtylog/xen/xen_c_headers.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "dirtylog/xen/byte_io.h"
+#include "dirtylog/xen/guest_state.h"
+#include "dirtylog/xen/restore_config.h"
+
+namespace xm::xen {
+namespace {
+
+constexpr size_t kVerifyBatch = 1024;
+
+std::string Dom(uint32_t domid) { return "xen: new domain " + std::to_string(domid); }
+
+}  // namespace
+
+Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape& shape, XenDestinationOptions opts) {
+  if (shape.page_size != kXenPageSize)
+    return Error(Code::kIncompatible, "xen: page size " + std::to_string(shape.page_size) + " (4 KiB only)");
+  if (opts.config_path.empty())
+    return Error(Code::kInvalidArgument,
+                 "xen destination needs the domain's libxl config JSON (--xen-config FILE; `xl save` files and "
+                 "`xl migrate` carry it, libxl_domain_config_to_json() writes it)");
+  std::ifstream f(opts.config_path);
+  if (!f) return ErrnoError("xen: read " + opts.config_path, errno);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  XM_ASSIGN_OR_RETURN(RestoreConfig cfg, PrepareRestoreConfig(ss.str(), opts.name));
+
+  std::unique_ptr<XenDestination> d(new XenDestination());
+  d->shape_ = shape;
+  d->opts_ = std::move(opts);
+  XM_ASSIGN_OR_RETURN(d->h_, XenHandles::Open());
+  XM_ASSIGN_OR_RETURN(d->staging_, Mapping::Anonymous(shape.page_count * kXenPageSize));
+  if (d->opts_.restore_via == "xl") {
+    XM_ASSIGN_OR_RETURN(d->runner_, StartXlRestore(cfg));
+  } else if (d->opts_.restore_via == "libxl") {
+    XM_ASSIGN_OR_RETURN(d->runner_, StartLibxlRestore(cfg));
+  } else {
+    return Error(Code::kInvalidArgument, "xen: restore via '" + d->opts_.restore_via + "' (libxl or xl)");
+  }
+  d->sink_ = std::make_unique<FdSink>(d->runner_->stream_fd(), "xen restore pipe");
+  StreamOptions so;
+  so.framing = d->runner_->framing();
+  if (so.framing == Framing::kXl) so.xl_config_json = cfg.json;
+  if (d->opts_.policy) {
+    auto p = XenPolicyFor(*d->opts_.policy);
+    if (!p.ok()) return std::move(p).With("xen: CPU policy").status();
+    d->streamed_policy_ = std::move(p).value();
+  }
+  XM_ASSIGN_OR_RETURN(d->feeder_, StreamFeeder::Start(shape.page_count, *d->sink_, so,
+                                                      d->streamed_policy_ ? &*d->streamed_policy_ : nullptr));
+  return d;
+}
+
+XenDestination::~XenDestination() {
+  if (!built_ && runner_) runner_->Abort();
+}
+
+Result<MappedPages> XenDestination::MapPages(std::span<const uint64_t> pfns, Access access) {
+  if (built_ && access == Access::kWrite)
+    return Error(Code::kInternal, Dom(domid_) + ": pages written after the stream ended");
+  if (access == Access::kWrite) feeder_->Mark(pfns);
+  MappedPages m;
+  m.pages.reserve(pfns.size());
+  for (uint64_t pfn : pfns) {
+    if (pfn >= shape_.page_count)
+      return Error(Code::kInvalidArgument, "xen: pfn " + std::to_string(pfn) + " outside the guest");
+    m.pages.push_back(staging_.data() + pfn * kXenPageSize);
+  }
+  return m;
+}
+
+Status XenDestination::EnableDirtyLog() { return Error(Code::kInternal, "xen: a destination keeps no dirty log"); }
+Status XenDestination::FetchDirty(DirtyBitmap&) { return Error(Code::kInternal, "xen: a destination keeps no dirty log"); }
+Status XenDestination::Pause() { return {}; }  // it is paused until Resume()
+
+Status XenDestination::OnRoundEnd(uint32_t round) {
+  return feeder_->FlushRound(round, [this](std::span<const uint64_t> pfns) { return MapPages(pfns, Access::kRead); });
+}
+
+Result<std::vector<uint8_t>> XenDestination::SaveVcpuState() {
+  return Error(Code::kInternal, "xen: a destination does not save vCPU state");
+}
+
+Status XenDestination::LoadVcpuState(std::span<const uint8_t> blob) {
+  if (!IsGuestStateBlob(blob)) return Error(Code::kIncompatible, "xen: the vCPU state is not from a Xen source");
+  XM_ASSIGN_OR_RETURN(XenGuestState st, DecodeGuestStateBlob(blob));
+  if (st.synthetic) return Error(Code::kIncompatible, "xen: refusing to restore a synthetic HVM context into a real domain");
+  XM_TRY(feeder_->Finish(st));
+  XM_ASSIGN_OR_RETURN(domid_, runner_->Finish());
+  built_ = true;
+  return VerifyDomainMemory();
+}
+
+// The toolstack built the domain from our stream; check it holds what we sent.
+Status XenDestination::VerifyDomainMemory() {
+  std::vector<xen_pfn_t> gfns;
+  std::vector<int> errs;
+  for (const auto& r : shape_.ranges) {
+    for (uint64_t first = r.first; first < r.first + r.count; first += kVerifyBatch) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kVerifyBatch, r.first + r.count - first));
+      gfns.resize(n);
+      errs.assign(n, 0);
+      for (size_t i = 0; i < n; ++i) gfns[i] = first + i;
+      void* m = xenforeignmemory_map(h_->fmem(), domid_, PROT_READ, n, gfns.data(), errs.data());
+      if (!m) return ErrnoError(Dom(domid_) + ": map for verification", errno);
+      Status st;
+      for (size_t i = 0; i < n && st.ok(); ++i) {
+        if (errs[i]) {
+          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(first + i) + " is not populated");
+        } else if (std::memcmp(static_cast<std::byte*>(m) + i * kXenPageSize,
+                               staging_.data() + (first + i) * kXenPageSize, kXenPageSize) != 0) {
+          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(first + i) +
+                                           " differs from what xmotion streamed");
+        }
+      }
+      xenforeignmemory_unmap(h_->fmem(), m, n);
+      XM_TRY(st);
+    }
+  }
+  return {};
+}
+
+Result<XenCpuPolicy> XenDestination::ReadDomainPolicy() {
+  uint32_t nl = 0, nm = 0;
+  if (xc_cpu_policy_get_size(h_->xch(), &nl, &nm) < 0) return ErrnoError("xen: CPU policy size", errno);
+  std::unique_ptr<xc_cpu_policy_t, void (*)(xc_cpu_policy_t*)> pol(xc_cpu_policy_init(), xc_cpu_policy_destroy);
+  if (!pol) return Error(Code::kIo, "xen: xc_cpu_policy_init failed");
+  if (xc_cpu_policy_get_domain(h_->xch(), domid_, pol.get()) < 0)
+    return ErrnoError(Dom(domid_) + ": get CPU policy", errno);
+  std::vector<xen_cpuid_leaf_t> leaves(nl);
+  std::vector<xen_msr_entry_t> msrs(nm);
+  if (xc_cpu_policy_serialise(h_->xch(), pol.get(), leaves.data(), &nl, msrs.data(), &nm) < 0)
+    return ErrnoError(Dom(domid_) + ": serialise CPU policy", errno);
+  XenCpuPolicy p;
+  for (uint32_t i = 0; i < nl; ++i)
+    p.cpuid.push_back({leaves[i].leaf, leaves[i].subleaf, leaves[i].a, leaves[i].b, leaves[i].c, leaves[i].d});
+  for (uint32_t i = 0; i < nm; ++i) p.msrs.push_back({msrs[i].idx, msrs[i].flags, msrs[i].val});
+  return p;
+}
+
+Result<CpuPolicy> XenDestination::GetCpuPolicy() {
+  if (!built_) {
+    if (opts_.policy) return *opts_.policy;
+    return Error(Code::kInternal, "xen: the destination domain does not exist yet");
+  }
+  XM_ASSIGN_OR_RETURN(XenCpuPolicy p, ReadDomainPolicy());
+  return ToCpuPolicy(p);
+}
+
+Result<CpuPolicy> XenDestination::ApplyCpuPolicy(const CpuPolicy& policy) {
+  if (!built_) return Error(Code::kInternal, "xen: CPU policy applied before the domain was built");
+  if (!streamed_policy_) {
+    // The stream carried none: install it now, while the domain has never run.
+    XM_ASSIGN_OR_RETURN(XenCpuPolicy want, XenPolicyFor(policy));
+    std::vector<xen_cpuid_leaf_t> leaves;
+    for (const auto& l : want.cpuid) leaves.push_back({l.leaf, l.subleaf, l.a, l.b, l.c, l.d});
+    std::vector<xen_msr_entry_t> msrs;
+    for (const auto& m : want.msrs) msrs.push_back({m.idx, m.flags, m.val});
+    uint32_t err_leaf = 0, err_subleaf = 0, err_msr = 0;
+    if (xc_set_domain_cpu_policy(h_->xch(), domid_, static_cast<uint32_t>(leaves.size()), leaves.data(),
+                                 static_cast<uint32_t>(msrs.size()), msrs.data(), &err_leaf, &err_subleaf, &err_msr) < 0)
+      return ErrnoError(Dom(domid_) + ": set CPU policy (leaf " + std::to_string(err_leaf) + "/" +
+                            std::to_string(err_subleaf) + ", msr " + std::to_string(err_msr) + ")",
+                        errno);
+  }
+  // What Xen actually enforces; the receiver's check compares it with `policy`.
+  XM_ASSIGN_OR_RETURN(XenCpuPolicy installed, ReadDomainPolicy());
+  return ToCpuPolicy(installed);
+}
+
+Status XenDestination::Resume() {
+  if (!built_) return Error(Code::kInternal, "xen: resume before the domain was built");
+  if (opts_.keep_paused) return {};  // the control plane unpauses it
+  int rc = libxl_domain_unpause(h_->ctx(), domid_, nullptr);
+  if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": unpause failed (libxl error " + std::to_string(rc) + ")");
+  running_ = true;
+  return {};
+}
+
+void XenDestination::Discard() {
+  if (runner_) runner_->Abort();
+  built_ = false;
+  running_ = false;
+}
+
+}  // namespace xm::xen

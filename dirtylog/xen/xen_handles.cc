@@ -1,0 +1,65 @@
+#include "dirtylog/xen/xen_handles.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+#include "dirtylog/xen/xen_c_headers.h"
+
+namespace xm::xen {
+
+Result<std::unique_ptr<XenHandles>> XenHandles::Open() {
+  std::unique_ptr<XenHandles> h(new XenHandles());
+  h->logger_ = xtl_createlogger_stdiostream(stderr, XTL_ERROR, 0);
+  if (!h->logger_) return Error(Code::kIo, "xen: cannot create a toollog logger");
+  auto* lg = reinterpret_cast<xentoollog_logger*>(h->logger_);
+  h->xch_ = xc_interface_open(lg, lg, 0);
+  if (!h->xch_) return ErrnoError("xen: xc_interface_open (is this a Xen dom0, running as root?)", errno);
+  h->fmem_ = xenforeignmemory_open(lg, 0);
+  if (!h->fmem_) return ErrnoError("xen: xenforeignmemory_open", errno);
+  if (libxl_ctx_alloc(&h->ctx_, LIBXL_VERSION, 0, lg) != 0)
+    return Error(Code::kIo, "xen: libxl_ctx_alloc failed (is xenstored running?)");
+  // libxl spawns helpers (libxl-save-helper, QEMU); xmotion reaps its own
+  // children with waitpid, so libxl must reap only its own.
+  static const libxl_childproc_hooks hooks = {libxl_sigchld_owner_libxl_always_selective_reap, nullptr, nullptr};
+  libxl_childproc_setmode(h->ctx_, &hooks, nullptr);
+  return h;
+}
+
+XenHandles::~XenHandles() {
+  if (ctx_) libxl_ctx_free(ctx_);
+  if (fmem_) xenforeignmemory_close(fmem_);
+  if (xch_) xc_interface_close(xch_);
+  if (logger_) xtl_logger_destroy(reinterpret_cast<xentoollog_logger*>(logger_));
+}
+
+Result<xc_domaininfo_t> XenHandles::DomainInfo(uint32_t domid) const {
+  // Xen 4.17 has no xc_domain_getinfo_single(): ask for one domain starting at
+  // domid and check that it is the one we asked for.
+  xc_domaininfo_t info{};
+  int n = xc_domain_getinfolist(xch_, domid, 1, &info);
+  if (n < 0) return ErrnoError("xen: getdomaininfo " + std::to_string(domid), errno);
+  if (n == 0 || info.domain != domid)
+    return Error(Code::kInvalidArgument, "xen: domain " + std::to_string(domid) + " does not exist");
+  return info;
+}
+
+Result<uint32_t> XenHandles::ResolveDomain(const std::string& name_or_id) const {
+  char* end = nullptr;
+  unsigned long id = std::strtoul(name_or_id.c_str(), &end, 10);
+  if (!name_or_id.empty() && *end == '\0') {
+    XM_TRY(DomainInfo(static_cast<uint32_t>(id)).status());
+    return static_cast<uint32_t>(id);
+  }
+  uint32_t domid = 0;
+  if (libxl_name_to_domid(ctx_, name_or_id.c_str(), &domid) != 0)
+    return Error(Code::kInvalidArgument, "xen: no domain named '" + name_or_id + "'");
+  return domid;
+}
+
+int ShutdownReason(const xc_domaininfo_t& info) {
+  if (!(info.flags & XEN_DOMINF_shutdown)) return -1;
+  return static_cast<int>((info.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask);
+}
+
+}  // namespace xm::xen

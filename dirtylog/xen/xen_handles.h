@@ -1,0 +1,42 @@
+// XenHandles: the toolstack handles one Xen backend needs — a logger, libxenctrl,
+// libxenforeignmemory and a libxl context — opened together and closed in
+// reverse order. Built only with libxen-dev; needs a Xen dom0 to open.
+#pragma once
+
+#include "dirtylog/xen/xen_c_headers.h"
+
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+
+namespace xm::xen {
+
+class XenHandles {
+ public:
+  static Result<std::unique_ptr<XenHandles>> Open();
+  ~XenHandles();
+  XenHandles(const XenHandles&) = delete;
+  XenHandles& operator=(const XenHandles&) = delete;
+
+  xc_interface* xch() const { return xch_; }
+  xenforeignmemory_handle* fmem() const { return fmem_; }
+  libxl_ctx* ctx() const { return ctx_; }
+
+  // The domain's info; kInvalidArgument if it does not exist.
+  Result<xc_domaininfo_t> DomainInfo(uint32_t domid) const;
+  // A domain name or decimal id to a domid.
+  Result<uint32_t> ResolveDomain(const std::string& name_or_id) const;
+
+ private:
+  XenHandles() = default;
+  xentoollog_logger_stdiostream* logger_ = nullptr;
+  xc_interface* xch_ = nullptr;
+  xenforeignmemory_handle* fmem_ = nullptr;
+  libxl_ctx* ctx_ = nullptr;
+};
+
+// Shutdown reason of a shut-down domain (SHUTDOWN_*), or -1 if it is not shut down.
+int ShutdownReason(const xc_domaininfo_t& info);
+
+}  // namespace xm::xen

@@ -1,0 +1,331 @@
+#include "dirtylog/xen/xen_source.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dirtylog/xen/xen_c_headers.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "dirtylog/xen/cpu_policy.h"
+#include "dirtylog/xen/guest_state.h"
+#include "dirtylog/xen/qmp_client.h"
+#include "dirtylog/xen/stream_format.h"
+
+namespace xm::xen {
+namespace {
+
+constexpr size_t kMapBatch = 1024;
+constexpr int kQmpTimeoutMs = 10000;
+
+// The HVM params xc_domain_save migrates (xg_sr_save_x86_hvm.c); Xen sends the non-zero ones.
+constexpr uint32_t kMigratedParams[] = {
+    HVM_PARAM_STORE_PFN,         HVM_PARAM_IOREQ_PFN,          HVM_PARAM_BUFIOREQ_PFN,
+    HVM_PARAM_PAGING_RING_PFN,   HVM_PARAM_MONITOR_RING_PFN,   HVM_PARAM_SHARING_RING_PFN,
+    HVM_PARAM_VM86_TSS_SIZED,    HVM_PARAM_CONSOLE_PFN,        HVM_PARAM_ACPI_IOPORTS_LOCATION,
+    HVM_PARAM_VIRIDIAN,          HVM_PARAM_IDENT_PT,           HVM_PARAM_VM_GENERATION_ID_ADDR,
+    HVM_PARAM_IOREQ_SERVER_PFN,  HVM_PARAM_NR_IOREQ_SERVER_PAGES, HVM_PARAM_X87_FIP_WIDTH,
+    HVM_PARAM_MCA_CAP,
+};
+
+// A foreign mapping of `pages` guest frames, unmapped when the last MappedPages goes.
+struct ForeignMap {
+  xenforeignmemory_handle* fmem;
+  void* addr;
+  size_t pages;
+  ~ForeignMap() {
+    if (addr) xenforeignmemory_unmap(fmem, addr, pages);
+  }
+};
+
+std::string Dom(uint32_t domid) { return "xen: domain " + std::to_string(domid); }
+
+// QEMU's physmap keys (VRAM and ROM placement) in xenstore, as libxl saves them
+// into EMULATOR_XENSTORE_DATA: "physmap/<id>/<key>\0<value>\0" pairs.
+std::vector<uint8_t> EmulatorXenstorePhysmap(uint32_t domid) {
+  std::vector<uint8_t> out;
+  xs_handle* xs = xs_open(0);
+  if (!xs) return out;
+  std::string root = "/local/domain/0/device-model/" + std::to_string(domid) + "/physmap";
+  unsigned int n = 0;
+  char** entries = xs_directory(xs, XBT_NULL, root.c_str(), &n);
+  for (unsigned int i = 0; entries && i < n; ++i) {
+    for (const char* sub : {"start_addr", "size", "name"}) {
+      std::string key = "physmap/" + std::string(entries[i]) + "/" + sub;
+      unsigned int len = 0;
+      void* v = xs_read(xs, XBT_NULL, (root + "/" + entries[i] + "/" + sub).c_str(), &len);
+      if (!v) continue;
+      out.insert(out.end(), key.begin(), key.end());
+      out.push_back(0);
+      const auto* p = static_cast<const uint8_t*>(v);
+      out.insert(out.end(), p, p + len);
+      out.push_back(0);
+      free(v);
+    }
+  }
+  free(entries);
+  xs_close(xs);
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<XenSource>> XenSource::Open(const std::string& domain) {
+  std::unique_ptr<XenSource> s(new XenSource());
+  XM_ASSIGN_OR_RETURN(s->h_, XenHandles::Open());
+  XM_ASSIGN_OR_RETURN(s->domid_, s->h_->ResolveDomain(domain));
+  if (s->domid_ == 0) return Error(Code::kInvalidArgument, "xen: domain 0 cannot be migrated");
+  XM_ASSIGN_OR_RETURN(xc_domaininfo_t info, s->h_->DomainInfo(s->domid_));
+  if (!(info.flags & XEN_DOMINF_hvm_guest))
+    return Error(Code::kUnsupported,
+                 Dom(s->domid_) + " is a PV guest; xmotion migrates HVM and PVH guests only (PV needs MFN-addressed "
+                                  "page tables rewritten in flight, which xc_domain_save does). Use `xl migrate`.");
+  if (info.flags & XEN_DOMINF_dying) return Error(Code::kInvalidArgument, Dom(s->domid_) + " is dying");
+  if (ShutdownReason(info) >= 0) return Error(Code::kInvalidArgument, Dom(s->domid_) + " is shut down");
+  s->shape_.page_size = kXenPageSize;
+  s->shape_.vcpus = info.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID ? 0 : info.max_vcpu_id + 1;
+  s->paused_ = info.flags & XEN_DOMINF_paused;
+  // An HVM guest with upstream QEMU has libxl's QMP socket; a PVH guest has none.
+  s->has_device_model_ = ::access(QmpSocketPath(s->domid_).c_str(), F_OK) == 0;
+  XM_TRY(s->ProbeShape());
+  return s;
+}
+
+XenSource::~XenSource() {
+  if (logdirty_) (void)DisableDirtyLog();
+  if (throttled_) (void)SetThrottle(1.0);
+  if (bitmap_) xc__hypercall_buffer_free_pages(h_->xch(), &bitmap_hbuf_, bitmap_pages_);
+}
+
+Status XenSource::ProbeShape() {
+  xen_pfn_t max_gpfn = 0;
+  if (xc_domain_maximum_gpfn(h_->xch(), domid_, &max_gpfn) < 0)
+    return ErrnoError(Dom(domid_) + ": maximum gpfn", errno);
+  shape_.page_count = static_cast<uint64_t>(max_gpfn) + 1;
+  // Map every gfn once, read-only: those that fail are holes (MMIO, unpopulated, ballooned).
+  std::vector<xen_pfn_t> gfns;
+  std::vector<int> errs;
+  PfnRange cur;
+  for (uint64_t first = 0; first < shape_.page_count; first += kMapBatch) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kMapBatch, shape_.page_count - first));
+    gfns.resize(n);
+    errs.assign(n, 0);
+    for (size_t i = 0; i < n; ++i) gfns[i] = first + i;
+    void* m = xenforeignmemory_map(h_->fmem(), domid_, PROT_READ, n, gfns.data(), errs.data());
+    if (!m) return ErrnoError(Dom(domid_) + ": map gfns " + std::to_string(first) + "..", errno);
+    xenforeignmemory_unmap(h_->fmem(), m, n);
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t pfn = first + i;
+      if (errs[i] == 0) {
+        if (cur.count && cur.first + cur.count == pfn) {
+          ++cur.count;
+        } else {
+          if (cur.count) shape_.ranges.push_back(cur);
+          cur = {pfn, 1};
+        }
+      }
+    }
+  }
+  if (cur.count) shape_.ranges.push_back(cur);
+  if (shape_.ranges.empty()) return Error(Code::kIo, Dom(domid_) + ": no guest frame could be mapped");
+  return {};
+}
+
+Result<MappedPages> XenSource::MapPages(std::span<const uint64_t> pfns, Access access) {
+  std::vector<xen_pfn_t> gfns(pfns.begin(), pfns.end());
+  std::vector<int> errs(pfns.size(), 0);
+  int prot = access == Access::kWrite ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* addr = xenforeignmemory_map(h_->fmem(), domid_, prot, gfns.size(), gfns.data(), errs.data());
+  if (!addr) return ErrnoError(Dom(domid_) + ": map " + std::to_string(pfns.size()) + " frames", errno);
+  auto keep = std::make_shared<ForeignMap>(ForeignMap{h_->fmem(), addr, gfns.size()});
+  for (size_t i = 0; i < errs.size(); ++i)
+    if (errs[i])
+      return Error(Code::kIo, Dom(domid_) + ": gfn " + std::to_string(pfns[i]) + " cannot be mapped (" +
+                                  std::strerror(-errs[i]) + "; ballooned out since the migration started?)");
+  MappedPages m;
+  m.pages.reserve(pfns.size());
+  for (size_t i = 0; i < pfns.size(); ++i) m.pages.push_back(static_cast<std::byte*>(addr) + i * kXenPageSize);
+  m.keepalive = keep;
+  return m;
+}
+
+Status XenSource::SwitchQemuLogdirty(bool enable) {
+  if (!has_device_model_) return {};
+  auto qmp = QmpClient::Connect(QmpSocketPath(domid_), kQmpTimeoutMs);
+  if (!qmp.ok()) return std::move(qmp).With(Dom(domid_) + ": device model").status();
+  auto r = qmp->Execute("xen-set-global-dirty-log", {{"enable", enable}});
+  return r.ok() ? Status{} : std::move(r).With(Dom(domid_) + ": device model log-dirty").status();
+}
+
+Status XenSource::EnableDirtyLog() {
+  uint64_t bytes = (shape_.page_count + 7) / 8;
+  int pages = static_cast<int>((bytes + XC_PAGE_SIZE - 1) / XC_PAGE_SIZE);
+  if (!bitmap_) {
+    bitmap_hbuf_ = xc_hypercall_buffer_t{};
+    bitmap_hbuf_.ubuf = reinterpret_cast<void*>(-1);
+    bitmap_ = xc__hypercall_buffer_alloc_pages(h_->xch(), &bitmap_hbuf_, pages);
+    if (!bitmap_) return ErrnoError(Dom(domid_) + ": dirty bitmap hypercall buffer", errno);
+    bitmap_pages_ = pages;
+  }
+  XM_TRY(SwitchQemuLogdirty(true));
+  // Log-dirty may already be on for VRAM tracking: turn shadow off and retry, as libxc does.
+  if (xc_shadow_control(h_->xch(), domid_, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, nullptr, 0) < 0) {
+    int first = errno;
+    if (xc_shadow_control(h_->xch(), domid_, XEN_DOMCTL_SHADOW_OP_OFF, nullptr, 0) < 0 ||
+        xc_shadow_control(h_->xch(), domid_, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, nullptr, 0) < 0)
+      return ErrnoError(Dom(domid_) + ": enable log-dirty (first attempt: " + std::strerror(first) + ")", errno);
+  }
+  logdirty_ = true;
+  return {};
+}
+
+Status XenSource::FetchDirty(DirtyBitmap& out) {
+  if (!logdirty_) return Error(Code::kInternal, Dom(domid_) + ": log-dirty is not enabled");
+  xc_shadow_op_stats_t stats{};
+  // Read and clear in one hypercall (4.17 API: the bitmap travels in a hypercall buffer).
+  long long r = xc_logdirty_control(h_->xch(), domid_, XEN_DOMCTL_SHADOW_OP_CLEAN, &bitmap_hbuf_,
+                                    shape_.page_count, 0, &stats);
+  if (r < 0) return ErrnoError(Dom(domid_) + ": read log-dirty bitmap", errno);
+  if (static_cast<uint64_t>(r) != shape_.page_count)
+    return Error(Code::kIo, Dom(domid_) + ": log-dirty bitmap covers " + std::to_string(r) + " of " +
+                                std::to_string(shape_.page_count) + " frames (guest grew?)");
+  out.OrWords(0, static_cast<const uint64_t*>(bitmap_), (shape_.page_count + 63) / 64);
+  return {};
+}
+
+Status XenSource::DisableDirtyLog() {
+  if (!logdirty_) return {};
+  logdirty_ = false;
+  Status st;
+  if (xc_shadow_control(h_->xch(), domid_, XEN_DOMCTL_SHADOW_OP_OFF, nullptr, 0) < 0)
+    st = ErrnoError(Dom(domid_) + ": disable log-dirty", errno);
+  Status q = SwitchQemuLogdirty(false);
+  return st.ok() ? q : st;
+}
+
+Status XenSource::Pause() {
+  if (suspended_) return {};
+  // The toolstack's suspend protocol; for HVM guests libxl also saves QEMU's
+  // state to /var/lib/xen/qemu-save.<domid> (picked up by SaveVcpuState).
+  int rc = libxl_domain_suspend_only(h_->ctx(), domid_, nullptr);
+  if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": cooperative suspend failed (libxl error " + std::to_string(rc) + ")");
+  XM_ASSIGN_OR_RETURN(xc_domaininfo_t info, h_->DomainInfo(domid_));
+  if (ShutdownReason(info) != SHUTDOWN_suspend)
+    return Error(Code::kIo, Dom(domid_) + ": suspend returned but the domain is not suspended");
+  suspended_ = true;
+  paused_ = true;
+  return {};
+}
+
+Status XenSource::Resume() {
+  if (released_) return Error(Code::kInternal, Dom(domid_) + ": resumed after release");
+  if (suspended_) {
+    // suspend_cancel: the guest's SCHEDOP_shutdown(suspend) returns 1 and it carries on.
+    int rc = libxl_domain_resume(h_->ctx(), domid_, 1, nullptr);
+    if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": resume after suspend failed (libxl error " + std::to_string(rc) + ")");
+    suspended_ = false;
+  } else if (xc_domain_unpause(h_->xch(), domid_) < 0) {
+    return ErrnoError(Dom(domid_) + ": unpause", errno);
+  }
+  paused_ = false;
+  return {};
+}
+
+Status XenSource::SetThrottle(double run_fraction) {
+  libxl_domain_sched_params p;
+  libxl_domain_sched_params_init(&p);
+  if (libxl_domain_sched_params_get(h_->ctx(), domid_, &p) != 0)
+    return Error(Code::kIo, Dom(domid_) + ": read scheduler parameters");
+  if (!throttled_) original_cap_ = p.cap;
+  if (run_fraction >= 1.0) {
+    if (!throttled_) return {};
+    p.cap = original_cap_;
+    throttled_ = false;
+  } else {
+    // The cap is in percent of one pCPU for the whole domain.
+    int cap = static_cast<int>(run_fraction * 100.0 * std::max<uint32_t>(shape_.vcpus, 1));
+    p.cap = std::max(cap, 1);
+    throttled_ = true;
+  }
+  int rc = libxl_domain_sched_params_set(h_->ctx(), domid_, &p);
+  libxl_domain_sched_params_dispose(&p);
+  if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": set scheduler cap (scheduler without caps?)");
+  return {};
+}
+
+Result<std::vector<uint8_t>> XenSource::SaveVcpuState() {
+  if (!paused_) return Error(Code::kInternal, Dom(domid_) + ": vCPU state saved while running");
+  XenGuestState st;
+  TscInfo t;
+  if (xc_domain_get_tsc_info(h_->xch(), domid_, &t.mode, &t.nsec, &t.khz, &t.incarnation) < 0)
+    return ErrnoError(Dom(domid_) + ": TSC info", errno);
+  st.tsc = t;
+  for (uint32_t idx : kMigratedParams) {
+    uint64_t v = 0;
+    if (xc_hvm_param_get(h_->xch(), domid_, idx, &v) < 0)
+      return ErrnoError(Dom(domid_) + ": HVM param " + std::to_string(idx), errno);
+    if (v) st.params.push_back({idx, v});
+  }
+  int size = xc_domain_hvm_getcontext(h_->xch(), domid_, nullptr, 0);
+  if (size <= 0) return ErrnoError(Dom(domid_) + ": HVM context size", errno);
+  st.hvm_context.resize(static_cast<size_t>(size));
+  size = xc_domain_hvm_getcontext(h_->xch(), domid_, st.hvm_context.data(), static_cast<uint32_t>(size));
+  if (size <= 0) return ErrnoError(Dom(domid_) + ": HVM context", errno);
+  st.hvm_context.resize(static_cast<size_t>(size));
+  XM_TRY_CTX(WalkHvmContext(st.hvm_context).status(), Dom(domid_));
+  if (has_device_model_) {
+    std::string path = "/var/lib/xen/qemu-save." + std::to_string(domid_);
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return Error(Code::kIo, Dom(domid_) + ": device model state " + path + " missing after suspend");
+    EmulatorRecord ctx{static_cast<uint32_t>(EmulatorId::kQemuUpstream), 0,
+                       std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {})};
+    st.emulator_context.push_back(std::move(ctx));
+    std::vector<uint8_t> physmap = EmulatorXenstorePhysmap(domid_);
+    if (!physmap.empty())
+      st.emulator_xenstore.push_back({static_cast<uint32_t>(EmulatorId::kQemuUpstream), 0, std::move(physmap)});
+  }
+  return EncodeGuestStateBlob(st);
+}
+
+Status XenSource::LoadVcpuState(std::span<const uint8_t>) {
+  return Error(Code::kInternal, "xen: a source guest does not load vCPU state");
+}
+
+Result<CpuPolicy> XenSource::GetCpuPolicy() {
+  uint32_t nl = 0, nm = 0;
+  if (xc_cpu_policy_get_size(h_->xch(), &nl, &nm) < 0) return ErrnoError("xen: CPU policy size", errno);
+  std::unique_ptr<xc_cpu_policy_t, void (*)(xc_cpu_policy_t*)> pol(xc_cpu_policy_init(), xc_cpu_policy_destroy);
+  if (!pol) return Error(Code::kIo, "xen: xc_cpu_policy_init failed");
+  if (xc_cpu_policy_get_domain(h_->xch(), domid_, pol.get()) < 0)
+    return ErrnoError(Dom(domid_) + ": get CPU policy", errno);
+  std::vector<xen_cpuid_leaf_t> leaves(nl);
+  std::vector<xen_msr_entry_t> msrs(nm);
+  if (xc_cpu_policy_serialise(h_->xch(), pol.get(), leaves.data(), &nl, msrs.data(), &nm) < 0)
+    return ErrnoError(Dom(domid_) + ": serialise CPU policy", errno);
+  XenCpuPolicy p;
+  for (uint32_t i = 0; i < nl; ++i)
+    p.cpuid.push_back({leaves[i].leaf, leaves[i].subleaf, leaves[i].a, leaves[i].b, leaves[i].c, leaves[i].d});
+  for (uint32_t i = 0; i < nm; ++i) p.msrs.push_back({msrs[i].idx, msrs[i].flags, msrs[i].val});
+  return ToCpuPolicy(p);
+}
+
+Result<CpuPolicy> XenSource::ApplyCpuPolicy(const CpuPolicy&) {
+  return Error(Code::kInternal, "xen: a source guest's CPU policy is not changed");
+}
+
+Status XenSource::Release() {
+  if (released_) return {};
+  // The destination runs the guest now; this copy must never run again.
+  int rc = libxl_domain_destroy(h_->ctx(), domid_, nullptr);
+  if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": destroy after migration (libxl error " + std::to_string(rc) + ")");
+  released_ = true;
+  logdirty_ = false;
+  return {};
+}
+
+}  // namespace xm::xen
