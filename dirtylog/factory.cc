@@ -2,13 +2,19 @@
 
 #include "dirtylog/sim/sim_backend.h"
 #include "dirtylog/workload.h"
+#include "dirtylog/xen/xen_factory.h"
 
 namespace xm {
 
-std::vector<std::string> AvailableBackends() { return {"sim"}; }
+std::vector<std::string> AvailableBackends() {
+  std::vector<std::string> names{"sim"};
+  if (xen::BackendBuilt()) names.push_back("xen");
+  return names;
+}
 
 Status BackendUsable(const std::string& name) {
   if (name == "sim") return {};
+  if (name == "xen") return xen::BackendUsable();
   return Error(Code::kUnsupported, "backend '" + name + "' is not built into this xmotion");
 }
 
@@ -22,12 +28,20 @@ Result<std::unique_ptr<Backend>> OpenSource(const BackendOptions& opts) {
     if (!b.ok()) return b.status();
     return std::unique_ptr<Backend>(std::move(b).value());
   }
+  if (opts.backend == "xen") return xen::OpenSource(opts);
   XM_TRY(BackendUsable(opts.backend));
   return Error(Code::kInternal, "unreachable");
 }
 
 Result<std::unique_ptr<Backend>> CreateDestination(const BackendOptions& opts, const GuestShape& shape,
                                                    std::string_view source_backend) {
+  if (!opts.xen_stream_out.empty()) {
+    BackendOptions inner = opts;
+    inner.xen_stream_out.clear();
+    auto dest = CreateDestination(inner, shape, source_backend);
+    if (!dest.ok()) return dest;
+    return xen::MaybeTeeXenStream(std::move(dest).value(), opts, source_backend);
+  }
   if (source_backend != opts.backend)
     return Error(Code::kIncompatible, "source runs a '" + std::string(source_backend) + "' guest, this receiver hosts '" +
                                           opts.backend + "' guests");
@@ -36,6 +50,7 @@ Result<std::unique_ptr<Backend>> CreateDestination(const BackendOptions& opts, c
     if (!b.ok()) return b.status();
     return std::unique_ptr<Backend>(std::move(b).value());
   }
+  if (opts.backend == "xen") return xen::CreateDestination(opts, shape);
   XM_TRY(BackendUsable(opts.backend));
   return Error(Code::kInternal, "unreachable");
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "dirtylog/backend.h"
@@ -15,6 +16,18 @@ struct BackendOptions {
   std::string workload;         // WorkloadSpec text (sim, kvm)
   uint32_t vcpus = 1;           // kvm
   std::string domain;           // xen: name or id
+  // Destination: the source's CPU policy from the handshake (a Xen stream
+  // carries it before any page), and where to also write the guest as Xen's
+  // libxl stream (any backend; dirtylog/xen/stream_tee.h).
+  std::optional<CpuPolicy> incoming_policy;
+  std::string xen_stream_out;
+  // Xen destination (dirtylog/xen/README.md): libxl domain config (JSON, as
+  // `xl`/libxl write it) to restore with, a new name, leave the domain paused,
+  // which toolstack builds it.
+  std::string xen_config;
+  std::string xen_name;
+  bool xen_keep_paused = false;
+  std::string xen_restore_via = "libxl";  // "libxl" (in process) or "xl" (`xl restore -p`)
 };
 
 // The names of the backends built into this binary.

@@ -103,6 +103,7 @@ int RunDemo(DemoArgs& a) {
                                     recv_report, "--progress", "none", "--quiet", "--accept-timeout", "60",
                                     "--run-after", std::to_string(a.run_after_ms)};
   rargs.insert(rargs.end(), guest_args.begin(), guest_args.end());
+  if (!b.backend.xen_stream_out.empty()) rargs.insert(rargs.end(), {"--xen-stream-out", b.backend.xen_stream_out});
   auto rpid = Spawn(rargs, fds[1]);
   ::close(fds[1]);
   if (!rpid.ok()) {
@@ -204,6 +205,9 @@ void AddDemo(CLI::App& app, Runner& run) {
   cmd->add_option("--verify", a->verify, "incremental or full")->check(CLI::IsMember({"incremental", "full"}));
   cmd->add_option("--run-after", a->run_after_ms, "Milliseconds the destination guest runs before the demo ends")
       ->capture_default_str();
+  cmd->add_option("--xen-stream-out", a->common.backend.xen_stream_out,
+                  "Have the receiver also write the guest as Xen's libxl migration stream to FILE "
+                  "(check it with Xen's verify-stream-v2 -f libxl)");
   cmd->add_option("--send-arg", a->send_extra, "Extra argument passed to the sender (repeatable)");
   cmd->callback([&run, a] { run = [a] { return RunDemo(*a); }; });
 }

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "migrate/cli/commands.h"
@@ -49,7 +50,18 @@ int RunReceive(ReceiveArgs& a) {
   o.dump_memory = a.dump_memory;
   o.progress = MakeProgress(a.common.progress, "receive");
   BackendOptions bo = a.common.backend;
-  o.make_backend = [bo](const GuestShape& shape, std::string_view src) { return CreateDestination(bo, shape, src); };
+  // The source's CPU policy arrives in the handshake, before the destination is
+  // created; a Xen stream needs it before any page, so it is kept for the factory.
+  auto incoming_policy = std::make_shared<std::optional<CpuPolicy>>();
+  o.check_cpu = [inner = o.check_cpu, incoming_policy](const CpuPolicy& p) {
+    *incoming_policy = p;
+    return inner ? inner(p) : Status{};
+  };
+  o.make_backend = [bo, incoming_policy](const GuestShape& shape, std::string_view src) {
+    BackendOptions with_policy = bo;
+    with_policy.incoming_policy = *incoming_policy;
+    return CreateDestination(with_policy, shape, src);
+  };
   Receiver receiver(o);
   MigrationReport r = receiver.Run(*listener);
   return Finish(r, a.common);
@@ -69,6 +81,21 @@ void AddReceive(CLI::App& app, Runner& run) {
                   "Milliseconds to keep the resumed guest running here before exiting (sim/kvm guests live in "
                   "this process)");
   cmd->add_option("--ready-fd", a->ready_fd, "Write the listening port and a newline to this fd once listening");
+  cmd->add_option("--xen-stream-out", a->common.backend.xen_stream_out,
+                  "Also write the received guest as Xen's libxl migration stream to FILE (any backend; check it with "
+                  "Xen's verify-stream-v2 -f libxl)");
+  cmd->add_option("--xen-config", a->common.backend.xen_config,
+                  "xen: libxl domain config (JSON) to restore the domain with")
+      ->group("Xen destination");
+  cmd->add_option("--xen-name", a->common.backend.xen_name, "xen: name of the new domain (default: the config's)")
+      ->group("Xen destination");
+  cmd->add_flag("--xen-keep-paused", a->common.backend.xen_keep_paused,
+                "xen: leave the new domain paused after GO (the control plane unpauses it)")
+      ->group("Xen destination");
+  cmd->add_option("--xen-restore-via", a->common.backend.xen_restore_via,
+                  "xen: libxl (libxl_domain_create_restore in process) or xl (`xl restore -p` reading a pipe)")
+      ->check(CLI::IsMember({"libxl", "xl"}))
+      ->group("Xen destination");
   cmd->add_option("--dump-memory", a->dump_memory, "Testing: write guest memory to FILE after verify, before resume")
       ->group("Testing");
   cmd->callback([&run, a] { run = [a] { return RunReceive(*a); }; });
