@@ -12,15 +12,16 @@
 //   ws_gpa       the working set (2 MiB aligned, after the tables)
 //
 // Every working-set page i has two reference values computed when it was filled:
-//   fp[i]  = w[0] + w[1] + w[171] + w[342] + w[511]   (64-bit words, mod 2^64)
+//   fp[i]  = w[0] + w[256] + w[511]          (64-bit words, mod 2^64)
 //   sum[i] = w[0] + w[1] + ... + w[511]
 // For hot pages, word 0 is the guest's stamp (the counter value of the last
 // write to that page) and the reference values are computed with the stamp the
 // page had at fill time subtracted out; the guest knows which stamp each hot
 // page must carry from its counter, so it can check the page without ever
 // updating the tables on a write. A "pass" checks fp[] for every page of the
-// vCPU's share of the working set; each check slice also re-adds one whole page
-// against sum[] (the "deep" check), rotating through the share.
+// vCPU's share of the working set; each check slice (XMG_CHECK_SLICE pages)
+// also re-adds one whole page against sum[] (the "deep" check), rotating
+// through the share, so over many passes every word of every page is read.
 #pragma once
 
 #define XMG_MAGIC 0x54534d474d4b4d58 /* "XMKMGMST" little-endian */
@@ -39,11 +40,9 @@
 #define XMG_WS_ALIGN 0x200000
 
 #define XMG_PAGE 4096
-/* Word indices (of 512) the fingerprint adds up besides word 0. */
-#define XMG_FP_OFF1 (1 * 8)
-#define XMG_FP_OFF2 (171 * 8)
-#define XMG_FP_OFF3 (342 * 8)
-#define XMG_FP_OFF4 (511 * 8)
+/* Byte offsets of the words the fingerprint adds to word 0. */
+#define XMG_FP_OFF1 (256 * 8)
+#define XMG_FP_OFF2 (511 * 8)
 
 /* Parameters page: u64 fields at these byte offsets. */
 #define XMG_P_MAGIC 0
@@ -95,9 +94,9 @@
 #define XMG_C_81_EDX 44
 
 /* Work per main-loop turn: pages written when paced / unpaced, pages checked. */
-#define XMG_WRITE_SLICE_PACED 256
+#define XMG_WRITE_SLICE_PACED 1024
 #define XMG_WRITE_SLICE_UNPACED 512
-#define XMG_CHECK_SLICE 256
+#define XMG_CHECK_SLICE 512
 
 /* Port-IO events: `out %al, $XMG_PORT_EVENT` with al = one of these. The host
    reads the vCPU's status page when it sees one. */

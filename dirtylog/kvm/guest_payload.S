@@ -8,11 +8,12 @@
 // reference tables and the events are described in guest_abi.h.
 //
 // Why it looks like this: on the PVM-based KVM this runs on, every guest
-// instruction is emulated (~0.3-1.5 M instructions/s), and only integer
-// instructions are safe. So a page write is ~7 instructions (a stamp in word 0),
-// the tables are never touched by writes (the stamp each hot page must carry
-// follows from the counter), and a pass samples 5 words per page against fp[]
-// while one whole page per check slice is re-added against sum[].
+// instruction is emulated (~0.3-1.5 M instructions/s, memory operands cost
+// more), and only integer instructions are safe. So a page write is ~7
+// instructions (a stamp in word 0), the tables are never touched by writes (the
+// stamp each hot page must carry follows from the counter), a pass samples 3
+// words per page against fp[] (~9 instructions a page), and one whole page per
+// check slice is re-added against sum[].
 //
 // Each vCPU works on its own share of the working set, so writes and checks of
 // a page never race: one main-loop turn is a write slice, then a check slice.
@@ -143,6 +144,10 @@ write_slice:
 
 // Checks up to XMG_CHECK_SLICE pages of the current pass (starting one if it is
 // time), then one deep page. Returns rax = 1 if it did work, 0 if idle.
+//
+// Hot page k of the share must carry the stamp E(k) = A + k for k < c and
+// A + k - H for k >= c, where c = cursor, A = counter - c + 1: the pages
+// before the cursor were written in the current lap, the others in the last.
 check_slice:
     mov XMG_V_HOT_COUNT(%r14), %r12
     mov XMG_V_COLD_COUNT(%r14), %r13
@@ -164,56 +169,45 @@ check_slice:
     xor %r10d, %r10d                // bad pages in this slice
     cmp %r12, %r8
     jae .Lc_cold
-
-    // Hot pages k in [pos, min(H, pos + budget)). Page k must carry stamp
-    // E(k) = base + 1 + k - (k >= c ? H : 0), base = counter - c, c = cursor.
-    mov %r12, %rcx
+    mov XMG_S_CURSOR(%r15), %r9     // c
+    mov XMG_S_COUNTER(%r15), %rbx
+    sub %r9, %rbx
+    inc %rbx                        // A
+    cmp %r9, %r8
+    jae .Lc_hot_old
+    // k < c: written in the current lap.
+    mov %r9, %rcx
     sub %r8, %rcx
     cmp %r11, %rcx
     jbe 1f
     mov %r11, %rcx
 1:  sub %rcx, %r11
-    mov XMG_S_CURSOR(%r15), %r9
-    mov XMG_S_COUNTER(%r15), %rdi
-    sub %r9, %rdi
-    inc %rdi
-    add %r8, %rdi
-    cmp %r9, %r8
-    jb 2f
-    sub %r12, %rdi
-2:  mov XMG_V_HOT_FIRST(%r14), %rax
+    lea (%rbx,%r8), %rdi
+    mov XMG_V_HOT_FIRST(%r14), %rax
     add %r8, %rax
-    lea (,%rax,8), %rdx
-    add P(XMG_P_FP_GPA), %rdx
-    shl $12, %rax
-    add P(XMG_P_WS_GPA), %rax
-    mov %rax, %rsi
-.Lc_hot:
-    mov (%rsi), %rax
-    add XMG_FP_OFF1(%rsi), %rax
-    add XMG_FP_OFF2(%rsi), %rax
-    add XMG_FP_OFF3(%rsi), %rax
-    add XMG_FP_OFF4(%rsi), %rax
-    sub %rdi, %rax
-    cmp (%rdx), %rax
-    je 3f
-    inc %r10
-    mov %rdx, %rax
-    sub P(XMG_P_FP_GPA), %rax
-    shr $3, %rax
-    mov %rax, XMG_S_LAST_BAD(%r15)
-3:  inc %rdi
-    inc %r8
-    cmp %r9, %r8
-    jne 4f
+    add %rcx, %r8
+    call locate
+    call check_hot_run
+    test %r11, %r11
+    jz .Lc_done
+.Lc_hot_old:
+    // c <= k < H: written in the last lap.
+    mov %r12, %rcx
+    sub %r8, %rcx
+    jz .Lc_cold
+    cmp %r11, %rcx
+    jbe 2f
+    mov %r11, %rcx
+2:  sub %rcx, %r11
+    lea (%rbx,%r8), %rdi
     sub %r12, %rdi
-4:  add $XMG_PAGE, %rsi
-    add $8, %rdx
-    dec %rcx
-    jnz .Lc_hot
-
+    mov XMG_V_HOT_FIRST(%r14), %rax
+    add %r8, %rax
+    add %rcx, %r8
+    call locate
+    call check_hot_run
 .Lc_cold:
-    // Cold pages k in [max(pos, H), min(H + C, pos + budget)): no stamp.
+    // H <= k < H + C: cold pages, no stamp.
     test %r11, %r11
     jz .Lc_done
     mov %r12, %rcx
@@ -221,35 +215,14 @@ check_slice:
     sub %r8, %rcx
     jz .Lc_done
     cmp %r11, %rcx
-    jbe 1f
+    jbe 3f
     mov %r11, %rcx
-1:  mov %r8, %rax
+3:  mov %r8, %rax
     sub %r12, %rax
     add XMG_V_COLD_FIRST(%r14), %rax
-    lea (,%rax,8), %rdx
-    add P(XMG_P_FP_GPA), %rdx
-    shl $12, %rax
-    add P(XMG_P_WS_GPA), %rax
-    mov %rax, %rsi
-.Lc_cold_loop:
-    mov (%rsi), %rax
-    add XMG_FP_OFF1(%rsi), %rax
-    add XMG_FP_OFF2(%rsi), %rax
-    add XMG_FP_OFF3(%rsi), %rax
-    add XMG_FP_OFF4(%rsi), %rax
-    cmp (%rdx), %rax
-    je 3f
-    inc %r10
-    mov %rdx, %rax
-    sub P(XMG_P_FP_GPA), %rax
-    shr $3, %rax
-    mov %rax, XMG_S_LAST_BAD(%r15)
-3:  inc %r8
-    add $XMG_PAGE, %rsi
-    add $8, %rdx
-    dec %rcx
-    jnz .Lc_cold_loop
-
+    add %rcx, %r8
+    call locate
+    call check_cold_run
 .Lc_done:
     add %r10, XMG_S_PASS_BAD(%r15)
     mov %r8, XMG_S_CHECK_POS(%r15)
@@ -257,12 +230,63 @@ check_slice:
     mov %r12, %rax
     add %r13, %rax
     cmp %rax, XMG_S_CHECK_POS(%r15)
-    jb 5f
+    jb 4f
     call finish_pass
-5:  mov $1, %eax
+4:  mov $1, %eax
     ret
 .Lc_idle:
     xor %eax, %eax
+    ret
+
+// rax = ws index -> rsi = its page, rdx = its fp[] entry.
+locate:
+    lea (,%rax,8), %rdx
+    add P(XMG_P_FP_GPA), %rdx
+    mov %rax, %rsi
+    shl $12, %rsi
+    add P(XMG_P_WS_GPA), %rsi
+    ret
+
+// rcx (> 0) consecutive hot pages from rsi / fp entry rdx, the first one
+// carrying stamp rdi, the next rdi + 1, ...; bad pages counted in r10.
+check_hot_run:
+    mov (%rsi), %rax
+    add XMG_FP_OFF1(%rsi), %rax
+    add XMG_FP_OFF2(%rsi), %rax
+    sub %rdi, %rax
+    cmp (%rdx), %rax
+    jne 2f
+1:  inc %rdi
+    add $XMG_PAGE, %rsi
+    add $8, %rdx
+    dec %rcx
+    jnz check_hot_run
+    ret
+2:  call record_bad
+    jmp 1b
+
+// rcx (> 0) consecutive cold pages from rsi / fp entry rdx.
+check_cold_run:
+    mov (%rsi), %rax
+    add XMG_FP_OFF1(%rsi), %rax
+    add XMG_FP_OFF2(%rsi), %rax
+    cmp (%rdx), %rax
+    jne 2f
+1:  add $XMG_PAGE, %rsi
+    add $8, %rdx
+    dec %rcx
+    jnz check_cold_run
+    ret
+2:  call record_bad
+    jmp 1b
+
+// The page whose fp[] entry is at rdx failed: count it, remember its index.
+record_bad:
+    inc %r10
+    mov %rdx, %rax
+    sub P(XMG_P_FP_GPA), %rax
+    shr $3, %rax
+    mov %rax, XMG_S_LAST_BAD(%r15)
     ret
 
 // Re-adds all 512 words of the page at the deep position and compares with

@@ -111,8 +111,14 @@ Status VcpuRunner::Resume() {
 
 Result<std::chrono::nanoseconds> VcpuRunner::Pause() {
   auto t0 = Clock::now();
-  pause_requested_.store(true);
+  {
+    // Under the lock, and notified: a vCPU thread sleeping for the guest (or
+    // for the throttle) waits on cv_, which a signal does not wake.
+    std::lock_guard lk(mu_);
+    pause_requested_.store(true);
+  }
   if (!started_ || stopped_) return std::chrono::nanoseconds(0);
+  cv_.notify_all();
   for (uint32_t i = 0; i < vcpus_.size(); ++i) Kick(i);
   std::unique_lock lk(mu_);
   cv_.wait(lk, [&] { return parked_ + dead_ == vcpus_.size(); });

@@ -230,7 +230,7 @@ TEST(KvmBackend, SelfCheckCatchesDamagedMemory) {
   ASSERT_TRUE(a);
   ASSERT_TRUE(WaitFor([&] { return a->Progress().checks_passed >= 1; }));
   auto b = MoveTo(*a, std::nullopt, [&](std::byte* mem) {
-    mem[layout->ws_gpa + cold_index * 4096 + 8] ^= std::byte{1};  // word 1: sampled by every pass
+    mem[layout->ws_gpa + cold_index * 4096 + XMG_FP_OFF1] ^= std::byte{1};  // a word every pass samples
   });
   ASSERT_TRUE(b);
   ASSERT_TRUE(WaitFor([&] { return b->Progress().checks_failed >= 1; })) << b->DescribeGuest();
