@@ -1,5 +1,6 @@
 #include "dirtylog/factory.h"
 
+#include "dirtylog/kvm/kvm_backend.h"
 #include "dirtylog/sim/sim_backend.h"
 #include "dirtylog/workload.h"
 #include "dirtylog/xen/xen_factory.h"
@@ -7,13 +8,14 @@
 namespace xm {
 
 std::vector<std::string> AvailableBackends() {
-  std::vector<std::string> names{"sim"};
+  std::vector<std::string> names{"sim", "kvm"};
   if (xen::BackendBuilt()) names.push_back("xen");
   return names;
 }
 
 Status BackendUsable(const std::string& name) {
   if (name == "sim") return {};
+  if (name == "kvm") return KvmBackend::Usable();
   if (name == "xen") return xen::BackendUsable();
   return Error(Code::kUnsupported, "backend '" + name + "' is not built into this xmotion");
 }
@@ -25,6 +27,15 @@ Result<std::unique_ptr<Backend>> OpenSource(const BackendOptions& opts) {
     CpuPolicy policy;
     policy.format = "none";
     auto b = SimBackend::CreateSource(opts.memory_bytes, *spec, policy);
+    if (!b.ok()) return b.status();
+    return std::unique_ptr<Backend>(std::move(b).value());
+  }
+  if (opts.backend == "kvm") {
+    KvmSourceOptions ko;
+    ko.memory_bytes = opts.memory_bytes;
+    XM_ASSIGN_OR_RETURN(ko.workload, ParseWorkload(opts.workload, opts.memory_bytes));
+    ko.vcpus = opts.vcpus;
+    auto b = KvmBackend::CreateSource(ko);
     if (!b.ok()) return b.status();
     return std::unique_ptr<Backend>(std::move(b).value());
   }
@@ -47,6 +58,11 @@ Result<std::unique_ptr<Backend>> CreateDestination(const BackendOptions& opts, c
                                           opts.backend + "' guests");
   if (opts.backend == "sim") {
     auto b = SimBackend::CreateDestination(shape);
+    if (!b.ok()) return b.status();
+    return std::unique_ptr<Backend>(std::move(b).value());
+  }
+  if (opts.backend == "kvm") {
+    auto b = KvmBackend::CreateDestination(shape);
     if (!b.ok()) return b.status();
     return std::unique_ptr<Backend>(std::move(b).value());
   }
