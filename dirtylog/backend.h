@@ -76,6 +76,9 @@ class Backend {
   // Base of guest memory when it is one linear mapping in this process (sim, kvm),
   // else nullptr. Lets the pipeline skip per-batch mapping.
   virtual std::byte* DirectMemory() { return nullptr; }
+  // True when a new destination guest's memory reads as zero until written
+  // (anonymous memory): the receiver then skips writing zero pages it never had.
+  virtual bool ZeroInitialized() const { return false; }
 
   // Dirty log. FetchDirty ORs the pages written since the last fetch into `out`
   // and clears the log; a page written during the fetch is reported now or next time.

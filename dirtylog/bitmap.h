@@ -39,6 +39,8 @@ class DirtyBitmap {
   // ORs raw words (e.g. from KVM_GET_DIRTY_LOG) into this bitmap at bit `first_bit` (multiple of 64).
   void OrWords(uint64_t first_bit, const uint64_t* src, size_t nwords);
   uint64_t Count() const;
+  // Raw word `i` (bits i*64 .. i*64+63), for callers that walk regions.
+  uint64_t Word(size_t i) const { return words_[i].load(std::memory_order_acquire); }
 
   // Calls fn(bit) for every set bit, in increasing order.
   template <typename Fn>

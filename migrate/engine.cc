@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <thread>
 
 #include "base/unique_fd.h"
@@ -64,8 +65,8 @@ class SourceEngine::Impl {
  private:
   Status Connect();
   Status Handshake();
+  Status OpenDataStreams();
   Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
-  Status SendBatch(BatchBuilder& batch, RoundReport& rr);
   Status StopAndCopy(uint32_t round, DirtyBitmap& dirty);
   Digest128 Digest() const;
   Status VerifyFull();
@@ -79,9 +80,9 @@ class SourceEngine::Impl {
   Policy policy_;
   MigrationReport report_;
   std::unique_ptr<Stream> control_;
+  std::vector<std::unique_ptr<Stream>> data_;  // streams 1..n-1
+  std::unique_ptr<SendPipeline> pipeline_;
   Hello hello_, peer_hello_;
-  std::vector<uint64_t> last_hash_;  // hash of what the destination holds, per pfn
-  std::vector<uint64_t> batches_per_stream_;
   Clock::time_point start_;
   bool paused_ = false;
   bool go_written_ = false;
@@ -99,20 +100,46 @@ bool SourceEngine::Impl::IsPopulated(uint64_t pfn) const {
 }
 
 Status SourceEngine::Impl::Connect() {
-  auto s = SocketStream::Connect(opts_.to, opts_.connect_timeout_ms);
+  std::string why;
+  auto s = ConnectStream(opts_.to, opts_.connect_timeout_ms, opts_.transport, &why);
   if (!s.ok()) return std::move(s).status();
   control_ = std::move(s).value();
   control_->SetTimeoutMs(opts_.io_timeout_ms);
   report_.transport = std::string(control_->kind());
+  if (!why.empty()) report_.transport_note = why;
+  return {};
+}
+
+Status SourceEngine::Impl::OpenDataStreams() {
+  for (uint32_t i = 1; i < peer_hello_.streams; ++i) {
+    std::string why;
+    auto s = ConnectStream(opts_.to, opts_.connect_timeout_ms, opts_.transport, &why);
+    if (!s.ok()) return std::move(s).With("open stream " + std::to_string(i)).status();
+    (*s)->SetTimeoutMs(opts_.io_timeout_ms);
+    Join j;
+    j.session_id = hello_.session_id;
+    j.stream_index = i;
+    if (!opts_.key.empty()) j.mac = JoinMac(opts_.key, hello_.session_id, i, hello_.nonce, peer_hello_.nonce);
+    XM_TRY_CTX(WriteRecord(**s, RecordType::kJoin, EncodeJoin(j)), "stream " + std::to_string(i));
+    data_.push_back(std::move(s).value());
+  }
+  report_.streams = peer_hello_.streams;
+  std::vector<Stream*> all{control_.get()};
+  for (auto& d : data_) all.push_back(d.get());
+  PipelineOptions po = opts_.pipeline;
+  po.compress = opts_.compress && (peer_hello_.features & kFeatureLz4);
+  if (!(peer_hello_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
+  if (!(peer_hello_.features & kFeatureDupRef)) po.dup_index_entries = 0;
+  pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);
   return {};
 }
 
 Status SourceEngine::Impl::Handshake() {
   hello_.role = Role::kSource;
-  hello_.features = opts_.compress ? kFeatureLz4 : 0;
+  hello_.features = (opts_.compress ? kFeatureLz4 : 0) | kFeatureDelta | kFeatureDupRef;
   hello_.nonce = RandomNonce();
   hello_.session_id = RandomU64();
-  hello_.streams = 1;
+  hello_.streams = std::clamp<uint32_t>(opts_.streams, 1, kMaxStreams);
   hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
   Record rec;
@@ -128,6 +155,9 @@ Status SourceEngine::Impl::Handshake() {
                                      std::to_string(kProtocolVersion));
   if (peer_hello_.session_id != hello_.session_id)
     return Error(Code::kProtocol, "handshake: receiver did not echo our session id");
+  if (peer_hello_.streams == 0 || peer_hello_.streams > hello_.streams)
+    return Error(Code::kProtocol, "handshake: receiver accepted " + std::to_string(peer_hello_.streams) +
+                                      " streams, we asked for " + std::to_string(hello_.streams));
   if (peer_hello_.auth != hello_.auth) {
     Status st(Code::kAuth, hello_.auth == AuthMode::kNone ? "receiver requires a key (--key-file)"
                                                           : "receiver has no key but we do; refusing to send unauthenticated");
@@ -156,61 +186,28 @@ Status SourceEngine::Impl::Handshake() {
   return ExpectEmpty("ACCEPT", rec.body);
 }
 
-Status SourceEngine::Impl::SendBatch(BatchBuilder& batch, RoundReport& rr) {
-  if (batch.count() == 0) return {};
-  size_t bytes = batch.body_bytes() + kRecordHeaderSize;
-  XM_TRY(WriteRecord(*control_, RecordType::kPages, batch.Body()));
-  batches_per_stream_[0]++;
-  rr.bytes_wire += bytes;
-  report_.bytes_wire += bytes;
-  return {};
-}
-
 Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {
-  BatchBuilder batch;
-  batch.Reset(round);
-  std::byte* direct = backend_.DirectMemory();
-  const uint32_t page_size = backend_.shape().page_size;
-  std::vector<uint64_t> pfns;
-  pfns.reserve(BatchBuilder::kMaxBatchPages);
-  EncodeCounts counts;
-  Status st;
-  auto flush = [&]() -> Status {
-    if (pfns.empty()) return {};
-    MappedPages mapped;
-    if (!direct) {
-      auto m = backend_.MapPages(pfns, Access::kRead);
-      if (!m.ok()) return std::move(m).status();
-      mapped = std::move(m).value();
-    }
-    for (size_t i = 0; i < pfns.size(); ++i) {
-      const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
-      last_hash_[pfns[i]] = batch.Add(pfns[i], page, opts_.compress, counts);
-    }
-    rr.pages_sent += pfns.size();
-    pfns.clear();
-    XM_TRY(SendBatch(batch, rr));
-    batch.Reset(round);
-    return {};
-  };
-  pages.ForEach([&](uint64_t pfn) {
-    if (!st.ok()) return;
-    if (!IsPopulated(pfn)) return;
-    pfns.push_back(pfn);
-    if (pfns.size() == BatchBuilder::kMaxBatchPages) st = flush();
-  });
-  if (st.ok()) st = flush();
-  report_.pages += counts;
+  PipelineRound pr;
+  Status st = pipeline_->SendRound(round, pages, pr);
   if (!st.ok()) return std::move(st).With("round " + std::to_string(round));
-  RoundEnd re{round, rr.pages_sent, batches_per_stream_};
-  return WriteRecord(*control_, RecordType::kRoundEnd, EncodeRoundEnd(re)).With("round " + std::to_string(round));
+  rr.pages_sent = pr.pages_sent;
+  rr.bytes_wire = pr.bytes_wire;
+  rr.compression = pr.compression;
+  report_.pages += pr.counts;
+  RoundEnd re{round, pr.pages_sent, pipeline_->batches_per_stream()};
+  auto body = EncodeRoundEnd(re);
+  st = WriteRecord(*control_, RecordType::kRoundEnd, body);
+  if (!st.ok()) return std::move(st).With("round " + std::to_string(round));
+  rr.bytes_wire += body.size() + kRecordHeaderSize;
+  report_.bytes_wire += rr.bytes_wire;
+  return {};
 }
 
 Digest128 SourceEngine::Impl::Digest() const {
   XXH3_state_t st;
   XXH3_128bits_reset(&st);
   for (const auto& r : backend_.shape().ranges)
-    XXH3_128bits_update(&st, last_hash_.data() + r.first, r.count * sizeof(uint64_t));
+    XXH3_128bits_update(&st, pipeline_->last_hash().data() + r.first, r.count * sizeof(uint64_t));
   XXH128_hash_t h = XXH3_128bits_digest(&st);
   XXH128_canonical_t c;
   XXH128_canonicalFromHash(&c, h);
@@ -236,7 +233,7 @@ Status SourceEngine::Impl::VerifyFull() {
       for (size_t i = 0; i < pfns.size(); ++i) {
         const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
         uint64_t h = IsZeroPage(page) ? ZeroPageHash() : PageHash(page);
-        if (h != last_hash_[pfns[i]])
+        if (h != pipeline_->last_hash()[pfns[i]])
           return Error(Code::kIntegrity, "full verify: pfn " + std::to_string(pfns[i]) +
                                              " changed but the dirty log did not report it");
       }
@@ -261,6 +258,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   XM_TRY(SendRound(round, dirty, rr));
   rr.ms = MsSince(t_final);
   report_.downtime.final_round_ms = rr.ms;
+  report_.source_overhead_bytes = pipeline_->overhead_bytes();
   report_.rounds.push_back(rr);
   Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
         {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"final", true}});
@@ -320,12 +318,11 @@ MigrationReport SourceEngine::Impl::Run() {
   report_.memory_bytes = backend_.shape().memory_bytes();
   report_.streams = 1;
   report_.verify = opts_.verify == VerifyMode::kFull ? "full" : "incremental";
-  last_hash_.assign(backend_.shape().page_count, 0);
-  batches_per_stream_.assign(1, 0);
 
   auto body = [&]() -> Status {
     XM_TRY(Connect());
     XM_TRY(Handshake());
+    XM_TRY(OpenDataStreams());
     Emit({{"event", "phase"}, {"phase", "precopy"}, {"peer", control_->peer()}});
     XM_TRY_CTX(backend_.EnableDirtyLog(), "enable dirty log");
     DirtyBitmap todo(backend_.shape().page_count);
@@ -372,6 +369,7 @@ MigrationReport SourceEngine::Impl::Run() {
     report_.error += " (GO was sent: the guest stays paused here; ask the destination whether it resumed)";
     return report_;
   }
+  pipeline_.reset();  // joins its threads (shutting the streams if one is stuck)
   if (control_) SendAbort(*control_, st);
   (void)backend_.DisableDirtyLog();
   (void)backend_.SetThrottle(1.0);

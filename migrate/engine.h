@@ -17,7 +17,9 @@
 #include "migrate/policy.h"
 #include "migrate/report.h"
 #include "transport/messages.h"
+#include "migrate/pipeline.h"
 #include "transport/socket_stream.h"
+#include "transport/stream_factory.h"
 
 namespace xm {
 
@@ -31,7 +33,9 @@ struct SourceOptions {
   int handoff_timeout_ms = 120000; // destination verify + resume
   std::vector<uint8_t> key;        // empty = no authentication
   bool compress = true;
-  uint32_t streams = 1;
+  uint32_t streams = 1;            // parallel TCP connections (PROTOCOL.md §1)
+  TransportKind transport = TransportKind::kAuto;
+  PipelineOptions pipeline;        // workers, delta cache, dup index, adaptive LZ4
   PolicyConfig policy;
   VerifyMode verify = VerifyMode::kIncremental;
   std::string dump_at_pause;       // test hook: write guest memory here while paused

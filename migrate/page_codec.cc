@@ -6,9 +6,16 @@
 #include <cstring>
 #include <string>
 
+#include "migrate/delta.h"
+
 namespace xm {
 
 uint64_t PageHash(const std::byte* page) { return XXH3_64bits(page, kPageSize); }
+
+Hash128 PageHash128(const std::byte* page) {
+  XXH128_hash_t h = XXH3_128bits(page, kPageSize);
+  return {h.low64, h.high64};
+}
 
 uint64_t ZeroPageHash() {
   static const uint64_t h = [] {
@@ -48,6 +55,7 @@ BatchBuilder::BatchBuilder() {
 }
 
 void BatchBuilder::Reset(uint32_t round) {
+  round_ = round;
   count_ = 0;
   payload_used_ = 0;
   descs_.resize(sizeof(PagesHeader));
@@ -56,40 +64,41 @@ void BatchBuilder::Reset(uint32_t round) {
   std::memcpy(descs_.data(), &h, sizeof h);
 }
 
+uint32_t CompressInPlace(std::byte* slot, uint8_t* scratch) {
+  int n = LZ4_compress_default(reinterpret_cast<const char*>(slot), reinterpret_cast<char*>(scratch), kPageSize,
+                               static_cast<int>(MaxLz4Payload()));
+  // Only when it saves at least 1/8: decompressing costs the receiver time too.
+  if (n <= 0 || static_cast<uint32_t>(n) > kPageSize - kPageSize / 8) return kPageSize;
+  std::memcpy(slot, scratch, static_cast<size_t>(n));
+  return static_cast<uint32_t>(n);
+}
+
 uint64_t BatchBuilder::Add(uint64_t pfn, const std::byte* page, bool try_lz4, EncodeCounts& counts) {
   PageDesc d;
   d.pfn = pfn;
-  auto* slot = reinterpret_cast<std::byte*>(payload_.data() + payload_used_);
-  std::memcpy(slot, page, kPageSize);  // the snapshot: everything below reads only this copy
+  std::byte* slot = NextSlot();
+  std::memcpy(slot, page, kPageSize);
   if (IsZeroPage(slot)) {
     d.hash = ZeroPageHash();
     d.encoding = static_cast<uint8_t>(PageEncoding::kZero);
     ++counts.zero;
   } else {
     d.hash = PageHash(slot);
-    d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
-    d.payload_len = kPageSize;
-    if (try_lz4) {
-      int n = LZ4_compress_default(reinterpret_cast<const char*>(slot), reinterpret_cast<char*>(lz4_scratch_.data()),
-                                   kPageSize, static_cast<int>(lz4_scratch_.size()));
-      // Only when it saves at least 1/8: decompressing costs the receiver time too.
-      if (n > 0 && static_cast<uint32_t>(n) <= kPageSize - kPageSize / 8) {
-        std::memcpy(slot, lz4_scratch_.data(), static_cast<size_t>(n));
-        d.encoding = static_cast<uint8_t>(PageEncoding::kLz4);
-        d.payload_len = static_cast<uint32_t>(n);
-      }
-    }
-    (d.encoding == static_cast<uint8_t>(PageEncoding::kLz4) ? counts.lz4 : counts.raw)++;
-    payload_used_ += d.payload_len;
+    d.payload_len = try_lz4 ? CompressInPlace(slot, lz4_scratch_.data()) : kPageSize;
+    bool lz4 = d.payload_len < kPageSize;
+    d.encoding = static_cast<uint8_t>(lz4 ? PageEncoding::kLz4 : PageEncoding::kRaw);
+    ++(lz4 ? counts.lz4 : counts.raw);
   }
+  Commit(d);
+  return d.hash;
+}
+
+void BatchBuilder::Commit(const PageDesc& d) {
   const auto* dp = reinterpret_cast<const uint8_t*>(&d);
   descs_.insert(descs_.end(), dp, dp + sizeof d);
+  payload_used_ += d.payload_len;
   ++count_;
-  PagesHeader h;
-  std::memcpy(&h, descs_.data(), sizeof h);
-  h.count = count_;
-  std::memcpy(descs_.data(), &h, sizeof h);
-  return d.hash;
+  std::memcpy(descs_.data() + offsetof(PagesHeader, count), &count_, sizeof count_);
 }
 
 std::span<const iovec> BatchBuilder::Body() {
@@ -98,7 +107,13 @@ std::span<const iovec> BatchBuilder::Body() {
   return {iov_, payload_used_ ? 2u : 1u};
 }
 
-Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest) {
+uint64_t DupRefPfn(std::span<const uint8_t> payload) {
+  uint64_t pfn = 0;
+  std::memcpy(&pfn, payload.data(), std::min(payload.size(), sizeof pfn));
+  return pfn;
+}
+
+Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest, const std::byte* dup_source) {
   switch (static_cast<PageEncoding>(d.encoding)) {
     case PageEncoding::kZero:
       std::memset(dest, 0, kPageSize);
@@ -114,9 +129,17 @@ Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte
                                           (n < 0 ? std::string("is corrupt") : "decodes to " + std::to_string(n) + " bytes, want 4096"));
       break;
     }
+    case PageEncoding::kDelta: {
+      Status st = ApplyDelta(payload, dest);
+      if (!st.ok()) return std::move(st).With("pfn " + std::to_string(d.pfn));
+      break;
+    }
+    case PageEncoding::kDupRef:
+      if (!dup_source) return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to an unusable page");
+      if (dup_source != dest) std::memcpy(dest, dup_source, kPageSize);
+      break;
     default:
-      return Error(Code::kUnsupported, "pfn " + std::to_string(d.pfn) + ": encoding " + std::to_string(d.encoding) +
-                                           " not handled by this decoder");
+      return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": unknown encoding " + std::to_string(d.encoding));
   }
   uint64_t h = d.encoding == static_cast<uint8_t>(PageEncoding::kZero) ? ZeroPageHash() : PageHash(dest);
   if (h != d.hash) return Error(Code::kIntegrity, "pfn " + std::to_string(d.pfn) + ": page hash mismatch after decoding");

@@ -6,18 +6,20 @@
 // memory and checks every page's hash.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <span>
 #include <vector>
 
-#include <sys/uio.h>
-
 #include "base/status.h"
+#include "migrate/dup_index.h"
 #include "transport/pages.h"
 
 namespace xm {
 
 uint64_t PageHash(const std::byte* page);
+Hash128 PageHash128(const std::byte* page);
 uint64_t ZeroPageHash();
 bool IsZeroPage(const std::byte* page);
 
@@ -27,24 +29,40 @@ struct EncodeCounts {
   uint64_t sent() const { return zero + duplicate + delta + lz4 + raw; }
 };
 
-// Builds one PAGES record: header + descriptors in one buffer, payloads in another.
+// One PAGES record being built: header + descriptors in one buffer, payloads in
+// another, both sized for a full batch up front so nothing reallocates.
 class BatchBuilder {
  public:
+  // 1 MiB of payload: small enough that a few in flight stay well under 1% of a
+  // guest's memory, large enough to amortise per-record costs.
+  static constexpr uint32_t kMaxBatchPages = 256;
+
   BatchBuilder();
   void Reset(uint32_t round);
   uint32_t count() const { return count_; }
   bool full() const { return count_ == kMaxBatchPages; }
+  uint32_t round() const { return round_; }
 
-  // Snapshots, classifies and encodes `page`; returns its hash (what was sent).
+  // Where the next page's payload goes: the caller snapshots the page here,
+  // then overwrites it with the encoded payload (never longer than a page).
+  std::byte* NextSlot() { return reinterpret_cast<std::byte*>(payload_.data() + payload_used_); }
+  // Appends `d`, whose payload_len bytes are at NextSlot().
+  void Commit(const PageDesc& d);
+  // Stateless encoding of one page (zero, LZ4 when it saves 1/8, else raw);
+  // returns the page hash. The page pipeline (page_encoder.h) adds the stateful
+  // encodings on top of NextSlot/Commit.
   uint64_t Add(uint64_t pfn, const std::byte* page, bool try_lz4, EncodeCounts& counts);
 
-  // The record body as two buffers (no copy); valid until the next Reset/Add.
+  // The record body as two buffers (no copy); valid until the next Reset/Commit.
   std::span<const iovec> Body();
   size_t body_bytes() const { return descs_.size() + payload_used_; }
+  size_t payload_bytes() const { return payload_used_; }
 
-  static constexpr uint32_t kMaxBatchPages = 512;
+  // Tags for the pipeline.
+  uint32_t stream = 0;
 
  private:
+  uint32_t round_ = 0;
   uint32_t count_ = 0;
   std::vector<uint8_t> descs_;
   std::vector<uint8_t> payload_;
@@ -53,7 +71,15 @@ class BatchBuilder {
   iovec iov_[2];
 };
 
+// LZ4-compresses the page at `slot` in place when that saves at least 1/8 of it;
+// returns the payload length (kPageSize = left raw). `scratch` holds MaxLz4Payload().
+uint32_t CompressInPlace(std::byte* slot, uint8_t* scratch);
+
 // Decodes one page into `dest` (a page of guest memory) and checks its hash.
-Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest);
+// DELTA applies to what `dest` holds; DUP_REF copies from `dup_source`, which the
+// caller resolved (and checked) from DupRefPfn().
+Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest,
+                  const std::byte* dup_source = nullptr);
+uint64_t DupRefPfn(std::span<const uint8_t> payload);
 
 }  // namespace xm

@@ -2,10 +2,14 @@
 
 #include <xxhash.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "migrate/page_codec.h"
+#include "migrate/page_encoder.h"
 #include "migrate/session.h"
 #include "transport/auth.h"
 #include "transport/pages.h"
@@ -27,13 +31,29 @@ constexpr uint32_t kNoRound = UINT32_MAX;
 class Receiver::Impl {
  public:
   explicit Impl(ReceiverOptions o) : opts_(std::move(o)) {}
+  ~Impl() { StopDataThreads(); }
   MigrationReport Run(Listener& listener);
   std::unique_ptr<Backend> TakeGuest() { return std::move(guest_); }
 
  private:
+  // What one stream's receiving thread owns. Stream affinity (PROTOCOL.md §1)
+  // means each pfn is only ever touched by one stream, so per-pfn state needs no lock.
+  struct Lane {
+    std::unique_ptr<Stream> stream;
+    Record rec;
+    PagesView view;
+    EncodeCounts counts;
+    std::atomic<uint64_t> batches{0};
+    std::atomic<uint64_t> bytes{0};
+  };
+
   Status Handshake();
+  Status AcceptDataStreams(Listener& listener);
   Status Rounds(Commit& commit, VcpuState& vcpu);
-  Status ApplyPages(std::span<const uint8_t> body);
+  Status ApplyPages(uint32_t lane, std::span<const uint8_t> body);
+  Status WaitForBatches(const std::vector<uint64_t>& want, std::string_view what);
+  void DataLoop(uint32_t lane);
+  void StopDataThreads();
   Status Handoff(const Commit& commit, const VcpuState& vcpu);
   Digest128 Digest() const;
   Status VerifyMemory();
@@ -43,16 +63,21 @@ class Receiver::Impl {
 
   ReceiverOptions opts_;
   MigrationReport report_;
-  std::unique_ptr<Stream> control_;
+  std::vector<std::unique_ptr<Lane>> lanes_;  // lane 0 is the control stream
+  Stream* control_ = nullptr;
+  std::vector<std::thread> data_threads_;
+  std::atomic<bool> finishing_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Status data_error_;
+
   std::unique_ptr<Backend> guest_;
+  bool zero_fresh_ = false;  // untouched guest memory reads as zero
   Hello hello_, peer_hello_;
   CpuPolicy policy_;
   std::vector<uint64_t> hash_;    // hash of the page version we hold, per pfn
   std::vector<uint32_t> round_;   // round of that version (kNoRound = never received)
   std::vector<uint8_t> populated_;
-  uint64_t batches_ = 0;
-  PagesView view_;
-  Clock::time_point first_page_;
   bool resumed_ = false;
   GuestProgress at_resume_;  // the guest's own view just before it first runs here
 };
@@ -84,10 +109,10 @@ Status Receiver::Impl::Handshake() {
     return std::move(st).With("handshake");
   }
   hello_.role = Role::kDestination;
-  hello_.features = peer_hello_.features & kFeatureLz4;
+  hello_.features = peer_hello_.features & (kFeatureLz4 | kFeatureDelta | kFeatureDupRef);
   hello_.nonce = RandomNonce();
   hello_.session_id = peer_hello_.session_id;
-  hello_.streams = std::min(peer_hello_.streams, opts_.max_streams);
+  hello_.streams = std::clamp<uint32_t>(std::min(peer_hello_.streams, opts_.max_streams), 1, kMaxStreams);
   hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
   if (peer_hello_.auth != hello_.auth) {
@@ -132,6 +157,7 @@ Status Receiver::Impl::Handshake() {
     return std::move(guest).With("create destination guest").status();
   }
   guest_ = std::move(guest).value();
+  zero_fresh_ = guest_->DirectMemory() != nullptr && guest_->ZeroInitialized();
   report_.backend = std::string(guest_->name());
   const GuestShape& gs = guest_->shape();
   hash_.assign(gs.page_count, 0);
@@ -142,31 +168,113 @@ Status Receiver::Impl::Handshake() {
   return {};
 }
 
-Status Receiver::Impl::ApplyPages(std::span<const uint8_t> body) {
-  XM_TRY(ParsePages(body, view_));
-  const uint32_t round = view_.round;
+Status Receiver::Impl::AcceptDataStreams(Listener& listener) {
+  const uint32_t n = hello_.streams;
+  report_.streams = n;
+  lanes_.resize(n);
+  for (uint32_t joined = 1; joined < n; ++joined) {
+    auto fd = listener.Accept(opts_.io_timeout_ms);
+    if (!fd.ok()) return std::move(fd).With("waiting for data stream " + std::to_string(joined)).status();
+    std::string why;
+    auto s = MakeStream(std::move(fd).value(), opts_.transport, &why);
+    if (!s.ok()) return std::move(s).status();
+    (*s)->SetTimeoutMs(opts_.io_timeout_ms);
+    Record rec;
+    XM_TRY(ExpectRecord(**s, rec, RecordType::kJoin, "data stream", kPreAuthMaxBody));
+    auto j = DecodeJoin(rec.body);
+    if (!j.ok()) return j.status();
+    if (j->session_id != hello_.session_id || j->stream_index == 0 || j->stream_index >= n || lanes_[j->stream_index])
+      return Error(Code::kProtocol, "JOIN from " + (*s)->peer() + " for session/stream that is not expected here");
+    if (hello_.auth == AuthMode::kHmacSha256 &&
+        !MacEqual(j->mac, JoinMac(opts_.key, hello_.session_id, j->stream_index, peer_hello_.nonce, hello_.nonce)))
+      return Error(Code::kAuth, "data stream " + std::to_string(j->stream_index) + " failed authentication");
+    lanes_[j->stream_index] = std::make_unique<Lane>();
+    lanes_[j->stream_index]->stream = std::move(s).value();
+  }
+  for (uint32_t i = 1; i < n; ++i) data_threads_.emplace_back([this, i] { DataLoop(i); });
+  return {};
+}
+
+void Receiver::Impl::DataLoop(uint32_t lane) {
+  Lane& l = *lanes_[lane];
+  for (;;) {
+    Status st = ReadRecord(*l.stream, l.rec);
+    if (st.ok() && l.rec.type != RecordType::kPages)
+      st = Error(Code::kProtocol, "unexpected " + std::string(RecordName(l.rec.type)) + " on a data stream");
+    if (st.ok()) st = ApplyPages(lane, l.rec.body);
+    std::lock_guard lock(mu_);
+    if (!st.ok()) {
+      if (!finishing_.load() && data_error_.ok()) data_error_ = std::move(st).With("stream " + std::to_string(lane));
+      cv_.notify_all();
+      return;
+    }
+    l.batches.fetch_add(1);
+    l.bytes.fetch_add(l.rec.body.size() + kRecordHeaderSize);
+    cv_.notify_all();
+  }
+}
+
+void Receiver::Impl::StopDataThreads() {
+  finishing_.store(true);
+  for (auto& l : lanes_)
+    if (l && l->stream && l.get() != lanes_[0].get()) l->stream->Shutdown();
+  for (auto& t : data_threads_) t.join();
+  data_threads_.clear();
+}
+
+Status Receiver::Impl::ApplyPages(uint32_t lane, std::span<const uint8_t> body) {
+  Lane& l = *lanes_[lane];
+  XM_TRY(ParsePages(body, l.view));
+  const uint32_t round = l.view.round;
+  const uint32_t nstreams = static_cast<uint32_t>(lanes_.size());
   std::byte* direct = guest_->DirectMemory();
   const uint32_t page_size = guest_->shape().page_size;
+  for (const auto& d : l.view.descs) {
+    if (d.pfn >= populated_.size() || !populated_[d.pfn])
+      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " is outside the guest");
+    if (StreamOfPfn(d.pfn, nstreams) != lane)
+      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " arrived on the wrong stream");
+  }
   MappedPages mapped;
   if (!direct) {
     std::vector<uint64_t> pfns;
-    for (const auto& d : view_.descs) pfns.push_back(d.pfn);
-    for (uint64_t pfn : pfns)
-      if (pfn >= populated_.size() || !populated_[pfn])
-        return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(pfn) + " is outside the guest");
+    for (const auto& d : l.view.descs) pfns.push_back(d.pfn);
     XM_ASSIGN_OR_RETURN(mapped, guest_->MapPages(pfns, Access::kWrite));
   }
-  EncodeCounts& c = report_.pages;
-  for (size_t i = 0; i < view_.descs.size(); ++i) {
-    const PageDesc& d = view_.descs[i];
-    if (d.pfn >= populated_.size() || !populated_[d.pfn])
-      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " is outside the guest");
+  EncodeCounts& c = l.counts;
+  for (size_t i = 0; i < l.view.descs.size(); ++i) {
+    const PageDesc& d = l.view.descs[i];
     if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) continue;  // a newer version is already here
     std::byte* dest = direct ? direct + d.pfn * page_size : mapped.pages[i];
-    XM_TRY_CTX(DecodePage(d, view_.payloads[i], dest), "round " + std::to_string(round));
+    const std::byte* dup = nullptr;
+    MappedPages dup_map;
+    auto enc = static_cast<PageEncoding>(d.encoding);
+    if (enc == PageEncoding::kDelta && round_[d.pfn] == kNoRound)
+      return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DELTA for a page never received");
+    if (enc == PageEncoding::kDupRef) {
+      uint64_t src = DupRefPfn(l.view.payloads[i]);
+      if (src >= populated_.size() || !populated_[src] || StreamOfPfn(src, nstreams) != lane ||
+          round_[src] == kNoRound || hash_[src] != d.hash)
+        return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to pfn " + std::to_string(src) +
+                                          ", which this destination does not hold with that content");
+      if (direct) {
+        dup = direct + src * page_size;
+      } else {
+        uint64_t one[1] = {src};
+        XM_ASSIGN_OR_RETURN(dup_map, guest_->MapPages(one, Access::kRead));
+        dup = dup_map.pages[0];
+      }
+    }
+    if (enc == PageEncoding::kZero && zero_fresh_ && round_[d.pfn] == kNoRound) {
+      // Never written: already zero, and not touching it keeps it unallocated.
+      if (d.hash != ZeroPageHash())
+        return Error(Code::kIntegrity, "pfn " + std::to_string(d.pfn) + ": page hash mismatch after decoding");
+    } else {
+      XM_TRY_CTX(DecodePage(d, l.view.payloads[i], dest, dup), "round " + std::to_string(round));
+    }
     hash_[d.pfn] = d.hash;
     round_[d.pfn] = round;
-    switch (static_cast<PageEncoding>(d.encoding)) {
+    switch (enc) {
       case PageEncoding::kZero: ++c.zero; break;
       case PageEncoding::kRaw: ++c.raw; break;
       case PageEncoding::kLz4: ++c.lz4; break;
@@ -177,38 +285,62 @@ Status Receiver::Impl::ApplyPages(std::span<const uint8_t> body) {
   return {};
 }
 
+Status Receiver::Impl::WaitForBatches(const std::vector<uint64_t>& want, std::string_view what) {
+  if (want.size() != lanes_.size())
+    return Error(Code::kProtocol, std::string(what) + " names " + std::to_string(want.size()) + " streams, session has " +
+                                      std::to_string(lanes_.size()));
+  std::unique_lock lock(mu_);
+  auto deadline = Clock::now() + std::chrono::milliseconds(opts_.io_timeout_ms > 0 ? opts_.io_timeout_ms : 3600000);
+  for (;;) {
+    if (!data_error_.ok()) return data_error_;
+    bool all = true;
+    for (size_t i = 0; i < want.size(); ++i) {
+      uint64_t got = lanes_[i]->batches.load();
+      if (got > want[i])
+        return Error(Code::kProtocol, std::string(what) + ": stream " + std::to_string(i) + " carried " +
+                                          std::to_string(got) + " batches, source says " + std::to_string(want[i]));
+      all = all && got == want[i];
+    }
+    if (all) return {};
+    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout)
+      return Error(Code::kTimeout, std::string(what) + ": data streams stalled");
+  }
+}
+
 Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
-  Record rec;
+  Lane& l0 = *lanes_[0];
   bool have_vcpu = false;
-  RoundReport rr;
+  uint32_t round = 0;
+  uint64_t bytes_at_round_start = 0;
   auto round_start = Clock::now();
   for (;;) {
-    XM_TRY(ReadControl(*control_, rec, "round " + std::to_string(rr.round)));
+    XM_TRY(ReadControl(*control_, l0.rec, "round " + std::to_string(round)));
+    Record& rec = l0.rec;
     switch (rec.type) {
-      case RecordType::kPages:
+      case RecordType::kPages: {
         if (have_vcpu) return Error(Code::kProtocol, "PAGES after VCPU_STATE");
-        if (batches_ == 0) first_page_ = Clock::now();
-        XM_TRY(ApplyPages(rec.body));
-        ++batches_;
-        rr.pages_sent += view_.descs.size();
-        rr.bytes_wire += rec.body.size() + kRecordHeaderSize;
-        report_.bytes_wire += rec.body.size() + kRecordHeaderSize;
+        XM_TRY(ApplyPages(0, rec.body));
+        std::lock_guard lock(mu_);
+        l0.batches.fetch_add(1);
+        l0.bytes.fetch_add(rec.body.size() + kRecordHeaderSize);
         break;
+      }
       case RecordType::kRoundEnd: {
         auto re = DecodeRoundEnd(rec.body);
         if (!re.ok()) return std::move(re).status();
-        if (re->batches_per_stream.size() != 1 || re->batches_per_stream[0] != batches_)
-          return Error(Code::kProtocol, "ROUND_END " + std::to_string(re->round) + ": source sent " +
-                                            std::to_string(re->batches_per_stream[0]) + " batches, " +
-                                            std::to_string(batches_) + " arrived");
+        XM_TRY(WaitForBatches(re->batches_per_stream, "ROUND_END " + std::to_string(re->round)));
+        uint64_t bytes = 0;
+        for (auto& l : lanes_) bytes += l->bytes.load();
+        RoundReport rr;
         rr.round = re->round;
-        rr.dirty_pages = re->pages;
+        rr.pages_sent = re->pages;
+        rr.bytes_wire = bytes - bytes_at_round_start;
         rr.ms = MsSince(round_start);
         report_.rounds.push_back(rr);
+        bytes_at_round_start = bytes;
         Emit({{"event", "round"}, {"round", rr.round}, {"pages", rr.pages_sent}, {"bytes_wire", rr.bytes_wire}});
         XM_TRY_CTX(guest_->OnRoundEnd(re->round), "round " + std::to_string(re->round));
-        rr = RoundReport{};
-        rr.round = re->round + 1;
+        round = re->round + 1;
         round_start = Clock::now();
         break;
       }
@@ -268,6 +400,11 @@ Status Receiver::Impl::VerifyMemory() {
 }
 
 Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
+  StopDataThreads();  // the final ROUND_END was waited for: every batch is in
+  EncodeCounts total;
+  for (auto& l : lanes_) total += l->counts;
+  report_.pages = total;
+  for (auto& l : lanes_) report_.bytes_wire += l->bytes.load();
   // Every populated page must have arrived at least once.
   for (const auto& r : guest_->shape().ranges)
     for (uint64_t p = r.first; p < r.first + r.count; ++p)
@@ -311,18 +448,26 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
   auto body = [&]() -> Status {
     auto fd = listener.Accept(opts_.accept_timeout_ms);
     if (!fd.ok()) return std::move(fd).With("waiting for a source").status();
-    control_ = std::make_unique<SocketStream>(std::move(fd).value());
+    std::string why;
+    auto s = MakeStream(std::move(fd).value(), opts_.transport, &why);
+    if (!s.ok()) return std::move(s).status();
+    lanes_.push_back(std::make_unique<Lane>());
+    lanes_[0]->stream = std::move(s).value();
+    control_ = lanes_[0]->stream.get();
     control_->SetTimeoutMs(opts_.io_timeout_ms);
     report_.transport = std::string(control_->kind());
+    if (!why.empty()) report_.transport_note = why;
     Emit({{"event", "phase"}, {"phase", "handshake"}, {"peer", control_->peer()}});
     start = Clock::now();
     XM_TRY(Handshake());
+    XM_TRY(AcceptDataStreams(listener));
     Commit commit;
     VcpuState vcpu;
     XM_TRY(Rounds(commit, vcpu));
     return Handoff(commit, vcpu);
   };
   Status st = body();
+  StopDataThreads();
   report_.total_ms = MsSince(start);
   if (!st.ok()) {
     if (control_ && !resumed_) SendAbort(*control_, st);
@@ -339,18 +484,16 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
   report_.exit_code = kExitCompleted;
   // The guest runs here now. Tell the source (best effort: a lost DONE leaves the
   // source paused and asking, never running twice).
-  nlohmann::json mine = report_.ToJson();
-  std::string stats = mine.dump();
+  std::string stats = report_.ToJson().dump();
   (void)WriteRecord(*control_, RecordType::kStats,
                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(stats.data()), stats.size()),
                     kRecordOptional);
   (void)WriteRecord(*control_, RecordType::kDone, std::span<const uint8_t>());
-  const GuestProgress& at_resume = at_resume_;
   if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
-  if (at_resume.available) {
+  if (at_resume_.available) {
     GuestProgress after = guest_->Progress();
     nlohmann::json g = report_.guest.value_or(nlohmann::json::object());
-    g["counter_at_resume"] = at_resume.counter;
+    g["counter_at_resume"] = at_resume_.counter;
     g["counter_after"] = after.counter;
     g["observed_ms"] = opts_.linger_ms;
     g["checks_passed"] = after.checks_passed;

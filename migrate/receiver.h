@@ -35,6 +35,7 @@ struct ReceiverOptions {
   int go_timeout_ms = 60000;       // READY sent → GO must arrive within this
   std::vector<uint8_t> key;
   uint32_t max_streams = kMaxStreams;
+  TransportKind transport = TransportKind::kAuto;
   BackendFactory make_backend;
   CpuCheckFn check_cpu;
   CpuApplyCheckFn check_applied_cpu;

@@ -38,6 +38,8 @@ nlohmann::json MigrationReport::ToJson() const {
   j["digest_match"] = digest_match;
   if (!digest.empty()) j["digest"] = digest;
   j["transport"] = transport;
+  if (!transport_note.empty()) j["transport_note"] = transport_note;
+  if (source_overhead_bytes) j["source_overhead_bytes"] = source_overhead_bytes;
   j["streams"] = streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;

@@ -47,8 +47,10 @@ struct MigrationReport {
   bool digest_match = false;
   std::string digest;
   std::string transport = "sockets";
+  std::string transport_note;  // why io_uring was not used, when it was wanted
   uint32_t streams = 1;
   std::string verify = "incremental";
+  uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)
   std::string source_guest;  // source: "running" | "paused" | "released"
   std::optional<nlohmann::json> guest;  // guest's own progress/self-check, when it reports any
   std::optional<nlohmann::json> peer;   // the other side's report, when received

@@ -31,7 +31,7 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out) {
   const uint32_t max_lz4 = MaxLz4Payload();
   for (uint32_t i = 0; i < h.count; ++i) {
     const PageDesc& d = out.descs[i];
-    if (d.reserved != 0 || (d.flags & ~kPageFlagKeep)) return Bad(i, "reserved bits set");
+    if (d.reserved != 0 || d.flags != 0) return Bad(i, "reserved bits set");
     switch (static_cast<PageEncoding>(d.encoding)) {
       case PageEncoding::kZero:
         if (d.payload_len != 0) return Bad(i, "ZERO page with a payload");
@@ -48,7 +48,7 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out) {
           return Bad(i, "DELTA payload of " + std::to_string(d.payload_len) + " bytes");
         break;
       case PageEncoding::kDupRef:
-        if (d.payload_len != 4) return Bad(i, "DUP_REF payload of " + std::to_string(d.payload_len) + " bytes");
+        if (d.payload_len != 8) return Bad(i, "DUP_REF payload of " + std::to_string(d.payload_len) + " bytes");
         break;
       default:
         return Bad(i, "unknown encoding " + std::to_string(d.encoding));

@@ -12,7 +12,6 @@
 namespace xm {
 
 enum class PageEncoding : uint8_t { kZero = 0, kRaw = 1, kLz4 = 2, kDelta = 3, kDupRef = 4 };
-constexpr uint8_t kPageFlagKeep = 1u << 0;
 constexpr uint32_t kMaxPagesPerRecord = 4096;
 constexpr uint32_t kPageSize = 4096;
 

@@ -30,6 +30,7 @@ class SimBackend final : public Backend {
   const GuestShape& shape() const override { return shape_; }
   Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) override;
   std::byte* DirectMemory() override { return mem_.data(); }
+  bool ZeroInitialized() const override { return true; }
 
   Status EnableDirtyLog() override;
   Status FetchDirty(DirtyBitmap& out) override;

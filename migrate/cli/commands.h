@@ -27,6 +27,7 @@ struct CommonOptions {
   std::string report;
   std::string progress = "auto";  // auto | human | json | none
   bool quiet = false;             // no summary on stdout (the caller reads --report)
+  std::string transport = "auto"; // auto | io_uring | sockets
 };
 void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
 // Parses sizes and checks the backend; returns a usage error otherwise.

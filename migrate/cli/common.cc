@@ -21,6 +21,10 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
       ->check(CLI::IsMember({"auto", "human", "json", "none"}))
       ->capture_default_str();
   cmd.add_flag("--quiet", o.quiet, "Print no summary (errors still go to stderr)");
+  cmd.add_option("--transport", o.transport,
+                 "auto (io_uring, falling back to plain sockets where it cannot be set up), io_uring or sockets")
+      ->check(CLI::IsMember({"auto", "io_uring", "uring", "sockets"}))
+      ->capture_default_str();
 }
 
 Status FinishBackendOptions(CommonOptions& o) {

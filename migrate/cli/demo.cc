@@ -91,7 +91,8 @@ int RunDemo(DemoArgs& a) {
   std::string exe = SelfExe();
   std::string recv_report = dir + "/receiver.json", send_report = dir + "/sender.json";
   const auto& b = a.common;
-  std::vector<std::string> guest_args = {"--backend", b.backend.backend, "--memory", b.memory};
+  std::vector<std::string> guest_args = {"--backend", b.backend.backend, "--memory", b.memory, "--transport",
+                                         b.transport};
   if (!b.key_file.empty()) guest_args.insert(guest_args.end(), {"--key-file", b.key_file});
 
   int fds[2];

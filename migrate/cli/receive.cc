@@ -26,10 +26,12 @@ int RunReceive(ReceiveArgs& a) {
   Status st = FinishBackendOptions(a.common);
   auto hp = ParseHostPort(a.listen);
   auto key = LoadKey(a.common);
-  if (!st.ok() || !hp.ok() || !key.ok()) {
-    std::fprintf(stderr, "xmotion receive: %s\n",
-                 (!st.ok() ? st : !hp.ok() ? hp.status() : key.status()).message().c_str());
-    return kExitUsage;
+  auto transport = ParseTransportKind(a.common.transport);
+  for (const Status& s : {st, hp.status(), key.status(), transport.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "xmotion receive: %s\n", s.message().c_str());
+      return kExitUsage;
+    }
   }
   auto listener = Listener::Bind(*hp);
   if (!listener.ok()) {
@@ -44,6 +46,7 @@ int RunReceive(ReceiveArgs& a) {
   }
   ReceiverOptions o;
   o.key = *key;
+  o.transport = *transport;
   o.accept_timeout_ms = a.accept_timeout_s * 1000;
   o.io_timeout_ms = a.io_timeout_s * 1000;
   o.linger_ms = a.linger_ms;

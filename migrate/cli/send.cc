@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/units.h"
 #include "migrate/cli/commands.h"
 
 namespace xm::cli {
@@ -18,16 +19,24 @@ struct SendArgs {
   std::string verify = "incremental";
   std::string dump_at_pause;
   int io_timeout_s = 60;
+  uint32_t streams = 1;
+  uint32_t workers = 0;
+  std::string delta_cache = "256M";
+  uint32_t dup_index = 1u << 16;
+  bool no_adaptive = false;
 };
 
 int RunSend(SendArgs& a) {
   Status st = FinishBackendOptions(a.common);
   auto hp = ParseHostPort(a.to);
   auto key = LoadKey(a.common);
-  if (!st.ok() || !hp.ok() || !key.ok()) {
-    std::fprintf(stderr, "xmotion send: %s\n",
-                 (!st.ok() ? st : !hp.ok() ? hp.status() : key.status()).message().c_str());
-    return kExitUsage;
+  auto transport = ParseTransportKind(a.common.transport);
+  auto delta = ParseSize(a.delta_cache);
+  for (const Status& s : {st, hp.status(), key.status(), transport.status(), delta.status()}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "xmotion send: %s\n", s.message().c_str());
+      return kExitUsage;
+    }
   }
   SourceOptions o;
   o.to = *hp;
@@ -41,6 +50,12 @@ int RunSend(SendArgs& a) {
   o.dump_at_pause = a.dump_at_pause;
   o.io_timeout_ms = a.io_timeout_s * 1000;
   o.progress = MakeProgress(a.common.progress, "send");
+  o.streams = a.streams;
+  o.transport = *transport;
+  o.pipeline.workers = a.workers;
+  o.pipeline.delta_cache_bytes = *delta;
+  o.pipeline.dup_index_entries = a.dup_index;
+  o.pipeline.adaptive = !a.no_adaptive;
   auto guest = OpenSource(a.common.backend);
   if (!guest.ok()) {
     std::fprintf(stderr, "xmotion send: %s\n", guest.status().message().c_str());
@@ -65,6 +80,14 @@ void AddSend(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--max-precopy", a->max_precopy_s, "Seconds of pre-copy before stop-and-copy (0 = no limit)");
   cmd->add_flag("--no-compress", a->no_compress, "Send pages raw (no LZ4)");
+  cmd->add_flag("--no-adaptive", a->no_adaptive,
+                "Always LZ4 (by default LZ4 is turned off while the link is faster than the compressors)");
+  cmd->add_option("--streams", a->streams, "Parallel TCP connections")->check(CLI::Range(1u, 16u))->capture_default_str();
+  cmd->add_option("--workers", a->workers, "Page classify/compress threads (0 = one per CPU)")->capture_default_str();
+  cmd->add_option("--delta-cache", a->delta_cache,
+                  "Memory for last-sent versions of re-dirtied pages, sent as XOR deltas (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--dup-index", a->dup_index, "Entries in the duplicate-page index (0 = off)")->capture_default_str();
   cmd->add_flag("--no-auto-converge", a->no_auto_converge, "Never throttle the guest");
   cmd->add_option("--verify", a->verify,
                   "incremental: digest of page hashes as sent; full: also rehash all memory while paused "

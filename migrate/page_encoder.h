@@ -1,0 +1,63 @@
+// PageEncoder: the source's per-worker page classifier (DESIGN.md §3). For each
+// dirty page it decides, in this order: zero, unchanged since last sent,
+// XOR delta against the last sent version, duplicate of a page the destination
+// holds, LZ4, raw — and appends the result to a batch.
+//
+// Per-pfn state (last sent hash, delta base) belongs to whichever worker holds
+// the pfn's region this round, so workers never share a pfn; the dup index is
+// read-only during a round and grows between rounds (see DupIndex).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "dirtylog/bitmap.h"
+#include "migrate/delta_cache.h"
+#include "migrate/dup_index.h"
+#include "migrate/page_codec.h"
+
+namespace xm {
+
+// What one round shares with every worker.
+struct RoundContext {
+  uint32_t round = 0;
+  uint32_t streams = 1;
+  const DirtyBitmap* sending = nullptr;  // pfns sent this round (never DUP_REF targets)
+  std::vector<uint64_t>* last_hash = nullptr;
+  DeltaCache* delta = nullptr;
+  const DupIndex* dup = nullptr;
+  std::atomic<bool> compress{true};  // the governor's current decision; changes mid-round
+};
+
+// Measurements the compression governor reads (summed over workers).
+struct CodecStats {
+  std::atomic<uint64_t> lz4_in{0}, lz4_out{0}, lz4_ns{0};
+};
+
+inline uint32_t StreamOfPfn(uint64_t pfn, uint32_t streams) { return static_cast<uint32_t>((pfn >> 9) % streams); }
+
+class PageEncoder {
+ public:
+  PageEncoder();
+  // Encodes `page` (live guest memory) for `pfn` into `batch`.
+  void Encode(const RoundContext& ctx, uint64_t pfn, const std::byte* page, BatchBuilder& batch, EncodeCounts& counts,
+              CodecStats& stats);
+  // Pages sent in full this round, for the dup index after the round.
+  std::vector<std::pair<Hash128, uint64_t>>& sent_contents() { return sent_contents_; }
+  // Call when a batch is started: in-batch duplicates can only refer within it.
+  void StartBatch() { batch_dups_.clear(); }
+
+ private:
+  bool TryLz4(const RoundContext& ctx);
+
+  std::vector<uint8_t> scratch_;
+  std::vector<std::byte> base_;
+  std::vector<std::pair<Hash128, uint64_t>> sent_contents_;
+  std::vector<std::pair<Hash128, uint64_t>> batch_dups_;
+  // LZ4 probing while compression is off or not paying: try one page in kProbeEvery.
+  uint32_t probe_counter_ = 0;
+  uint32_t recent_tries_ = 0, recent_wins_ = 0;
+};
+
+}  // namespace xm

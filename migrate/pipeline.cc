@@ -1,0 +1,333 @@
+#include "migrate/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "migrate/delta_cache.h"
+#include "migrate/dup_index.h"
+#include "migrate/page_encoder.h"
+#include "transport/record.h"
+
+namespace xm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr uint64_t kRegionPages = 512;  // PROTOCOL.md stream affinity: pfn >> 9
+constexpr size_t kRegionWords = kRegionPages / 64;
+
+struct Chunk {
+  uint64_t region = 0;
+  uint64_t words[kRegionWords] = {};
+};
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+class SendPipeline::Impl {
+ public:
+  Impl(Backend& b, std::vector<Stream*> streams, PipelineOptions o);
+  ~Impl();
+  Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
+
+  Backend& backend_;
+  std::vector<Stream*> streams_;
+  PipelineOptions opts_;
+  uint32_t nworkers_;
+  uint32_t nstreams_;
+  std::vector<uint64_t> last_hash_;
+  DirtyBitmap populated_;
+  DeltaCache delta_;
+  DupIndex dup_;
+  CodecStats stats_;
+  RoundContext ctx_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Chunk> chunks_;
+  size_t max_chunks_ = 64;
+  std::vector<std::deque<BatchBuilder*>> send_q_;
+  std::vector<std::unique_ptr<BatchBuilder>> batches_;
+  std::vector<BatchBuilder*> free_;
+  uint64_t outstanding_ = 0;  // batches and empty chunks not yet finished this round
+  Status error_;
+  bool stop_ = false;
+
+  std::vector<PageEncoder> encoders_;
+  std::vector<EncodeCounts> worker_counts_;
+  std::vector<std::atomic<uint64_t>> batches_sent_;
+  std::atomic<uint64_t> bytes_wire_{0}, pages_sent_{0}, sender_busy_ns_{0};
+  std::vector<std::thread> threads_;
+
+  // Governor window.
+  uint64_t g_lz4_in_ = 0, g_lz4_out_ = 0, g_lz4_ns_ = 0, g_wire_ = 0, g_busy_ = 0;
+
+  std::atomic<bool> failed_{false};
+  std::atomic<int> sending_{0};
+
+  void Fail(Status st) {
+    std::lock_guard lock(mu_);
+    if (error_.ok()) error_ = std::move(st);
+    failed_.store(true);
+    cv_.notify_all();
+  }
+  void WorkerLoop(uint32_t id);
+  void SenderLoop(uint32_t stream);
+  BatchBuilder* AcquireBatch();
+  void Dispatch(BatchBuilder* b);
+  void Govern();
+};
+
+SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptions o)
+    : backend_(b),
+      streams_(std::move(streams)),
+      opts_(o),
+      nworkers_(o.workers ? o.workers : std::max(1u, std::thread::hardware_concurrency())),
+      nstreams_(static_cast<uint32_t>(streams_.size())),
+      delta_(o.delta_cache_bytes),
+      dup_(o.dup_index_entries),
+      batches_sent_(streams_.size()) {
+  const GuestShape& shape = backend_.shape();
+  last_hash_.assign(shape.page_count, 0);
+  populated_.Resize(shape.page_count);
+  for (const auto& r : shape.ranges)
+    for (uint64_t p = r.first; p < r.first + r.count; ++p) populated_.Set(p);
+  ctx_.streams = nstreams_;
+  ctx_.last_hash = &last_hash_;
+  ctx_.delta = &delta_;
+  ctx_.dup = &dup_;
+  ctx_.compress = opts_.compress;
+  send_q_.resize(nstreams_);
+  encoders_.resize(nworkers_);
+  worker_counts_.resize(nworkers_);
+  // One batch per worker being filled, one per stream being sent, one spare each
+  // side so neither stage waits on the other in steady state.
+  size_t nbatches = nworkers_ + 2 * nstreams_;
+  for (size_t i = 0; i < nbatches; ++i) {
+    batches_.push_back(std::make_unique<BatchBuilder>());
+    free_.push_back(batches_.back().get());
+  }
+  for (uint32_t i = 0; i < nworkers_; ++i) threads_.emplace_back([this, i] { WorkerLoop(i); });
+  for (uint32_t s = 0; s < nstreams_; ++s) threads_.emplace_back([this, s] { SenderLoop(s); });
+}
+
+SendPipeline::Impl::~Impl() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  // A sender stuck writing to a dead or stalled peer would keep us from joining.
+  if (failed_.load() && sending_.load() > 0)
+    for (Stream* s : streams_) s->Shutdown();
+  for (auto& t : threads_) t.join();
+}
+
+BatchBuilder* SendPipeline::Impl::AcquireBatch() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return stop_ || failed_.load() || !free_.empty(); });
+  if (stop_ || failed_.load()) return nullptr;
+  BatchBuilder* b = free_.back();
+  free_.pop_back();
+  return b;
+}
+
+void SendPipeline::Impl::Dispatch(BatchBuilder* b) {
+  std::lock_guard lock(mu_);
+  ++outstanding_;
+  send_q_[b->stream].push_back(b);
+  cv_.notify_all();
+}
+
+void SendPipeline::Impl::WorkerLoop(uint32_t id) {
+  PageEncoder& enc = encoders_[id];
+  std::vector<uint64_t> pfns;
+  pfns.reserve(kRegionPages);
+  for (;;) {
+    Chunk chunk;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !chunks_.empty(); });
+      if (stop_) return;
+      chunk = chunks_.front();
+      chunks_.pop_front();
+      cv_.notify_all();
+    }
+    pfns.clear();
+    for (size_t w = 0; w < kRegionWords; ++w)
+      for (uint64_t v = chunk.words[w]; v; v &= v - 1)
+        pfns.push_back(chunk.region * kRegionPages + w * 64 + static_cast<uint64_t>(__builtin_ctzll(v)));
+    bool ok = !failed_.load();
+    std::byte* direct = backend_.DirectMemory();
+    MappedPages mapped;
+    if (ok && !direct) {
+      auto m = backend_.MapPages(pfns, Access::kRead);
+      if (!m.ok()) {
+        Fail(std::move(m).With("map pfn " + std::to_string(pfns.front())).status());
+        ok = false;
+      } else {
+        mapped = std::move(m).value();
+      }
+    }
+    const uint32_t stream = static_cast<uint32_t>(chunk.region % nstreams_);
+    BatchBuilder* b = nullptr;
+    for (size_t i = 0; ok && i < pfns.size(); ++i) {
+      if (!b) {
+        if (!(b = AcquireBatch())) break;
+        b->Reset(ctx_.round);
+        b->stream = stream;
+        enc.StartBatch();
+      }
+      const std::byte* page = direct ? direct + pfns[i] * kPageSize : mapped.pages[i];
+      enc.Encode(ctx_, pfns[i], page, *b, worker_counts_[id], stats_);
+      if (b->full()) {
+        Dispatch(b);
+        b = nullptr;
+      }
+    }
+    std::lock_guard lock(mu_);
+    if (b && b->count() > 0) {
+      ++outstanding_;
+      send_q_[b->stream].push_back(b);
+    } else if (b) {
+      free_.push_back(b);  // every page was unchanged
+    }
+    --outstanding_;  // the chunk itself
+    cv_.notify_all();
+  }
+}
+
+void SendPipeline::Impl::SenderLoop(uint32_t s) {
+  for (;;) {
+    BatchBuilder* b;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !send_q_[s].empty(); });
+      if (stop_) return;
+      b = send_q_[s].front();
+      send_q_[s].pop_front();
+    }
+    if (!failed_.load()) {
+      uint64_t t0 = NowNs();
+      sending_.fetch_add(1);
+      Status st = WriteRecord(*streams_[s], RecordType::kPages, b->Body());
+      sending_.fetch_sub(1);
+      sender_busy_ns_.fetch_add(NowNs() - t0, std::memory_order_relaxed);
+      if (!st.ok()) {
+        Fail(std::move(st).With("stream " + std::to_string(s)));
+      } else {
+        batches_sent_[s].fetch_add(1, std::memory_order_relaxed);
+        bytes_wire_.fetch_add(b->body_bytes() + kRecordHeaderSize, std::memory_order_relaxed);
+        pages_sent_.fetch_add(b->count(), std::memory_order_relaxed);
+      }
+    }
+    std::lock_guard lock(mu_);
+    free_.push_back(b);
+    --outstanding_;
+    cv_.notify_all();
+  }
+}
+
+// Compress only while it shortens the migration: per raw byte, compression costs
+// max(1/compressor rate, ratio/wire rate); sending raw costs 1/wire rate.
+void SendPipeline::Impl::Govern() {
+  if (!opts_.compress || !opts_.adaptive) return;
+  uint64_t in = stats_.lz4_in.load(), out = stats_.lz4_out.load(), ns = stats_.lz4_ns.load();
+  uint64_t wire = bytes_wire_.load(), busy = sender_busy_ns_.load();
+  uint64_t d_in = in - g_lz4_in_, d_out = out - g_lz4_out_, d_ns = ns - g_lz4_ns_;
+  uint64_t d_wire = wire - g_wire_, d_busy = busy - g_busy_;
+  if (d_in < (1u << 20) || d_busy < 1000000 || d_ns == 0) return;  // not enough evidence yet
+  g_lz4_in_ = in, g_lz4_out_ = out, g_lz4_ns_ = ns, g_wire_ = wire, g_busy_ = busy;
+  double compressor = static_cast<double>(d_in) / static_cast<double>(d_ns) * nworkers_;  // bytes/ns, all workers
+  double wire_rate = static_cast<double>(d_wire) / (static_cast<double>(d_busy) / nstreams_);
+  double ratio = static_cast<double>(d_out) / static_cast<double>(d_in);
+  double t_on = std::max(1.0 / compressor, ratio / wire_rate);
+  double t_off = 1.0 / wire_rate;
+  ctx_.compress.store(t_on < t_off, std::memory_order_relaxed);
+}
+
+Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out) {
+  {
+    std::lock_guard lock(mu_);
+    if (!error_.ok()) return error_;
+    ctx_.round = round;
+    ctx_.sending = &pages;
+    for (auto& c : worker_counts_) c = EncodeCounts{};
+  }
+  uint64_t wire0 = bytes_wire_.load(), pages0 = pages_sent_.load();
+  const size_t nregions = (pages.size() + kRegionPages - 1) / kRegionPages;
+  const size_t nwords = pages.words();
+  auto last_govern = Clock::now();
+  for (size_t r = 0; r < nregions; ++r) {
+    Chunk c;
+    c.region = r;
+    uint64_t any = 0;
+    for (size_t w = 0; w < kRegionWords && r * kRegionWords + w < nwords; ++w) {
+      c.words[w] = pages.Word(r * kRegionWords + w) & populated_.Word(r * kRegionWords + w);
+      any |= c.words[w];
+    }
+    if (!any) continue;
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !error_.ok() || chunks_.size() < max_chunks_; });
+    if (!error_.ok()) break;
+    chunks_.push_back(c);
+    ++outstanding_;
+    cv_.notify_all();
+    if (Clock::now() - last_govern > std::chrono::milliseconds(20)) {
+      lock.unlock();
+      Govern();
+      last_govern = Clock::now();
+    }
+  }
+  {
+    std::unique_lock lock(mu_);
+    while (outstanding_ > 0) {
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+      lock.unlock();
+      Govern();
+      lock.lock();
+    }
+    if (!error_.ok()) return error_;
+  }
+  // Workers are idle: pages sent in full this round become DUP_REF targets.
+  for (auto& enc : encoders_) {
+    for (const auto& [h, pfn] : enc.sent_contents()) dup_.Insert(h, pfn);
+    enc.sent_contents().clear();
+  }
+  out.bytes_wire = bytes_wire_.load() - wire0;
+  out.pages_sent = pages_sent_.load() - pages0;
+  out.counts = EncodeCounts{};
+  for (const auto& c : worker_counts_) out.counts += c;
+  out.compression = ctx_.compress.load();
+  return {};
+}
+
+SendPipeline::SendPipeline(Backend& backend, std::vector<Stream*> streams, PipelineOptions opts)
+    : impl_(std::make_unique<Impl>(backend, std::move(streams), opts)) {}
+SendPipeline::~SendPipeline() = default;
+
+Status SendPipeline::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out) {
+  return impl_->SendRound(round, pages, out);
+}
+const std::vector<uint64_t>& SendPipeline::last_hash() const { return impl_->last_hash_; }
+std::vector<uint64_t> SendPipeline::batches_per_stream() const {
+  std::vector<uint64_t> v;
+  for (const auto& b : impl_->batches_sent_) v.push_back(b.load());
+  return v;
+}
+uint64_t SendPipeline::overhead_bytes() const {
+  const Impl& i = *impl_;
+  uint64_t batches = i.batches_.size() * (size_t{BatchBuilder::kMaxBatchPages} * (kPageSize + sizeof(PageDesc)) + 2 * kPageSize);
+  return i.last_hash_.size() * sizeof(uint64_t) + i.populated_.words() * 8 + i.dup_.memory_bytes() + batches +
+         const_cast<DeltaCache&>(i.delta_).pages() * (kPageSize + 64);
+}
+uint32_t SendPipeline::workers() const { return impl_->nworkers_; }
+
+}  // namespace xm

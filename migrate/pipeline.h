@@ -1,0 +1,62 @@
+// SendPipeline: moves one round's dirty pages from guest memory onto the wire.
+//
+//   engine thread ──regions──▶ encoder workers ──batches──▶ one sender per stream
+//
+// The engine hands out 2 MiB regions of the dirty bitmap; W workers snapshot,
+// classify and compress each region into a PAGES batch (PageEncoder); each
+// stream's sender thread writes batches to its connection. A region always goes
+// to the same stream (PROTOCOL.md stream affinity). A bounded pool of batch
+// buffers gives backpressure, so memory stays fixed however fast the guest dirties.
+// A compression governor watches compressor and wire throughput and turns LZ4
+// off while the link is faster than the compressors.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "dirtylog/backend.h"
+#include "migrate/page_codec.h"
+#include "migrate/report.h"
+#include "transport/stream.h"
+
+namespace xm {
+
+struct PipelineOptions {
+  uint32_t workers = 0;             // 0 = one per online CPU
+  bool compress = true;             // allow LZ4 (the governor still decides)
+  bool adaptive = true;             // let the governor turn LZ4 off when it does not pay
+  uint64_t delta_cache_bytes = 256ull << 20;
+  uint32_t dup_index_entries = 1u << 16;
+};
+
+struct PipelineRound {
+  uint64_t pages_sent = 0;    // descriptors on the wire (unchanged pages excluded)
+  uint64_t bytes_wire = 0;
+  EncodeCounts counts;
+  bool compression = true;    // the governor's decision when the round ended
+};
+
+class SendPipeline {
+ public:
+  // `streams[0]` is the control stream; the pipeline only writes PAGES to them
+  // and only inside SendRound, so the engine may use stream 0 between rounds.
+  SendPipeline(Backend& backend, std::vector<Stream*> streams, PipelineOptions opts);
+  ~SendPipeline();
+
+  // Sends every populated pfn set in `pages`, as round `round`. Blocks until all
+  // batches are written; the first error of any thread ends the round.
+  Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
+
+  const std::vector<uint64_t>& last_hash() const;
+  std::vector<uint64_t> batches_per_stream() const;
+  // Source-side memory the pipeline holds beyond guest memory (hash table, dup
+  // index, batch buffers, delta cache as filled).
+  uint64_t overhead_bytes() const;
+  uint32_t workers() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xm
