@@ -1,0 +1,551 @@
+#include "transport/uring_stream.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "transport/socket_stream.h"
+
+// Newer than the liburing 2.3 headers Debian 12 ships; values are kernel ABI (Linux 6.2).
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+
+namespace xm {
+namespace {
+
+// user_data layout: tag in the top byte, registered slot + 1 in bits 32..55, a
+// per-stream send sequence number in the low 32 bits. A zero-copy notification
+// carries the user_data of its send, so the sequence number tells which send it
+// belongs to even after that chain is gone.
+enum Tag : uint64_t { kTagSend = 1, kTagRecv = 2, kTagRecvTimeout = 3, kTagCancel = 4 };
+
+uint64_t MakeUserData(Tag tag, int slot, uint32_t seq) {
+  return (uint64_t(tag) << 56) | (uint64_t(uint32_t(slot + 1) & 0xffffff) << 32) | seq;
+}
+Tag TagOf(uint64_t ud) { return static_cast<Tag>(ud >> 56); }
+int SlotOf(uint64_t ud) { return int((ud >> 32) & 0xffffff) - 1; }
+uint32_t SeqOf(uint64_t ud) { return uint32_t(ud); }
+
+__kernel_timespec Timespec(int ms) {
+  __kernel_timespec ts{};
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000LL;
+  return ts;
+}
+
+std::string Mib(size_t bytes) {
+  if (bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes >> 10) + " KiB";
+}
+
+// A stream read straight into the caller's buffer once this much is still wanted.
+constexpr size_t kDirectRecvBytes = 64 << 10;
+
+}  // namespace
+
+Result<UringRing> UringStream::MakeRing(const UringOptions& options) {
+  // A chain must fit the submission queue with room for a recv, its timeout and cancels.
+  unsigned entries = 16;
+  while (entries < options.max_inflight + 8) entries *= 2;
+  return UringRing::Create(entries);
+}
+
+UringStream::UringStream(UniqueFd fd, UringRing ring, const UringOptions& options)
+    : fd_(std::move(fd)), ring_(std::move(ring)), opt_(options), peer_(PeerName(fd_.get())) {}
+
+Result<std::unique_ptr<UringStream>> UringStream::Create(UniqueFd fd, UringRing ring, const UringOptions& options) {
+  if (!fd.valid()) return Error(Code::kInvalidArgument, "io_uring stream: no socket");
+  if (!ring.valid()) return Error(Code::kInvalidArgument, "io_uring stream: no ring");
+  std::unique_ptr<UringStream> s(new UringStream(std::move(fd), std::move(ring), options));
+  const UringCaps& caps = s->ring_.caps();
+  unsigned room = s->ring_.sq_entries() > 8 ? s->ring_.sq_entries() - 8 : 1;
+  s->chain_max_ = caps.ordered_links ? std::clamp(options.max_inflight, 1u, room) : 1;
+  s->chain_.reserve(s->chain_max_);
+  s->limits_.max_bytes = std::max<size_t>(options.max_op_bytes, 4096);
+  // One iovec per op when zero-copy sends must use SEND_ZC (no SENDMSG_ZC).
+  if (options.zero_copy) {
+    if (caps.send_zc) {
+      s->zc_ok_ = true;
+    } else {
+      s->zc_note_ = "this kernel has no IORING_OP_SEND_ZC (Linux < 6.0)";
+    }
+  }
+  s->rbuf_.resize(options.read_ahead_bytes);
+  if (options.send_buffers > 0) XM_TRY(s->SetUpSendBuffers());
+  return s;
+}
+
+UringStream::~UringStream() {
+  // The ring goes first: it cancels whatever the kernel still holds before the
+  // buffers and the socket those requests point at are released.
+  ring_.reset();
+}
+
+Status UringStream::SetUpSendBuffers() {
+  const size_t size = (opt_.send_buffer_bytes + 4095) & ~size_t(4095);
+  opt_.send_buffer_bytes = size;
+  XM_ASSIGN_OR_RETURN(pool_, Mapping::Anonymous(size * opt_.send_buffers));
+  slots_.assign(opt_.send_buffers, Slot{});
+  std::vector<iovec> iov(opt_.send_buffers);
+  for (unsigned i = 0; i < opt_.send_buffers; ++i) {
+    iov[i] = iovec{pool_.data() + i * size, size};
+    free_slots_.push_back(int(opt_.send_buffers - 1 - i));
+  }
+  // Registration pins the pool once, so zero-copy sends from it skip pinning
+  // pages on every send. Copying sends gain nothing from it (the kernel rejects
+  // IORING_RECVSEND_FIXED_BUF on plain IORING_OP_SEND), so a failure here is
+  // not fatal: the pool still works, and Describe says so.
+  int rc = io_uring_register_buffers(ring_.get(), iov.data(), unsigned(iov.size()));
+  if (rc < 0) {
+    pool_note_ = std::string("registration failed: ") + std::strerror(-rc);
+  } else {
+    registered_ = true;
+  }
+  return {};
+}
+
+io_uring_sqe* UringStream::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  if (!sqe) {
+    io_uring_submit(ring_.get());
+    sqe = io_uring_get_sqe(ring_.get());
+  }
+  return sqe;
+}
+
+io_uring_sqe* UringStream::PrepSend(InFlight& f, uint64_t user_data) {
+  const int flags = MSG_NOSIGNAL | MSG_WAITALL;
+  const unsigned zc_flags = zc_report_usage_ ? IORING_SEND_ZC_REPORT_USAGE : 0;
+  SendOp& op = f.op;
+  const bool single = op.iov.size() == 1;
+  f.zc = op.zero_copy && zc_ok_ && (single ? ring_.caps().send_zc : ring_.caps().sendmsg_zc);
+  io_uring_sqe* sqe = GetSqe();
+  if (single && f.zc && op.slot >= 0 && registered_) {
+    io_uring_prep_send_zc_fixed(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags, zc_flags,
+                                unsigned(op.slot));
+    ++stats_.zc_fixed_sqes;
+  } else if (single && f.zc) {
+    io_uring_prep_send_zc(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags, zc_flags);
+  } else if (single) {
+    io_uring_prep_send(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags);
+  } else {
+    f.msg = msghdr{};
+    f.msg.msg_iov = op.iov.data();
+    f.msg.msg_iovlen = op.iov.size();
+    if (f.zc) {
+      io_uring_prep_sendmsg_zc(sqe, fd_.get(), &f.msg, flags);
+      sqe->ioprio = zc_flags;
+    } else {
+      io_uring_prep_sendmsg(sqe, fd_.get(), &f.msg, flags);
+    }
+  }
+  if (f.zc) ++stats_.zc_sqes;
+  io_uring_sqe_set_data64(sqe, user_data);
+  return sqe;
+}
+
+void UringStream::SubmitChain() {
+  const size_t n = std::min<size_t>(pending_.size(), chain_max_);
+  chain_.resize(n);  // within the reserved capacity: msghdrs handed to the kernel stay put
+  chain_done_ = 0;
+  chain_seq_ = next_seq_;
+  for (size_t i = 0; i < n; ++i) {
+    InFlight& f = chain_[i];
+    f = InFlight{};
+    f.op = std::move(pending_.front());
+    pending_.pop_front();
+    io_uring_sqe* sqe = PrepSend(f, MakeUserData(kTagSend, f.op.slot, next_seq_++));
+    // The link keeps the sends in order; MSG_WAITALL makes the kernel finish a
+    // short send itself and break the link if it cannot (FinishChain).
+    if (i + 1 < n) sqe->flags |= IOSQE_IO_LINK;
+  }
+  io_uring_submit(ring_.get());
+  ++stats_.chains;
+  stats_.send_sqes += n;
+}
+
+void UringStream::Reap(io_uring_cqe* cqe) {
+  const uint64_t ud = io_uring_cqe_get_data64(cqe);
+  switch (TagOf(ud)) {
+    case kTagSend: {
+      const int slot = SlotOf(ud);
+      if (cqe->flags & IORING_CQE_F_NOTIF) {
+        // The kernel let go of a zero-copy buffer. A send cancelled before it
+        // ran gets one too, without having announced it (no F_MORE on its
+        // result): nothing of it was in flight, so it is ignored.
+        auto it = std::find(zc_awaiting_.begin(), zc_awaiting_.end(), SeqOf(ud));
+        if (it == zc_awaiting_.end()) return;
+        zc_awaiting_.erase(it);
+        ++stats_.zc_notifs;
+        if (zc_report_usage_ && (uint32_t(cqe->res) & IORING_NOTIF_USAGE_ZC_COPIED)) ++stats_.zc_copied;
+        if (slot >= 0) {
+          --slots_[slot].notifs;
+          ReleaseSlotIfIdle(slot);
+        } else {
+          --caller_notifs_;
+        }
+        return;
+      }
+      const uint32_t index = SeqOf(ud) - chain_seq_;
+      if (index >= chain_.size() || chain_[index].done) return;  // a send given up on after a timeout
+      InFlight& f = chain_[index];
+      f.res = cqe->res;
+      f.done = true;
+      ++chain_done_;
+      if (cqe->flags & IORING_CQE_F_MORE) {
+        zc_awaiting_.push_back(SeqOf(ud));
+        if (slot >= 0) {
+          ++slots_[slot].notifs;
+        } else {
+          ++caller_notifs_;
+        }
+      }
+      return;
+    }
+    case kTagRecv:
+      recv_res_ = cqe->res;
+      recv_done_ = true;
+      return;
+    case kTagRecvTimeout:
+      recv_timeout_done_ = true;
+      if (cqe->res == -ETIME) recv_timed_out_ = true;
+      return;
+    case kTagCancel:
+      return;
+  }
+}
+
+Status UringStream::WaitAndReap(int timeout_ms) {
+  io_uring_cqe* cqe = nullptr;
+  __kernel_timespec ts = Timespec(timeout_ms);
+  int rc;
+  do rc = io_uring_wait_cqe_timeout(ring_.get(), &cqe, timeout_ms > 0 ? &ts : nullptr);
+  while (rc == -EINTR);
+  if (rc == -ETIME) return Error(Code::kTimeout, "no completion");
+  if (rc < 0) return ErrnoError("io_uring wait", -rc);
+  unsigned head;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(ring_.get(), head, cqe) {
+    Reap(cqe);
+    ++seen;
+  }
+  io_uring_cq_advance(ring_.get(), seen);
+  return {};
+}
+
+Status UringStream::Fail(Status st) {
+  if (shut_down_.load()) st = Error(Code::kAborted, "stream to " + peer_ + " shut down");
+  broken_ = st;
+  pending_.clear();
+  return st;
+}
+
+void UringStream::ReleaseSlotIfIdle(int slot) {
+  Slot& s = slots_[slot];
+  if (!s.free && s.sent && s.notifs == 0) {
+    s = Slot{};
+    free_slots_.push_back(slot);
+  }
+}
+
+Status UringStream::FinishChain() {
+  std::vector<SendOp> requeue;
+  Status err;
+  bool broke = false;
+  bool out_of_order = false;
+  bool would_block = false;
+  size_t progress = 0;
+  for (InFlight& f : chain_) {
+    const size_t want = f.op.bytes();
+    if (broke) {
+      // After a send that ended short, the kernel must have cancelled the rest
+      // of the chain; a later send that went through anyway put its bytes
+      // ahead of the missing ones.
+      if (f.res > 0) out_of_order = true;
+      requeue.push_back(std::move(f.op));
+      continue;
+    }
+    if (f.res >= 0 && size_t(f.res) == want) {
+      progress += want;
+      stats_.bytes_sent += want;
+      if (f.op.slot >= 0) {
+        slots_[f.op.slot].sent = true;
+        ReleaseSlotIfIdle(f.op.slot);
+      }
+      continue;
+    }
+    broke = true;
+    if (f.res >= 0) {
+      // Short: the peer reset, a signal, an allocation failure... Resume where it stopped.
+      ++stats_.short_sends;
+      progress += size_t(f.res);
+      stats_.bytes_sent += size_t(f.res);
+      f.op.Consume(size_t(f.res));
+      requeue.push_back(std::move(f.op));
+      continue;
+    }
+    const int e = -f.res;
+    if (e == ECANCELED || e == EAGAIN || e == EINTR) {
+      ++stats_.retried_sends;
+      would_block |= e == EAGAIN;
+      requeue.push_back(std::move(f.op));
+      continue;
+    }
+    if (f.zc && (e == EOPNOTSUPP || e == EINVAL)) {
+      // Linux 6.0/6.1 do not know the usage report flag; some sockets cannot do zero-copy at all.
+      if (e == EINVAL && zc_report_usage_) {
+        zc_report_usage_ = false;
+      } else {
+        zc_ok_ = false;
+        zc_note_ = std::string("the socket refused SEND_ZC (") + std::strerror(e) + "), copying instead";
+      }
+      ++stats_.retried_sends;
+      requeue.push_back(std::move(f.op));
+      continue;
+    }
+    err = ErrnoError("send to " + peer_, e);
+  }
+  chain_.clear();
+  chain_done_ = 0;
+  if (out_of_order)
+    return Fail(Error(Code::kIo, "send to " + peer_ +
+                                     ": io_uring ran a linked send after a short one, the byte stream is out of order "
+                                     "(kernel without MSG_WAITALL for sends?); use the sockets transport"));
+  if (!err.ok()) return Fail(err);
+  for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) pending_.push_front(std::move(*it));
+  if (progress > 0 || requeue.empty()) {
+    stalls_ = 0;
+  } else if (would_block) {
+    // EAGAIN leaks out of io_uring when it could not arm a poll; wait here
+    // rather than spin resubmitting.
+    pollfd p{fd_.get(), POLLOUT, 0};
+    int n;
+    do n = ::poll(&p, 1, timeout_ms_ > 0 ? timeout_ms_ : -1);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+      return Fail(Error(Code::kTimeout, "no progress sending to " + peer_ + " for " + std::to_string(timeout_ms_) + " ms"));
+  } else if (++stalls_ > 1000) {
+    return Fail(Error(Code::kIo, "send to " + peer_ + ": no progress after 1000 resubmissions"));
+  }
+  return {};
+}
+
+Status UringStream::CancelChainAfterTimeout() {
+  for (size_t i = 0; i < chain_.size(); ++i) {
+    if (chain_[i].done) continue;
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel64(sqe, MakeUserData(kTagSend, chain_[i].op.slot, chain_seq_ + uint32_t(i)), 0);
+    io_uring_sqe_set_data64(sqe, MakeUserData(kTagCancel, -1, 0));
+  }
+  io_uring_submit(ring_.get());
+  // A cancelled send completes at once; if one is stuck inside the socket
+  // layer, shutting the socket down releases it. The stream is lost either way.
+  for (int attempt = 0; chain_done_ < chain_.size() && attempt < 10; ++attempt) {
+    Status st = WaitAndReap(1000);
+    if (!st.ok() && attempt == 0) ::shutdown(fd_.get(), SHUT_RDWR);
+  }
+  chain_.clear();
+  chain_done_ = 0;
+  return Fail(Error(Code::kTimeout, "no progress sending to " + peer_ + " for " + std::to_string(timeout_ms_) + " ms"));
+}
+
+Status UringStream::Step() {
+  if (chain_.empty() && !pending_.empty()) {
+    SubmitChain();
+    return {};
+  }
+  Status st = WaitAndReap(timeout_ms_);
+  if (st.code() == Code::kTimeout) {
+    if (!chain_.empty()) return CancelChainAfterTimeout();
+    return Fail(Error(Code::kTimeout, "zero-copy buffers to " + peer_ + " not released within " +
+                                          std::to_string(timeout_ms_) + " ms"));
+  }
+  if (!st.ok()) return Fail(st);
+  if (!chain_.empty() && chain_done_ == chain_.size()) return FinishChain();
+  return {};
+}
+
+Status UringStream::Pump() {
+  unsigned head;
+  unsigned seen = 0;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(ring_.get(), head, cqe) {
+    Reap(cqe);
+    ++seen;
+  }
+  io_uring_cq_advance(ring_.get(), seen);
+  if (!chain_.empty() && chain_done_ == chain_.size()) XM_TRY(FinishChain());
+  if (chain_.empty() && !pending_.empty()) SubmitChain();
+  return {};
+}
+
+Status UringStream::Flush() {
+  if (!broken_.ok()) return broken_;
+  while (!SendsIdle()) XM_TRY(Step());
+  return {};
+}
+
+Status UringStream::Send(std::span<const iovec> iov) {
+  if (!broken_.ok()) return broken_;
+  SendPlanLimits limits = limits_;
+  limits.zc_min_bytes = zc_ok_ ? std::max<size_t>(opt_.zc_min_bytes, 1) : 0;
+  std::vector<SendOp> ops;
+  PlanSends(iov, limits, &ops);
+  for (SendOp& op : ops) pending_.push_back(std::move(op));
+  // The caller owns these buffers again when we return, so wait for every
+  // byte and every zero-copy notification.
+  return Flush();
+}
+
+Result<UringStream::SendBuffer> UringStream::AcquireSendBuffer() {
+  if (slots_.empty()) return Error(Code::kUnsupported, "io_uring stream to " + peer_ + " has no send buffers");
+  if (!broken_.ok()) return broken_;
+  XM_TRY(Pump());
+  while (free_slots_.empty()) {
+    if (std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.queued; }))
+      return Error(Code::kInternal, "every send buffer of the stream to " + peer_ + " is held by the caller");
+    XM_TRY(Step());
+  }
+  const int slot = free_slots_.back();
+  free_slots_.pop_back();
+  slots_[slot] = Slot{false, false, false, 0};
+  return SendBuffer{std::span<std::byte>(pool_.data() + size_t(slot) * opt_.send_buffer_bytes, opt_.send_buffer_bytes),
+                    slot};
+}
+
+Status UringStream::SendAcquired(SendBuffer buf, size_t len) {
+  if (buf.slot < 0 || size_t(buf.slot) >= slots_.size() || slots_[buf.slot].free)
+    return Error(Code::kInvalidArgument, "SendAcquired: not an acquired send buffer");
+  if (len > opt_.send_buffer_bytes)
+    return Error(Code::kInvalidArgument, "SendAcquired: " + std::to_string(len) + " bytes do not fit a " +
+                                             std::to_string(opt_.send_buffer_bytes) + "-byte send buffer");
+  Slot& s = slots_[buf.slot];
+  s.queued = true;
+  if (len == 0 || !broken_.ok()) {
+    s.sent = true;
+    ReleaseSlotIfIdle(buf.slot);
+    return broken_;
+  }
+  SendOp op;
+  op.iov.push_back(iovec{pool_.data() + size_t(buf.slot) * opt_.send_buffer_bytes, len});
+  op.slot = buf.slot;
+  op.zero_copy = zc_ok_ && len >= opt_.zc_min_bytes;
+  pending_.push_back(std::move(op));
+  return Pump();
+}
+
+Status UringStream::EndOfStream(size_t got, size_t want) const {
+  if (shut_down_.load()) return Error(Code::kAborted, "stream to " + peer_ + " shut down");
+  if (got == 0) return Error(Code::kAborted, "connection closed by " + peer_);
+  return Error(Code::kProtocol, "connection closed by " + peer_ + " after " + std::to_string(got) + " of " +
+                                    std::to_string(want) + " bytes");
+}
+
+Status UringStream::RecvInto(std::byte* dst, size_t len, bool waitall, size_t* got) {
+  len = std::min<size_t>(len, 1u << 30);  // the SQE length field is 32 bits
+  for (;;) {
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_recv(sqe, fd_.get(), dst, len, waitall ? MSG_WAITALL : 0);
+    io_uring_sqe_set_data64(sqe, MakeUserData(kTagRecv, -1, 0));
+    recv_done_ = false;
+    recv_timed_out_ = false;
+    recv_timeout_done_ = true;
+    __kernel_timespec ts = Timespec(timeout_ms_);
+    if (timeout_ms_ > 0) {
+      // Times this one recv, not the whole call: any bytes are progress.
+      sqe->flags |= IOSQE_IO_LINK;
+      io_uring_sqe* lt = GetSqe();
+      io_uring_prep_link_timeout(lt, &ts, 0);
+      io_uring_sqe_set_data64(lt, MakeUserData(kTagRecvTimeout, -1, 0));
+      recv_timeout_done_ = false;
+    }
+    io_uring_submit(ring_.get());
+    ++stats_.recv_sqes;
+    // Never leave with the recv in flight: the kernel would write into a buffer
+    // the caller may free.
+    while (!recv_done_ || !recv_timeout_done_) {
+      Status st = WaitAndReap(0);
+      if (!st.ok()) return st;
+    }
+    if (recv_res_ >= 0) {
+      *got = size_t(recv_res_);
+      stats_.bytes_received += *got;
+      return {};
+    }
+    const int e = -recv_res_;
+    if (shut_down_.load()) return Error(Code::kAborted, "stream to " + peer_ + " shut down");
+    if (e == ECANCELED && recv_timed_out_)
+      return Error(Code::kTimeout, "no progress from peer " + peer_ + " for " + std::to_string(timeout_ms_) + " ms");
+    if (e == EINTR || e == EAGAIN || e == ECANCELED) continue;
+    return ErrnoError("receive from " + peer_, e);
+  }
+}
+
+Status UringStream::Recv(std::span<std::byte> buf) {
+  // Whatever the caller queued goes out before it waits for an answer. A send
+  // side that already failed does not stop reading (the peer's ABORT may be there).
+  if (broken_.ok()) XM_TRY(Flush());
+  size_t got = 0;
+  while (got < buf.size()) {
+    if (rpos_ < rend_) {
+      const size_t take = std::min(rend_ - rpos_, buf.size() - got);
+      std::memcpy(buf.data() + got, rbuf_.data() + rpos_, take);
+      rpos_ += take;
+      got += take;
+      continue;
+    }
+    const size_t left = buf.size() - got;
+    size_t n = 0;
+    if (rbuf_.empty() || left >= kDirectRecvBytes) {
+      XM_TRY(RecvInto(buf.data() + got, left, timeout_ms_ <= 0, &n));
+      got += n;
+    } else {
+      XM_TRY(RecvInto(rbuf_.data(), rbuf_.size(), false, &n));
+      rpos_ = 0;
+      rend_ = n;
+    }
+    if (n == 0) return EndOfStream(got, buf.size());
+  }
+  return {};
+}
+
+void UringStream::Shutdown() {
+  // Only the socket is touched: the ring belongs to the thread driving the
+  // stream. Its blocked send or recv then completes with EPIPE or end of stream.
+  shut_down_.store(true);
+  ::shutdown(fd_.get(), SHUT_RDWR);
+}
+
+std::string UringStream::Describe() const {
+  std::string d = "io_uring: ";
+  if (chain_max_ > 1) {
+    d += "linked sends (up to " + std::to_string(chain_max_) + " in flight)";
+  } else {
+    d += "one send at a time (kernel cannot keep linked sends in order)";
+  }
+  if (zc_ok_) {
+    d += ", SEND_ZC on for buffers >= " + Mib(opt_.zc_min_bytes);
+    if (stats_.zc_notifs > 0 && zc_report_usage_)
+      d += " (kernel copied " + std::to_string(stats_.zc_copied * 100 / stats_.zc_notifs) + "% of " +
+           std::to_string(stats_.zc_notifs) + " sends)";
+  } else if (opt_.zero_copy) {
+    d += ", SEND_ZC off: " + zc_note_;
+  } else {
+    d += ", SEND_ZC off";
+  }
+  if (!slots_.empty()) {
+    d += ", " + std::to_string(slots_.size()) + (registered_ ? " registered" : "") + " send buffers of " +
+         Mib(opt_.send_buffer_bytes);
+    if (!registered_) d += " (" + pool_note_ + ")";
+  }
+  return d;
+}
+
+}  // namespace xm
