@@ -1,0 +1,71 @@
+// xmotion writes Xen's structures field by field, from its own constants;
+// here they are checked against Xen's real headers (Debian libxen-dev 4.17).
+// Built only where those headers are installed.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+
+extern "C" {
+#include <xenctrl.h>
+#include <xen/arch-x86/hvm/save.h>
+#include <xen/hvm/params.h>
+}
+
+#include "dirtylog/xen/cpu_policy.h"
+#include "dirtylog/xen/hvm_cpu_layout.h"
+#include "dirtylog/xen/stream_format.h"
+
+namespace xm::xen {
+namespace {
+
+TEST(XenAbi, HvmCpuRecordLayoutMatchesXen) {
+  EXPECT_EQ(sizeof(struct hvm_hw_cpu), hvmcpu::kSize);
+  EXPECT_EQ(sizeof(struct hvm_hw_cpu), kHvmHwCpuSize);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, fpu_regs), hvmcpu::kFpuRegs);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, rax), hvmcpu::kRax);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, rdx), hvmcpu::kRdx);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, rip), hvmcpu::kRip);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, rflags), hvmcpu::kRflags);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cr0), hvmcpu::kCr0);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cr3), hvmcpu::kCr3);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cr4), hvmcpu::kCr4);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, dr6), hvmcpu::kDr6);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, dr7), hvmcpu::kDr7);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cs_sel), hvmcpu::kSel + 4 * hvmcpu::kCs);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, ldtr_sel), hvmcpu::kSel + 4 * hvmcpu::kLdtr);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cs_limit), hvmcpu::kLimit + 4 * hvmcpu::kCs);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, gdtr_limit), hvmcpu::kLimit + 4 * hvmcpu::kGdtr);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cs_base), hvmcpu::kBase + 8 * hvmcpu::kCs);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, gdtr_base), hvmcpu::kBase + 8 * hvmcpu::kGdtr);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, cs_arbytes), hvmcpu::kArbytes + 4 * hvmcpu::kCs);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, ldtr_arbytes), hvmcpu::kArbytes + 4 * hvmcpu::kLdtr);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, msr_efer), hvmcpu::kMsrEfer);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, tsc), hvmcpu::kTsc);
+  EXPECT_EQ(offsetof(struct hvm_hw_cpu, flags), hvmcpu::kFlags);
+}
+
+TEST(XenAbi, HvmContextHeaderAndCodesMatchXen) {
+  EXPECT_EQ(sizeof(struct hvm_save_header), kHvmSaveHeaderSize);
+  EXPECT_EQ(sizeof(struct hvm_save_descriptor), 8u);
+  EXPECT_EQ(HVM_FILE_MAGIC, kHvmFileMagic);
+  EXPECT_EQ(HVM_FILE_VERSION, kHvmFileVersion);
+  EXPECT_EQ(HVM_SAVE_CODE(HEADER), kHvmSaveHeader);
+  EXPECT_EQ(HVM_SAVE_CODE(CPU), kHvmSaveCpu);
+  EXPECT_EQ(HVM_SAVE_CODE(END), kHvmSaveEnd);
+}
+
+TEST(XenAbi, PolicyAndParamNumbersMatchXen) {
+  EXPECT_EQ(sizeof(xen_cpuid_leaf_t), kCpuidLeafSize);
+  EXPECT_EQ(sizeof(xen_msr_entry_t), kMsrEntrySize);
+  EXPECT_EQ(XEN_CPUID_NO_SUBLEAF, kNoSubleaf);
+  EXPECT_EQ(HVM_PARAM_STORE_PFN, kHvmParamStorePfn);
+  EXPECT_EQ(HVM_PARAM_CONSOLE_PFN, kHvmParamConsolePfn);
+  EXPECT_EQ(HVM_PARAM_CALLBACK_IRQ, kHvmParamCallbackIrq);
+  EXPECT_EQ(HVM_PARAM_ACPI_S_STATE, kHvmParamAcpiSState);
+  EXPECT_EQ(XEN_DOMCTL_PFINFO_XTAB >> 28, static_cast<uint32_t>(PfnType::kXtab));
+  EXPECT_EQ(XEN_DOMCTL_PFINFO_XALLOC >> 28, static_cast<uint32_t>(PfnType::kXalloc));
+  EXPECT_EQ(XEN_DOMCTL_PFINFO_BROKEN >> 28, static_cast<uint32_t>(PfnType::kBroken));
+}
+
+}  // namespace
+}  // namespace xm::xen
