@@ -71,7 +71,7 @@ Status CheckApplied(const CpuPolicy& wanted, const CpuPolicy& applied, std::vect
                                           wanted.vendor);
   if (auto lost = Missing(wanted.featureset, applied.featureset); !lost.empty())
     return Error(Code::kIncompatible,
-                 "the applied CPU policy lacks " + JoinNames(lost) + ": the guest would see them disappear");
+                 "the applied CPU policy lacks features the guest already uses: " + JoinNames(lost));
   if (auto forced = Missing(applied.featureset, wanted.featureset); !forced.empty())
     warnings.push_back("the hypervisor forced on CPU features the guest's policy hides: " + JoinNames(forced));
   return {};

@@ -164,9 +164,26 @@ Result<std::string> ReadSmallFile(const std::string& path) {
   return data;
 }
 
+// Files may carry '#' comment lines (what host a featureset came from).
+std::string StripCommentLines(const std::string& data) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < data.size()) {
+    size_t end = data.find('\n', pos);
+    if (end == std::string::npos) end = data.size();
+    std::string_view line(data.data() + pos, end - pos);
+    if (Trim(line).empty() || Trim(line).front() != '#') {
+      out.append(line);
+      out.push_back('\n');
+    }
+    pos = end + 1;
+  }
+  return out;
+}
+
 Result<CpuPolicy> ParseFile(const std::string& path) {
   XM_ASSIGN_OR_RETURN(std::string data, ReadSmallFile(path));
-  return ParseText(Trim(data)).With("file '" + path + "'");
+  return ParseText(Trim(StripCommentLines(data))).With("file '" + path + "'");
 }
 
 bool IsRegularFile(std::string_view path) {

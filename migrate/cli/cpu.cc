@@ -132,17 +132,28 @@ int BadInput(const char* cmd, const Status& st) {
 
 void PrintJson(const json& j) { std::printf("%s\n", j.dump(2).c_str()); }
 
-// Names wrapped to ~100 columns, continuation lines indented by `indent`.
-std::string Wrap(const std::vector<uint32_t>& bits, size_t indent) {
-  std::string out, line;
+// Names wrapped at 100 columns: the first line starts at column `first_col`,
+// later ones are indented by `indent`.
+std::string Wrap(const std::vector<uint32_t>& bits, size_t first_col, size_t indent) {
+  constexpr size_t kWidth = 100;
+  std::string out;
+  size_t col = first_col;
+  bool line_empty = true;
   for (const std::string& name : cm::Names(bits)) {
-    if (!line.empty() && line.size() + name.size() + 2 > 100 - indent) {
-      out += line + ",\n" + std::string(indent, ' ');
-      line.clear();
+    if (!line_empty && col + name.size() + 2 > kWidth) {
+      out += ",\n" + std::string(indent, ' ');
+      col = indent;
+      line_empty = true;
     }
-    line += (line.empty() ? "" : ", ") + name;
+    if (!line_empty) {
+      out += ", ";
+      col += 2;
+    }
+    out += name;
+    col += name.size();
+    line_empty = false;
   }
-  return out + line;
+  return out;
 }
 
 std::string VendorLabel(const std::string& v) { return v.empty() ? "unspecified vendor" : v; }
@@ -211,7 +222,8 @@ int RunHost(const HostArgs& a) {
   std::printf("vendor:     %s (%s)\n", p.vendor.c_str(), cm::ShortVendor(p.vendor).c_str());
   std::printf("policy:     %s\n", cm::FormatPolicy(p, cm::TextFormat::kXen).c_str());
   std::printf("xapi form:  %s\n", cm::FormatWords(p.featureset, '-').c_str());
-  std::printf("features:   %zu: %s\n", Count(p), Wrap(cm::SetBits(p.featureset), 12).c_str());
+  std::string count = std::to_string(Count(p));
+  std::printf("features:   %s: %s\n", count.c_str(), Wrap(cm::SetBits(p.featureset), 14 + count.size(), 12).c_str());
   for (const std::string& n : notes) std::printf("note:       %s\n", n.c_str());
   return kCompatible;
 }
@@ -268,8 +280,8 @@ int RunLevel(const LevelArgs& a) {
     if (lost.empty())
       std::printf("  %-*s loses nothing (%zu features)\n", static_cast<int>(width), h.name.c_str(), Count(h.policy));
     else
-      std::printf("  %-*s loses %zu of %zu: %s\n", static_cast<int>(width), h.name.c_str(), lost.size(), Count(h.policy),
-                  Wrap(lost, width + 4).c_str());
+      std::printf("  %-*s loses %zu of %zu:\n      %s\n", static_cast<int>(width), h.name.c_str(), lost.size(),
+                  Count(h.policy), Wrap(lost, 6, 6).c_str());
   }
   return kCompatible;
 }
@@ -364,12 +376,12 @@ int RunCheckJoin(const JoinArgs& a) {
     if (r->pool_loses.empty())
       std::printf("  the pool level keeps all %zu features\n", Count(r->level_before));
     else
-      std::printf("  the pool level loses %zu: %s\n", r->pool_loses.size(), Wrap(r->pool_loses, 4).c_str());
+      std::printf("  the pool level loses %zu:\n      %s\n", r->pool_loses.size(), Wrap(r->pool_loses, 6, 6).c_str());
     if (r->host_loses.empty())
       std::printf("  %s hides nothing of its own\n", host->name.c_str());
     else
-      std::printf("  %s hides %zu of its own: %s\n", host->name.c_str(), r->host_loses.size(),
-                  Wrap(r->host_loses, 4).c_str());
+      std::printf("  %s hides %zu of its own:\n      %s\n", host->name.c_str(), r->host_loses.size(),
+                  Wrap(r->host_loses, 6, 6).c_str());
   }
   for (size_t i = 0; i < vms->size(); ++i) {
     const auto& v = r->vms[i];
@@ -379,8 +391,8 @@ int RunCheckJoin(const JoinArgs& a) {
     else if (!v.vendor_problem.empty())
       std::printf("  VM %s can never move to %s: %s\n", name.c_str(), host->name.c_str(), v.vendor_problem.c_str());
     else
-      std::printf("  VM %s could no longer move to %s: it lacks %s\n", name.c_str(), host->name.c_str(),
-                  Wrap(v.missing, 6).c_str());
+      std::printf("  VM %s could no longer move to %s; it lacks %zu:\n      %s\n", name.c_str(), host->name.c_str(),
+                  v.missing.size(), Wrap(v.missing, 6, 6).c_str());
   }
   return r->ok() ? kCompatible : kNotCompatible;
 }
@@ -393,7 +405,7 @@ void AddCpu(CLI::App& app, Runner& run) {
   cmd->footer(
       "A POLICY is [VENDOR:]HEX8:HEX8:... (Xen), [VENDOR:]HEX8-HEX8-... (XAPI), [VENDOR:]name,name,...\n"
       "or JSON, given inline, as @FILE or as a path; prefix NAME= to label it. VENDOR: intel, amd, ...\n"
-      "Exit: 0 compatible, 1 not compatible, 2 bad input. See cpumask/README.md.");
+      "Exit: 0 compatible, 1 not compatible, 2 bad input. See cpumask/README.md.\n");
 
   auto host = std::make_shared<HostArgs>();
   CLI::App* h = cmd->add_subcommand("host", "Print this host's CPU policy");
