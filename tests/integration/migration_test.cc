@@ -96,6 +96,44 @@ TEST(IntegrationMigration, FullVerifyProvesTheDirtyLogMissedNothing) {
   EXPECT_EQ(o.recv["verify"], "full");
 }
 
+TEST(IntegrationMigration, ThreeStreamsDeltasAndCompressionArriveByteIdentical) {
+  TempDir dir;
+  Outcome o = Migrate(dir, "96M", "ws=64M,hot=16M,rate=0,fill=mixed",
+                      {"--streams", "3", "--max-rounds", "5", "--downtime-target", "0.001", "--no-adaptive"});
+  ExpectCompleted(o);
+  std::string why;
+  EXPECT_TRUE(SameFile(dir.path("src.mem"), dir.path("dst.mem"), &why)) << why;
+  EXPECT_EQ(o.send["streams"], 3);
+  EXPECT_EQ(o.recv["streams"], 3);
+  EXPECT_GT(o.send["pages"]["lz4"].get<uint64_t>(), 0u);
+  EXPECT_GT(o.send["pages"]["delta"].get<uint64_t>(), 0u);  // hot pages resent from round 2 on
+  // The destination decoded exactly what the source encoded.
+  for (const char* k : {"zero", "duplicate", "delta", "lz4", "raw"})
+    EXPECT_EQ(o.send["pages"][k], o.recv["pages"][k]) << k;
+}
+
+TEST(IntegrationMigration, WithoutIoUringTheSocketFallbackCarriesTheMigration) {
+  TempDir dir;
+  ::setenv("XMOTION_DISABLE_IO_URING", "1", 1);  // inherited by both children
+  Outcome o = Migrate(dir, "64M", "ws=32M,hot=8M,rate=100M/s", {"--streams", "2", "--max-rounds", "4"});
+  ::unsetenv("XMOTION_DISABLE_IO_URING");
+  ExpectCompleted(o);
+  std::string why;
+  EXPECT_TRUE(SameFile(dir.path("src.mem"), dir.path("dst.mem"), &why)) << why;
+  EXPECT_EQ(o.send["transport"], "sockets");
+  EXPECT_EQ(o.recv["transport"], "sockets");
+  EXPECT_FALSE(o.send.value("transport_note", "").empty());  // and it says why
+}
+
+TEST(IntegrationMigration, IoUringCarriesTheMigrationWhereTheKernelHasIt) {
+  TempDir dir;
+  Outcome o = Migrate(dir, "64M", "ws=32M", {"--transport", "io_uring"}, false);
+  if (o.send_rc != 0 && o.send_err.find("io_uring") != std::string::npos)
+    GTEST_SKIP() << "io_uring is not available here: " << o.send_err;
+  ExpectCompleted(o);
+  EXPECT_EQ(o.send["transport"], "io_uring");
+}
+
 TEST(IntegrationMigration, AuthenticatedMigrationCompletes) {
   TempDir dir;
   {
