@@ -44,6 +44,8 @@ class XenStreamTee final : public Backend {
     return ReadInner(pfns, access);
   }
   // Hidden on purpose: pages written straight into memory could not be noted.
+  // ZeroInitialized() stays false for the same reason: zero pages must be
+  // written (and so noted) too, since Xen populates only what a stream carries.
   std::byte* DirectMemory() override { return nullptr; }
 
   Status EnableDirtyLog() override { return inner_->EnableDirtyLog(); }

@@ -118,6 +118,28 @@ TEST(XenVerifier, CheckpointedLibxlStreamIsBeyondIt) {
   EXPECT_NE(r.output.find("verify_record_x86_pv"), std::string::npos) << r.output;
 }
 
+// Debian's verify-stream-v2 runs on python3, where its EMULATOR_XENSTORE_DATA
+// check compares a byte (an int) with the string '\x00' and so calls any
+// non-empty xenstore data "not NUL terminated". Real HVM streams carry QEMU's
+// physmap keys there; xmotion's reader checks those records instead.
+TEST(XenVerifier, EmulatorXenstoreDataTripsItsPython3Bug) {
+  XM_REQUIRE_VERIFIER(v);
+  VectorSink sink;
+  StreamWriter w(sink, StreamOptions{});
+  ASSERT_TRUE(w.Begin(nullptr).ok());
+  XenGuestState st = FixtureGuestState(1, 0);
+  const std::string kv = std::string("physmap/f0000000/size") + '\0' + "800000" + '\0';
+  st.emulator_xenstore.push_back({2, 0, std::vector<uint8_t>(kv.begin(), kv.end())});
+  ASSERT_TRUE(w.Finish(st).ok());
+  SpanSource src(sink.bytes());
+  auto img = ReadStream(src, ReadOptions{});
+  ASSERT_TRUE(img.ok()) << img.status().message();
+  EXPECT_EQ(img->state.emulator_xenstore, st.emulator_xenstore);
+  auto r = RunVerifier(*v, sink.bytes(), "libxl");
+  EXPECT_NE(r.exit_code, 0) << "verify-stream-v2 now accepts xenstore data; make this an acceptance test";
+  EXPECT_NE(r.output.find("Data not NUL terminated"), std::string::npos) << r.output;
+}
+
 TEST(XenVerifier, AcceptsASyntheticGuestState) {
   XM_REQUIRE_VERIFIER(v);
   VectorSink sink;
