@@ -1,6 +1,7 @@
 #include "dirtylog/factory.h"
 
 #include "dirtylog/kvm/kvm_backend.h"
+#include "cpumask/host.h"
 #include "dirtylog/sim/sim_backend.h"
 #include "dirtylog/workload.h"
 #include "dirtylog/xen/xen_factory.h"
@@ -24,9 +25,10 @@ Result<std::unique_ptr<Backend>> OpenSource(const BackendOptions& opts) {
   if (opts.backend == "sim") {
     auto spec = ParseWorkload(opts.workload, opts.memory_bytes);
     if (!spec.ok()) return spec.status();
-    CpuPolicy policy;
-    policy.format = "none";
-    auto b = SimBackend::CreateSource(opts.memory_bytes, *spec, policy);
+    // A sim guest "sees" this host's CPU, so CPU checks on the way are real ones.
+    auto policy = cpumask::HostCpuPolicy();
+    if (!policy.ok()) return std::move(policy).With("sim guest CPU policy").status();
+    auto b = SimBackend::CreateSource(opts.memory_bytes, *spec, *policy);
     if (!b.ok()) return b.status();
     return std::unique_ptr<Backend>(std::move(b).value());
   }

@@ -51,9 +51,7 @@ nlohmann::json MigrationReport::ToJson() const {
 std::string MigrationReport::Summary() const {
   std::string s;
   char line[256];
-  std::snprintf(line, sizeof line, "%s: %s%s%s\n", role.c_str(), result.c_str(), error.empty() ? "" : " — ",
-                error.c_str());
-  s += line;
+  s += role + ": " + result + (error.empty() ? "" : " — " + error) + "\n";
   if (rounds.empty()) return s;
   s += " round   dirty pages    pages sent    wire bytes        ms\n";
   for (const auto& r : rounds) {

@@ -29,6 +29,8 @@ struct DemoArgs {
   bool no_compress = false;
   std::string verify = "incremental";
   int run_after_ms = 500;
+  std::string host_featureset;
+  std::string pool_level;
 };
 
 std::string SelfExe() {
@@ -104,6 +106,8 @@ int RunDemo(DemoArgs& a) {
                                     recv_report, "--progress", "none", "--quiet", "--accept-timeout", "60",
                                     "--run-after", std::to_string(a.run_after_ms)};
   rargs.insert(rargs.end(), guest_args.begin(), guest_args.end());
+  if (!a.host_featureset.empty()) rargs.insert(rargs.end(), {"--host-featureset", a.host_featureset});
+  if (!a.pool_level.empty()) rargs.insert(rargs.end(), {"--pool-level", a.pool_level});
   if (!b.backend.xen_stream_out.empty()) rargs.insert(rargs.end(), {"--xen-stream-out", b.backend.xen_stream_out});
   auto rpid = Spawn(rargs, fds[1]);
   ::close(fds[1]);
@@ -209,6 +213,9 @@ void AddDemo(CLI::App& app, Runner& run) {
   cmd->add_option("--xen-stream-out", a->common.backend.xen_stream_out,
                   "Have the receiver also write the guest as Xen's libxl migration stream to FILE "
                   "(check it with Xen's verify-stream-v2 -f libxl)");
+  cmd->add_option("--host-featureset", a->host_featureset,
+                  "The destination's CPU featureset, replacing the detected one (test incompatible hosts)");
+  cmd->add_option("--pool-level", a->pool_level, "Cross-pool: the pool level the guest must also fit");
   cmd->add_option("--send-arg", a->send_extra, "Extra argument passed to the sender (repeatable)");
   cmd->callback([&run, a] { run = [a] { return RunDemo(*a); }; });
 }

@@ -6,6 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "cpumask/host.h"
+#include "cpumask/kvm_cpuid.h"
+#include "cpumask/levelling.h"
+#include "cpumask/policy_text.h"
+#include "cpumask/xen_host.h"
 #include "migrate/cli/commands.h"
 #include "migrate/receiver.h"
 
@@ -20,7 +25,17 @@ struct ReceiveArgs {
   int io_timeout_s = 60;
   int linger_ms = 0;
   std::string dump_memory;
+  std::string host_featureset;
+  std::string pool_level;
 };
+
+// What this host can offer a guest of `backend`: the hypervisor's view where it
+// has one (KVM's supported CPUID, Xen's HVM max featureset), else CPUID.
+Result<CpuPolicy> HostPolicyFor(const std::string& backend) {
+  if (backend == "kvm") return cpumask::KvmSupportedPolicy();
+  if (backend == "xen") return cpumask::XenFeatureset(cpumask::XenFeaturesetKind::kHvmMax);
+  return cpumask::HostCpuPolicy();
+}
 
 int RunReceive(ReceiveArgs& a) {
   Status st = FinishBackendOptions(a.common);
@@ -52,6 +67,29 @@ int RunReceive(ReceiveArgs& a) {
   o.linger_ms = a.linger_ms;
   o.dump_memory = a.dump_memory;
   o.progress = MakeProgress(a.common.progress, "receive");
+  // The guest's CPU policy is checked against this host (and the pool level)
+  // before any page moves, and checked again after the hypervisor applied it.
+  auto host = a.host_featureset.empty() ? HostPolicyFor(a.common.backend.backend)
+                                        : cpumask::ParsePolicy(a.host_featureset);
+  if (!host.ok()) {
+    std::fprintf(stderr, "xmotion receive: host CPU featureset: %s\n", host.status().message().c_str());
+    return host.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
+  }
+  std::optional<CpuPolicy> pool;
+  if (!a.pool_level.empty()) {
+    auto p = cpumask::ParsePolicy(a.pool_level);
+    if (!p.ok()) {
+      std::fprintf(stderr, "xmotion receive: --pool-level: %s\n", p.status().message().c_str());
+      return kExitUsage;
+    }
+    pool = *p;
+  }
+  o.check_cpu = [host = *host, pool](const CpuPolicy& vm) {
+    return cpumask::CheckVmFits(vm, host, pool ? &*pool : nullptr);
+  };
+  o.check_applied_cpu = [](const CpuPolicy& wanted, const CpuPolicy& applied, std::vector<std::string>& warnings) {
+    return cpumask::CheckApplied(wanted, applied, warnings);
+  };
   BackendOptions bo = a.common.backend;
   // The source's CPU policy arrives in the handshake, before the destination is
   // created; a Xen stream needs it before any page, so it is kept for the factory.
@@ -83,6 +121,10 @@ void AddReceive(CLI::App& app, Runner& run) {
   cmd->add_option("--run-after", a->linger_ms,
                   "Milliseconds to keep the resumed guest running here before exiting (sim/kvm guests live in "
                   "this process)");
+  cmd->add_option("--host-featureset", a->host_featureset,
+                  "Use this CPU policy as the host's instead of detecting it (see cpumask/README.md for the forms)");
+  cmd->add_option("--pool-level", a->pool_level,
+                  "Cross-pool migration: the guest must also fit this pool level featureset");
   cmd->add_option("--ready-fd", a->ready_fd, "Write the listening port and a newline to this fd once listening");
   cmd->add_option("--xen-stream-out", a->common.backend.xen_stream_out,
                   "Also write the received guest as Xen's libxl migration stream to FILE (any backend; check it with "

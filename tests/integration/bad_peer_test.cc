@@ -10,6 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include "cpumask/feature_table.h"
+#include "cpumask/featureset.h"
+#include "cpumask/host.h"
+#include "cpumask/policy_text.h"
 #include "migrate/session.h"
 #include "tests/integration/process.h"
 #include "transport/messages.h"
@@ -236,6 +240,28 @@ TEST(IntegrationBadPeer, ReceiverWithAKeyRefusesASourceWithout) {
   EXPECT_EQ(o.rc, 5);
   ExpectSourceGuestRunning(o);
   EXPECT_EQ(r.Wait(), 5);
+}
+
+TEST(IntegrationBadPeer, DestinationLackingACpuFeatureIsRefusedBeforeAnyPageMoves) {
+  TempDir dir;
+  // This host, minus one feature the (sim) guest sees: the guest sees this host's CPU.
+  auto host = cpumask::HostCpuPolicy();
+  ASSERT_TRUE(host.ok()) << host.status().ToString();
+  const cpumask::FeatureInfo* f = cpumask::FindFeature("sse2");
+  ASSERT_NE(f, nullptr);
+  ASSERT_TRUE(cpumask::TestBit(host->featureset, f->bit));
+  CpuPolicy lacking = *host;
+  lacking.featureset[f->bit / 32] &= ~(1u << (f->bit % 32));
+  Child r(ReceiverArgs(dir, {"--host-featureset", cpumask::FormatPolicy(lacking, cpumask::TextFormat::kXen)}), true);
+  SourceRun o = RunSender(dir, r.port());
+  EXPECT_EQ(o.rc, 3) << o.err;
+  EXPECT_EQ(r.Wait(), 3) << r.Stderr();
+  ExpectSourceGuestRunning(o);
+  EXPECT_NE(o.report["error"].get<std::string>().find("lacks sse2"), std::string::npos) << o.report["error"];
+  EXPECT_TRUE(o.report["rounds"].empty());  // no round started
+  auto recv = ReadJsonFile(dir.path("recv.json"));
+  EXPECT_EQ(recv["bytes_wire"], 0);         // not one page arrived
+  EXPECT_NE(recv["error"].get<std::string>().find("sse2"), std::string::npos);
 }
 
 TEST(IntegrationBadPeer, ReceiverDiscardsWhenTheSourceDiesBeforeGo) {
