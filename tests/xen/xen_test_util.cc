@@ -81,8 +81,10 @@ XenCpuPolicy FixturePolicy() {
 }
 
 std::optional<Verifier> FindVerifier(std::string* why) {
+  // The environment wins; the build's own source dir is the fallback (ctest's
+  // ENVIRONMENT list does not always carry XMOTION_SOURCE_DIR through).
   const char* src = std::getenv("XMOTION_SOURCE_DIR");
-  std::string root = src ? src : ".";
+  std::string root = src ? src : XM_SOURCE_DIR;
   std::string base = root + "/.cache/xen-utils/usr/lib/xen-4.17";
   Verifier v{base + "/bin/verify-stream-v2", base + "/lib/python"};
   if (!std::filesystem::exists(v.script)) {
