@@ -152,9 +152,11 @@ Status SocketStream::Send(std::span<const iovec> iov_in) {
     msghdr msg{};
     msg.msg_iov = iov.data() + i;
     msg.msg_iovlen = std::min<size_t>(iov.size() - i, IOV_MAX);
-    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+    // With a timeout, send only what fits now and poll again: a blocking sendmsg
+    // would wait for the whole buffer and never honour the timeout.
+    ssize_t n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (timeout_ms_ > 0 ? MSG_DONTWAIT : 0));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       return ErrnoError("send to " + peer_, errno);
     }
     size_t left = static_cast<size_t>(n);
@@ -176,9 +178,9 @@ Status SocketStream::Recv(std::span<std::byte> buf) {
   size_t got = 0;
   while (got < buf.size()) {
     XM_TRY(WaitFor(POLLIN));
-    ssize_t n = ::recv(fd_.get(), buf.data() + got, buf.size() - got, 0);
+    ssize_t n = ::recv(fd_.get(), buf.data() + got, buf.size() - got, timeout_ms_ > 0 ? MSG_DONTWAIT : 0);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       return ErrnoError("receive from " + peer_, errno);
     }
     if (n == 0) {
