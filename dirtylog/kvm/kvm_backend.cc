@@ -43,6 +43,16 @@ Status KvmBackend::Usable() {
   return {};
 }
 
+Result<CpuPolicy> KvmBackend::HostPolicy() {
+  XM_ASSIGN_OR_RETURN(auto sys, kvm::KvmSystem::Open());
+  XM_ASSIGN_OR_RETURN(auto vm, kvm::KvmVm::Create(sys));
+  XM_ASSIGN_OR_RETURN(auto vcpu, kvm::KvmVcpu::Create(sys, vm, 0));
+  XM_ASSIGN_OR_RETURN(auto supported, sys.SupportedCpuid());
+  XM_TRY_CTX(vcpu.SetCpuid(supported), "kvm host policy");
+  XM_ASSIGN_OR_RETURN(auto effective, vcpu.GetCpuid());
+  return kvm::PolicyFromCpuid(effective);
+}
+
 Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateVm(const GuestShape& shape) {
   if (shape.page_size != kGuestPage)
     return Error(Code::kIncompatible, "kvm: page size " + std::to_string(shape.page_size) + " not supported (4096 only)");

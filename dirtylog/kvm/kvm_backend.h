@@ -59,6 +59,12 @@ class KvmBackend final : public Backend {
  public:
   // Whether /dev/kvm opens and KVM_CREATE_VM works here.
   static Status Usable();
+  // What a guest of this host really gets: KVM's supported CPUID installed on a
+  // scratch vCPU and read back. On the PVM-based KVM here the two differ a lot
+  // (KVM_GET_SUPPORTED_CPUID lacks SSE3, POPCNT, AVX... that every vCPU then
+  // sees anyway), and a source's policy is such a read-back, so this is what a
+  // destination must compare it with.
+  static Result<CpuPolicy> HostPolicy();
   static Result<std::unique_ptr<KvmBackend>> CreateSource(const KvmSourceOptions& opts);
   static Result<std::unique_ptr<KvmBackend>> CreateDestination(const GuestShape& shape);
   ~KvmBackend() override;

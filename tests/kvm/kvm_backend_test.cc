@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cpumask/feature_table.h"
+#include "cpumask/featureset.h"
 #include "dirtylog/kvm/cpu_policy.h"
 #include "dirtylog/kvm/guest_abi.h"
 #include "dirtylog/kvm/guest_image.h"
@@ -304,6 +305,28 @@ TEST(KvmBackend, CpuPolicyAppliedBeforeTheFirstRunIsWhatTheGuestSees) {
   const auto& after = moved->GuestReport().vcpus[0].seen_cpuid;
   EXPECT_FALSE(after[kCpuid81Ecx] & 1u);
   EXPECT_TRUE(after[kCpuid1Ecx] & (1u << 13));
+}
+
+// The host policy a destination checks a guest against must cover what a
+// guest here really sees (KVM_GET_SUPPORTED_CPUID alone does not, on PVM).
+TEST(KvmBackend, HostPolicyCoversWhatAGuestSees) {
+  SKIP_WITHOUT_KVM();
+  auto host = KvmBackend::HostPolicy();
+  ASSERT_TRUE(host.ok()) << host.status().ToString();
+  auto g = Source(Options("ws=4M,hot=1M,rate=10M/s"));
+  ASSERT_TRUE(g);
+  ASSERT_TRUE(WaitFor([&] { return Booted(*g); }));
+  auto guest = g->GetCpuPolicy();
+  ASSERT_TRUE(guest.ok());
+  EXPECT_EQ(guest->vendor, host->vendor);
+  EXPECT_TRUE(cpumask::IsSubset(guest->featureset, host->featureset))
+      << "host lacks " << cpumask::JoinNames(cpumask::Missing(guest->featureset, host->featureset));
+  // And it is what the CPUID instruction in the guest returns (leaf 1 ECX,
+  // bar the bits that mirror the guest's own state: OSXSAVE, and the
+  // hypervisor bit which the policy keeps as an environment bit).
+  uint32_t seen = g->GuestReport().vcpus[0].seen_cpuid[kCpuid1Ecx];
+  uint32_t env = (1u << 27) | (1u << 31);
+  EXPECT_EQ(seen & ~env, host->featureset[1] & ~env);
 }
 
 // Bits KVM forces on cannot be hidden; Apply must say so by what it reads
