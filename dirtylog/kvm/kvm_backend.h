@@ -73,6 +73,8 @@ class KvmBackend final : public Backend {
   const GuestShape& shape() const override { return shape_; }
   Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) override;
   std::byte* DirectMemory() override { return mem_.data(); }
+  // Anonymous memory a destination VM has never run on reads as zero.
+  bool ZeroInitialized() const override { return true; }
 
   Status EnableDirtyLog() override;
   Status FetchDirty(DirtyBitmap& out) override;
