@@ -1,5 +1,6 @@
 #include "dirtylog/kvm/kvm_backend.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -220,6 +221,11 @@ Status KvmBackend::Pause() {
 Status KvmBackend::Resume() {
   if (released_) return Error(Code::kInternal, "kvm: guest was released to the destination; it must not run here");
   if (!source_ && !state_loaded_) return Error(Code::kInternal, "kvm: destination guest resumed before its vCPU state was loaded");
+  if (!ever_ran_ && !source_) {
+    std::lock_guard lk(report_mu_);
+    for (uint32_t i = 0; i < shape_.vcpus; ++i)
+      seen_[i].partial_pass = kvm::ReadGuestStatus(mem_.data(), i).check_pos != 0;
+  }
   XM_TRY(runner_->Resume());
   ever_ran_ = true;
   return {};
@@ -275,23 +281,25 @@ void KvmBackend::OnGuestEvent(uint32_t vcpu, uint8_t event) {
   seen.reported = true;
   std::memcpy(seen.seen_cpuid, st.cpuid, sizeof seen.seen_cpuid);
   if (event == XMG_EV_PASS) {
-    if (st.last_result == 0) {
-      passes_ok_.fetch_add(1);
-    } else {
-      passes_failed_.fetch_add(1);
+    if (st.last_result != 0) {
+      ++seen.passes_failed;
       last_bad_page_ = st.last_bad;
+    } else if (!seen.partial_pass) {
+      ++seen.passes_ok;
     }
+    // A pass that began before this copy first ran checked part of the memory
+    // elsewhere: its success does not count here, its failure does.
+    seen.partial_pass = false;
   }
 }
 
 GuestProgress KvmBackend::Progress() {
+  KvmGuestReport r = GuestReport();
   GuestProgress p;
   p.available = true;
-  uint32_t n = 0;
-  if (kvm::HasGuestParams(mem_.data(), mem_.size(), &n))
-    for (uint32_t i = 0; i < n && i < shape_.vcpus; ++i) p.counter += kvm::ReadGuestStatus(mem_.data(), i).counter;
-  p.checks_passed = passes_ok_.load();
-  p.checks_failed = passes_failed_.load();
+  p.counter = r.counter;
+  p.checks_passed = r.passes_ok;
+  p.checks_failed = r.passes_failed;
   return p;
 }
 
@@ -306,8 +314,12 @@ KvmGuestReport KvmBackend::GuestReport() const {
     r.counter += v.status.counter;
     r.vcpus.push_back(v);
   }
-  r.passes_ok = passes_ok_.load();
-  r.passes_failed = passes_failed_.load();
+  r.passes_ok = ~0ull;
+  for (const auto& v : r.vcpus) {
+    r.passes_ok = std::min(r.passes_ok, v.passes_ok);
+    r.passes_failed += v.passes_failed;
+  }
+  if (r.vcpus.empty()) r.passes_ok = 0;
   r.last_bad_page = last_bad_page_;
   r.fatal = runner_->fatal();
   return r;

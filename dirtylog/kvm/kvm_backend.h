@@ -43,14 +43,17 @@ struct KvmSourceOptions {
 // What the guest has said about itself, for reports and tests.
 struct KvmGuestReport {
   struct Vcpu {
-    kvm::GuestStatus status;     // its status page now
-    uint32_t seen_cpuid[12] = {};// CPUID words of its last BOOT/PASS event here
-    bool reported = false;       // it sent at least one event to this process
+    kvm::GuestStatus status;      // its status page now
+    uint32_t seen_cpuid[12] = {}; // CPUID words of its last BOOT/PASS event here
+    bool reported = false;        // it sent at least one event to this process
+    uint64_t passes_ok = 0;       // whole passes over its share that ran here and found nothing
+    uint64_t passes_failed = 0;   // passes that found a bad page here (whole or not)
+    bool partial_pass = false;    // a pass was under way when this copy first resumed
   };
   std::vector<Vcpu> vcpus;
-  uint64_t counter = 0;          // sum over vCPUs
-  uint64_t passes_ok = 0;        // reported to this process
-  uint64_t passes_failed = 0;
+  uint64_t counter = 0;           // sum over vCPUs
+  uint64_t passes_ok = 0;         // whole-working-set checks: min over vCPUs of passes_ok
+  uint64_t passes_failed = 0;     // sum over vCPUs
   uint64_t last_bad_page = ~0ull;// ws index of a page a failed pass found
   std::string fatal;             // why a vCPU stopped for good, if one did
 };
@@ -93,6 +96,11 @@ class KvmBackend final : public Backend {
 
   void Discard() override;
   Status Release() override;
+  // counter: the guest's own (sum over vCPUs, from its status pages, so a
+  // destination shows the source's count before it first runs).
+  // checks_passed: complete checks of the whole working set that ran in this
+  // process and found nothing (every vCPU finished a pass over its share that
+  // started here); checks_failed: passes here that found a bad page.
   GuestProgress Progress() override;
 
   KvmGuestReport GuestReport() const;
@@ -126,8 +134,6 @@ class KvmBackend final : public Backend {
   std::vector<std::chrono::nanoseconds> pause_latencies_;
 
   mutable std::mutex report_mu_;  // guards the event-fed fields below
-  std::atomic<uint64_t> passes_ok_{0};
-  std::atomic<uint64_t> passes_failed_{0};
   uint64_t last_bad_page_ = ~0ull;
   std::vector<KvmGuestReport::Vcpu> seen_;
 };

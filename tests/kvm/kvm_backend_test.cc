@@ -219,6 +219,29 @@ TEST(KvmBackend, TwoVcpusMigrateAndBothKeepCounting) {
   EXPECT_EQ(b->Progress().checks_failed, 0u) << b->DescribeGuest();
 }
 
+// A pass that was under way when the guest moved checked part of the memory
+// on the source: it must not count as a check done on the destination.
+TEST(KvmBackend, OnlyPassesThatStartedHereCount) {
+  SKIP_WITHOUT_KVM();
+  auto o = Options("ws=32M");  // no writer: the guest checks back to back
+  o.pass_interval_ms = 0;
+  auto a = Source(o);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(WaitFor([&] { return a->Progress().checks_passed >= 1; }));
+  ASSERT_TRUE(a->Pause().ok());
+  const kvm::GuestStatus at_pause = a->GuestReport().vcpus[0].status;
+  const bool mid_pass = at_pause.check_pos != 0;
+  auto b = MoveTo(*a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->GuestReport().vcpus[0].partial_pass, mid_pass);
+  ASSERT_TRUE(WaitFor([&] { return b->Progress().checks_passed >= 1; })) << b->DescribeGuest();
+  // The guest's lifetime count (in its memory) shows how many passes ended
+  // since the move: two if the first was the one begun on the source.
+  uint64_t ended = b->GuestReport().vcpus[0].status.passes_ok - at_pause.passes_ok;
+  EXPECT_GE(ended, mid_pass ? 2u : 1u);
+  EXPECT_EQ(b->Progress().checks_failed, 0u);
+}
+
 // The self-check is not a rubber stamp: damage that a broken migration could
 // do (a stale page, a corrupted word) makes a pass fail and names the page.
 TEST(KvmBackend, SelfCheckCatchesDamagedMemory) {
