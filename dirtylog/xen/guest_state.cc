@@ -196,6 +196,15 @@ bool IsSyntheticHvmContext(std::span<const uint8_t> ctx) {
   return GetLe64(ctx.data() + (*entries)[0].offset + 8) == kSyntheticChangeset;
 }
 
+std::vector<uint64_t> PfnsClearedByRestore(const XenGuestState& st) {
+  std::vector<uint64_t> out;
+  for (const auto& p : st.params)
+    if (p.index == kHvmParamConsolePfn || p.index == kHvmParamStorePfn || p.index == kHvmParamIoreqPfn ||
+        p.index == kHvmParamBufioreqPfn)
+      out.push_back(p.value);
+  return out;
+}
+
 XenGuestState SyntheticGuestState(uint32_t vcpus, uint32_t cpuid_leaf1_eax) {
   XenGuestState st;
   st.synthetic = true;

@@ -113,6 +113,8 @@ inline constexpr uint32_t kHvmHwCpuSize = 1032;  // struct hvm_hw_cpu, Xen 4.17
 inline constexpr uint32_t kHvmParamCallbackIrq = 0;
 inline constexpr uint32_t kHvmParamStorePfn = 1;
 inline constexpr uint32_t kHvmParamConsolePfn = 17;
+inline constexpr uint32_t kHvmParamIoreqPfn = 5;
+inline constexpr uint32_t kHvmParamBufioreqPfn = 6;
 inline constexpr uint32_t kHvmParamAcpiSState = 14;
 
 }  // namespace xm::xen

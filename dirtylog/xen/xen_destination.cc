@@ -4,6 +4,7 @@
 
 #include "dirtylog/xen/xen_c_headers.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -98,11 +99,12 @@ Status XenDestination::LoadVcpuState(std::span<const uint8_t> blob) {
   XM_TRY(feeder_->Finish(st));
   XM_ASSIGN_OR_RETURN(domid_, runner_->Finish());
   built_ = true;
-  return VerifyDomainMemory();
+  return VerifyDomainMemory(PfnsClearedByRestore(st));
 }
 
 // The toolstack built the domain from our stream; check it holds what we sent.
-Status XenDestination::VerifyDomainMemory() {
+Status XenDestination::VerifyDomainMemory(const std::vector<uint64_t>& cleared) {
+  static const std::byte kZero[kXenPageSize] = {};
   std::vector<xen_pfn_t> gfns;
   std::vector<int> errs;
   for (const auto& r : shape_.ranges) {
@@ -115,12 +117,17 @@ Status XenDestination::VerifyDomainMemory() {
       if (!m) return ErrnoError(Dom(domid_) + ": map for verification", errno);
       Status st;
       for (size_t i = 0; i < n && st.ok(); ++i) {
+        const uint64_t pfn = first + i;
+        const bool was_cleared = std::find(cleared.begin(), cleared.end(), pfn) != cleared.end();
+        // The restore zeroes the ring pages (and the ioreq pages may leave the p2m).
+        const std::byte* want = was_cleared ? kZero : staging_.data() + pfn * kXenPageSize;
         if (errs[i]) {
-          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(first + i) + " is not populated");
-        } else if (std::memcmp(static_cast<std::byte*>(m) + i * kXenPageSize,
-                               staging_.data() + (first + i) * kXenPageSize, kXenPageSize) != 0) {
-          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(first + i) +
-                                           " differs from what xmotion streamed");
+          if (!was_cleared)
+            st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(pfn) + " is not populated");
+        } else if (std::memcmp(static_cast<std::byte*>(m) + i * kXenPageSize, want, kXenPageSize) != 0) {
+          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(pfn) +
+                                           (was_cleared ? " was not cleared by the restore"
+                                                        : " differs from what xmotion streamed"));
         }
       }
       xenforeignmemory_unmap(h_->fmem(), m, n);

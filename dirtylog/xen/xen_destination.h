@@ -9,7 +9,8 @@
 //                   model records end the stream; the toolstack finishes the
 //                   domain (paused, devices attached); xmotion maps the new
 //                   domain's memory and compares every populated page with
-//                   what it streamed (kIntegrity on any difference)
+//                   what it streamed (kIntegrity on any difference), except
+//                   the ring pages Xen's restore zeroes, which must be zero
 //   ApplyCpuPolicy  reads the policy Xen installed back (the stream carried
 //                   the levelled policy as static data) and returns it, so the
 //                   receiver's check refuses a policy that lost features; a
@@ -71,7 +72,7 @@ class XenDestination final : public Backend {
 
  private:
   XenDestination() = default;
-  Status VerifyDomainMemory();
+  Status VerifyDomainMemory(const std::vector<uint64_t>& cleared);
   Result<XenCpuPolicy> ReadDomainPolicy();
 
   GuestShape shape_;

@@ -108,6 +108,14 @@ TEST(XenGuestState, BlobRoundTripAndRejection) {
   EXPECT_FALSE(DecodeGuestStateBlob(sim_blob).ok());
 }
 
+TEST(XenGuestState, RingPagesTheRestoreClearsComeFromTheParams) {
+  XenGuestState st;
+  st.params = {{kHvmParamStorePfn, 0xfeffc}, {kHvmParamConsolePfn, 0xfefff}, {12, 0xfeffd000},
+               {kHvmParamIoreqPfn, 0xff000}, {kHvmParamBufioreqPfn, 0xff001}, {9, 1}};
+  EXPECT_EQ(PfnsClearedByRestore(st), (std::vector<uint64_t>{0xfeffc, 0xfefff, 0xff000, 0xff001}));
+  EXPECT_TRUE(PfnsClearedByRestore(SyntheticGuestState(1, 0)).empty());
+}
+
 TEST(XenGuestState, SyntheticContextIsWellFormedAndLabelled) {
   auto ctx = SyntheticHvmContext(3, 0x000806ea, 0);
   auto walk = WalkHvmContext(ctx);
