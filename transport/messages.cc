@@ -13,6 +13,14 @@ Status Malformed(std::string_view record, std::string_view why) {
   return Error(Code::kProtocol, "malformed " + std::string(record) + ": " + std::string(why));
 }
 
+// Names (backend, vendor, formats) end up in one-line errors and logs: a peer
+// must not be able to put line breaks or terminal escapes there.
+bool PrintableName(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) return false;
+  return true;
+}
+
 }  // namespace
 
 std::vector<uint8_t> EncodeHello(const Hello& m) {
@@ -95,7 +103,7 @@ Result<Shape> DecodeShape(std::span<const uint8_t> body) {
     next = pr.first + pr.count;
     m.shape.ranges.push_back(pr);
   }
-  if (!r.GetString(m.backend, 64)) return Malformed("SHAPE", "backend name");
+  if (!r.GetString(m.backend, 64) || !PrintableName(m.backend)) return Malformed("SHAPE", "backend name");
   if (!r.empty()) return Malformed("SHAPE", "trailing bytes");
   return m;
 }
@@ -115,12 +123,12 @@ Result<CpuPolicy> DecodeCpuPolicy(std::span<const uint8_t> body) {
   WireReader r(body);
   CpuPolicy m;
   uint32_t n = 0, blob_len = 0;
-  if (!r.GetString(m.vendor, 64) || !r.Get(n)) return Malformed("CPU_POLICY", "vendor");
+  if (!r.GetString(m.vendor, 64) || !PrintableName(m.vendor) || !r.Get(n)) return Malformed("CPU_POLICY", "vendor");
   if (n > 256 || r.remaining() < uint64_t{n} * 4) return Malformed("CPU_POLICY", "featureset length");
   m.featureset.resize(n);
   for (uint32_t i = 0; i < n; ++i) r.Get(m.featureset[i]);
-  if (!r.GetString(m.format, 64) || !r.Get(blob_len) || blob_len > (1u << 20) || r.remaining() != blob_len)
-    return Malformed("CPU_POLICY", "blob");
+  if (!r.GetString(m.format, 64) || !PrintableName(m.format)) return Malformed("CPU_POLICY", "format");
+  if (!r.Get(blob_len) || blob_len > (1u << 20) || r.remaining() != blob_len) return Malformed("CPU_POLICY", "blob");
   m.blob.assign(r.rest().begin(), r.rest().end());
   return m;
 }
@@ -172,7 +180,7 @@ std::vector<uint8_t> EncodeVcpuState(const VcpuState& m) {
 Result<VcpuState> DecodeVcpuState(std::span<const uint8_t> body) {
   WireReader r(body);
   VcpuState m;
-  if (!r.GetString(m.format, 64)) return Malformed("VCPU_STATE", "format");
+  if (!r.GetString(m.format, 64) || !PrintableName(m.format)) return Malformed("VCPU_STATE", "format");
   m.blob.assign(r.rest().begin(), r.rest().end());
   return m;
 }

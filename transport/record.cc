@@ -2,6 +2,7 @@
 
 #include <xxhash.h>
 
+#include <cstdio>
 #include <string>
 
 namespace xm {
@@ -51,9 +52,11 @@ RecordHeader MakeHeader(RecordType type, std::span<const iovec> body, uint32_t f
 }
 
 Status CheckHeader(const RecordHeader& h, uint64_t max_body) {
-  if (h.flags & ~kRecordOptional)
-    return Error(Code::kProtocol, "record type " + std::to_string(h.type) + ": reserved flag bits set (0x" +
-                                      std::to_string(h.flags) + ")");
+  if (h.flags & ~kRecordOptional) {
+    char flags[16];
+    std::snprintf(flags, sizeof flags, "0x%x", h.flags);
+    return Error(Code::kProtocol, "record type " + std::to_string(h.type) + ": reserved flag bits set (" + flags + ")");
+  }
   if (h.length > max_body)
     return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record of " + std::to_string(h.length) +
                                       " bytes exceeds the limit of " + std::to_string(max_body) + " bytes");

@@ -253,6 +253,19 @@ TEST(Shape, RangeCountLimits) {
   ExpectMalformed(DecodeShape(w2.bytes()), "range count 3");
 }
 
+TEST(Shape, BackendNameMustBePrintable) {
+  // The name is quoted in the receiver's one-line errors.
+  const std::vector<std::string> bad_names = {"s\nm", std::string("s\0m", 3), "\x1b[2Jsim", "sim\x7f", "s\xc3\xa9m"};
+  for (const std::string& bad : bad_names) {
+    Shape s = SampleShape();
+    s.backend = bad;
+    ExpectMalformed(DecodeShape(EncodeShape(s)), "backend name");
+  }
+  Shape s = SampleShape();
+  s.backend = " !~";
+  EXPECT_TRUE(DecodeShape(EncodeShape(s)).ok());
+}
+
 TEST(Shape, BackendNameAndTrailingBytes) {
   Shape s = SampleShape();
   s.backend = std::string(65, 'x');
@@ -306,12 +319,23 @@ TEST(CpuPolicy, Lengths) {
   EXPECT_TRUE(DecodeCpuPolicy(EncodeCpuPolicy(p)).ok());
   p = SamplePolicy();
   p.format = std::string(65, 'f');
-  ExpectMalformed(DecodeCpuPolicy(EncodeCpuPolicy(p)), "blob");
+  ExpectMalformed(DecodeCpuPolicy(EncodeCpuPolicy(p)), "format");
   p = SamplePolicy();
   p.blob.assign((1u << 20) + 1, 0);
   ExpectMalformed(DecodeCpuPolicy(EncodeCpuPolicy(p)), "blob");
   p.blob.assign(1u << 20, 0);
   EXPECT_TRUE(DecodeCpuPolicy(EncodeCpuPolicy(p)).ok());
+}
+
+TEST(CpuPolicy, NamesMustBePrintable) {
+  CpuPolicy p = SamplePolicy();
+  p.vendor = "Genuine\nIntel";
+  ExpectMalformed(DecodeCpuPolicy(EncodeCpuPolicy(p)), "vendor");
+  p = SamplePolicy();
+  p.vendor = "  Shanghai  ";  // real CPUID vendors may contain spaces
+  EXPECT_TRUE(DecodeCpuPolicy(EncodeCpuPolicy(p)).ok());
+  p.format = "none\r";
+  ExpectMalformed(DecodeCpuPolicy(EncodeCpuPolicy(p)), "format");
 }
 
 TEST(CpuPolicy, FeaturesetCountLargerThanBody) {
@@ -380,6 +404,7 @@ TEST(VcpuState, RoundTrip) {
 TEST(VcpuState, BadFormatString) {
   ExpectMalformed(DecodeVcpuState(EncodeVcpuState({std::string(65, 'f'), {}})), "format");
   ExpectMalformed(DecodeVcpuState({}), "format");
+  ExpectMalformed(DecodeVcpuState(EncodeVcpuState({"sim-v1\n", {}})), "format");
   WireWriter w;
   w.Put(uint32_t{10});  // claims 10 bytes of format, carries 3
   w.PutBytes("abc", 3);

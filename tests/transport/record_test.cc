@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -185,6 +186,9 @@ TEST(Record, ReservedFlagBits) {
     Status st = ReadRecord(*p.b, r);
     EXPECT_EQ(st.code(), Code::kProtocol) << flags;
     EXPECT_TRUE(Contains(st, "reserved flag bits")) << st.message();
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "(0x%x)", flags);
+    EXPECT_TRUE(Contains(st, hex)) << st.message();
   }
 }
 
