@@ -199,8 +199,12 @@ Result<CpuPolicy> ParsePolicy(std::string_view text) {
   auto parsed = ParseText(text);
   if (parsed.ok() || text.find('\n') != std::string_view::npos) return parsed;
   if (IsRegularFile(text)) return ParseFile(std::string(text));
-  if (text.find('/') != std::string_view::npos && text.find_first_of(",:") == std::string_view::npos)
+  // A lone token that looks like a path but is neither a policy nor a file.
+  bool one_token = text.find_first_of(",: \t") == std::string_view::npos;
+  if (one_token && text.find('/') != std::string_view::npos)
     return Bad("no such CPU policy file '" + std::string(text) + "'");
+  if (one_token && text.find('.') != std::string_view::npos)
+    return Bad(parsed.status().message() + "; no file named '" + std::string(text) + "' either");
   return parsed;
 }
 

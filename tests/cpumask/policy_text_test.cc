@@ -190,6 +190,8 @@ TEST(PolicyText, FilesByAtAndByPath) {
 TEST(PolicyText, FileErrorsNameTheFile) {
   EXPECT_THAT(ParseError("@/nonexistent/h.fs"), HasSubstr("cannot open CPU policy file '/nonexistent/h.fs'"));
   EXPECT_THAT(ParseError("/nonexistent/h.fs"), HasSubstr("no such CPU policy file '/nonexistent/h.fs'"));
+  EXPECT_THAT(ParseError("nonexistent.fs"), HasSubstr("unknown CPU feature 'nonexistent.fs'"));
+  EXPECT_THAT(ParseError("nonexistent.fs"), HasSubstr("no file named 'nonexistent.fs' either"));
   std::string bad = WriteTemp("bad.fs", "intel:178bfbff:0000g000\n");
   std::string msg = ParseError(bad);
   EXPECT_THAT(msg, HasSubstr("file '" + bad + "'"));
