@@ -57,9 +57,11 @@ struct MappedPages {
 // false for guests that report nothing.
 struct GuestProgress {
   bool available = false;
+  bool selfcheck = false;      // the guest checks its own memory (checks_* mean something)
   uint64_t counter = 0;        // monotonically increasing while the guest runs
-  uint64_t checks_passed = 0;  // guest's own memory checks
+  uint64_t checks_passed = 0;  // guest's own memory checks that ran here and passed
   uint64_t checks_failed = 0;
+  std::string describe;        // the guest's own report in one line, when it has one
 };
 
 enum class Access { kRead, kWrite };

@@ -248,8 +248,10 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   XM_TRY_CTX(backend_.Pause(), "pause guest");
   paused_ = true;
   report_.downtime.pause_ms = MsSince(t_pause);
-  if (auto p = backend_.Progress(); p.available)
+  if (auto p = backend_.Progress(); p.available) {
     report_.guest = nlohmann::json{{"counter_at_pause", p.counter}};
+    if (!p.describe.empty()) (*report_.guest)["says"] = p.describe;
+  }
   auto t_final = Clock::now();
   XM_TRY_CTX(backend_.FetchDirty(dirty), "final dirty log");
   RoundReport rr;

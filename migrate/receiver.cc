@@ -508,17 +508,31 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
                     std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(stats.data()), stats.size()),
                     kRecordOptional);
   (void)WriteRecord(*control_, RecordType::kDone, std::span<const uint8_t>());
+  auto resumed_at = Clock::now();
   if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
   if (at_resume_.available) {
     GuestProgress after = guest_->Progress();
+    // A guest that checks its own memory must finish one whole check here.
+    auto deadline = Clock::now() + std::chrono::milliseconds(opts_.selfcheck_wait_ms);
+    while (after.selfcheck && after.checks_passed + after.checks_failed == 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      after = guest_->Progress();
+    }
     nlohmann::json g = report_.guest.value_or(nlohmann::json::object());
     g["counter_at_resume"] = at_resume_.counter;
     g["counter_after"] = after.counter;
-    g["observed_ms"] = opts_.linger_ms;
-    g["checks_passed"] = after.checks_passed;
-    g["checks_failed"] = after.checks_failed;
+    g["observed_ms"] = MsSince(resumed_at);
     g["running"] = guest_->Running();
+    if (!after.describe.empty()) g["says"] = after.describe;
     report_.guest = g;
+    if (after.selfcheck) {
+      bool passed = after.checks_failed == 0 && after.checks_passed >= 1 && after.counter > at_resume_.counter;
+      report_.guest_selfcheck = nlohmann::json{{"counter_at_pause", at_resume_.counter},
+                                               {"counter_after_resume", after.counter},
+                                               {"checks_passed", after.checks_passed},
+                                               {"checks_failed", after.checks_failed},
+                                               {"status", passed ? "passed" : "failed"}};
+    }
   }
   return report_;
 }

@@ -41,6 +41,7 @@ struct ReceiverOptions {
   CpuApplyCheckFn check_applied_cpu;
   std::string dump_memory;         // test hook: guest memory after verify, before resume
   int linger_ms = 0;               // keep the resumed guest running this long before returning
+  int selfcheck_wait_ms = 0;       // then wait up to this long for the guest's first self-check
   ProgressFn progress;
 };
 

@@ -53,6 +53,7 @@ struct MigrationReport {
   uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)
   std::string source_guest;  // source: "running" | "paused" | "released"
   std::optional<nlohmann::json> guest;  // guest's own progress/self-check, when it reports any
+  std::optional<nlohmann::json> guest_selfcheck;  // destination: the self-checking guest's verdict
   std::optional<nlohmann::json> peer;   // the other side's report, when received
 
   nlohmann::json ToJson() const;

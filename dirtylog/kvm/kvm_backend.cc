@@ -297,9 +297,11 @@ GuestProgress KvmBackend::Progress() {
   KvmGuestReport r = GuestReport();
   GuestProgress p;
   p.available = true;
+  p.selfcheck = true;
   p.counter = r.counter;
   p.checks_passed = r.passes_ok;
   p.checks_failed = r.passes_failed;
+  p.describe = DescribeGuest();
   return p;
 }
 

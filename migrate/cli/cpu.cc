@@ -29,7 +29,7 @@ using nlohmann::json;
 
 constexpr int kCompatible = 0;
 constexpr int kNotCompatible = 1;
-constexpr int kBadInput = 2;  // == kExitUsage, as for every xmotion command
+constexpr int kBadInput = kExitUsage;  // as for every xmotion command
 
 struct NamedPolicy {
   std::string name;

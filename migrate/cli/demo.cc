@@ -70,7 +70,12 @@ nlohmann::json ReadJson(const std::string& path) {
 
 void PrintGuest(const char* who, const nlohmann::json& r) {
   if (!r.is_object() || !r.contains("guest")) return;
-  std::printf("%s guest says: %s\n", who, r["guest"].dump().c_str());
+  const nlohmann::json& g = r["guest"];
+  if (g.contains("says")) std::printf("%s guest says: %s\n", who, g["says"].get<std::string>().c_str());
+  nlohmann::json rest = g;
+  rest.erase("says");
+  std::printf("%s guest: %s\n", who, rest.dump().c_str());
+  if (r.contains("guest_selfcheck")) std::printf("%s guest self-check: %s\n", who, r["guest_selfcheck"].dump().c_str());
 }
 
 int RunDemo(DemoArgs& a) {
@@ -106,6 +111,8 @@ int RunDemo(DemoArgs& a) {
                                     recv_report, "--progress", "none", "--quiet", "--accept-timeout", "60",
                                     "--run-after", std::to_string(a.run_after_ms)};
   rargs.insert(rargs.end(), guest_args.begin(), guest_args.end());
+  // A self-checking guest (KVM) must pass one whole memory check on the destination.
+  if (b.backend.backend == "kvm") rargs.insert(rargs.end(), {"--wait-selfcheck", "60"});
   if (!a.host_featureset.empty()) rargs.insert(rargs.end(), {"--host-featureset", a.host_featureset});
   if (!a.pool_level.empty()) rargs.insert(rargs.end(), {"--pool-level", a.pool_level});
   if (!b.backend.xen_stream_out.empty()) rargs.insert(rargs.end(), {"--xen-stream-out", b.backend.xen_stream_out});
@@ -153,6 +160,7 @@ int RunDemo(DemoArgs& a) {
   }
   nlohmann::json combined = sender.is_object() ? sender : nlohmann::json{{"result", "failed"}, {"error", "sender wrote no report"}};
   combined["destination"] = receiver;
+  if (receiver.is_object() && receiver.contains("guest_selfcheck")) combined["guest_selfcheck"] = receiver["guest_selfcheck"];
   if (sender.is_object()) {
     // Reuse the report's own table for the terminal.
     shown.role = "source";

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cpumask/host.h"
-#include "cpumask/kvm_cpuid.h"
+#include "dirtylog/kvm/kvm_backend.h"
 #include "cpumask/levelling.h"
 #include "cpumask/policy_text.h"
 #include "cpumask/xen_host.h"
@@ -24,6 +24,7 @@ struct ReceiveArgs {
   int accept_timeout_s = 0;
   int io_timeout_s = 60;
   int linger_ms = 0;
+  int selfcheck_wait_s = 0;
   std::string dump_memory;
   std::string host_featureset;
   std::string pool_level;
@@ -32,7 +33,7 @@ struct ReceiveArgs {
 // What this host can offer a guest of `backend`: the hypervisor's view where it
 // has one (KVM's supported CPUID, Xen's HVM max featureset), else CPUID.
 Result<CpuPolicy> HostPolicyFor(const std::string& backend) {
-  if (backend == "kvm") return cpumask::KvmSupportedPolicy();
+  if (backend == "kvm") return KvmBackend::HostPolicy();
   if (backend == "xen") return cpumask::XenFeatureset(cpumask::XenFeaturesetKind::kHvmMax);
   return cpumask::HostCpuPolicy();
 }
@@ -65,6 +66,7 @@ int RunReceive(ReceiveArgs& a) {
   o.accept_timeout_ms = a.accept_timeout_s * 1000;
   o.io_timeout_ms = a.io_timeout_s * 1000;
   o.linger_ms = a.linger_ms;
+  o.selfcheck_wait_ms = a.selfcheck_wait_s * 1000;
   o.dump_memory = a.dump_memory;
   o.progress = MakeProgress(a.common.progress, "receive");
   // The guest's CPU policy is checked against this host (and the pool level)
@@ -125,6 +127,9 @@ void AddReceive(CLI::App& app, Runner& run) {
                   "Use this CPU policy as the host's instead of detecting it (see cpumask/README.md for the forms)");
   cmd->add_option("--pool-level", a->pool_level,
                   "Cross-pool migration: the guest must also fit this pool level featureset");
+  cmd->add_option("--wait-selfcheck", a->selfcheck_wait_s,
+                  "After resume, wait up to this many seconds for the guest's own memory check to pass once "
+                  "(guests that check themselves, e.g. the KVM demo guest)");
   cmd->add_option("--ready-fd", a->ready_fd, "Write the listening port and a newline to this fd once listening");
   cmd->add_option("--xen-stream-out", a->common.backend.xen_stream_out,
                   "Also write the received guest as Xen's libxl migration stream to FILE (any backend; check it with "
