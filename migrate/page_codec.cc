@@ -27,11 +27,16 @@ uint64_t ZeroPageHash() {
 
 bool IsZeroPage(const std::byte* page) {
   // Word-wise OR in blocks lets the compiler vectorise; early exit per block since
-  // non-zero pages usually differ from zero in their first bytes.
-  const auto* w = reinterpret_cast<const uint64_t*>(page);
-  for (size_t i = 0; i < kPageSize / 8; i += 32) {
+  // non-zero pages usually differ from zero in their first bytes. Pages in a batch
+  // buffer follow variable-length payloads, so words are loaded with memcpy
+  // (unaligned-safe, still a plain load).
+  for (size_t off = 0; off < kPageSize; off += 256) {
     uint64_t acc = 0;
-    for (size_t j = 0; j < 32; ++j) acc |= w[i + j];
+    for (size_t j = 0; j < 256; j += 8) {
+      uint64_t w;
+      std::memcpy(&w, page + off + j, sizeof w);
+      acc |= w;
+    }
     if (acc) return false;
   }
   return true;

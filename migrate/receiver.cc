@@ -1,5 +1,6 @@
 #include "migrate/receiver.h"
 
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <atomic>
@@ -145,6 +146,17 @@ Status Receiver::Impl::Handshake() {
   if (!policy.ok()) return std::move(policy).With("handshake").status();
   policy_ = *policy;
   report_.memory_bytes = shape->shape.memory_bytes();
+  // Bookkeeping is per page frame: a guest this host could never hold must not
+  // make us allocate for it.
+  uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes
+                                         : static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  if (shape->shape.page_count > limit / shape->shape.page_size) {
+    Status st(Code::kIncompatible, "guest address space of " + std::to_string(shape->shape.page_count) +
+                                       " pages is larger than this host can hold (" + std::to_string(limit >> 20) +
+                                       " MiB)");
+    SendAbort(*control_, st);
+    return std::move(st).With("handshake");
+  }
 
   // Everything is checked before the first page moves.
   if (opts_.check_cpu) {

@@ -35,6 +35,7 @@ struct ReceiverOptions {
   int go_timeout_ms = 60000;       // READY sent → GO must arrive within this
   std::vector<uint8_t> key;
   uint32_t max_streams = kMaxStreams;
+  uint64_t max_guest_bytes = 0;    // refuse larger guests (0 = this host's RAM)
   TransportKind transport = TransportKind::kAuto;
   BackendFactory make_backend;
   CpuCheckFn check_cpu;

@@ -145,6 +145,29 @@ TEST(IntegrationBadPeer, ReceiverRejectsCorruptPageData) {
   EXPECT_NE(r.Stderr().find("hash mismatch"), std::string::npos) << r.Stderr();
 }
 
+TEST(IntegrationBadPeer, ReceiverRefusesAGuestLargerThanTheHost) {
+  TempDir dir;
+  Child r(ReceiverArgs(dir), true);
+  auto s = ConnectTo(r.port());
+  Hello h;
+  h.role = Role::kSource;
+  ASSERT_TRUE(WriteRecord(*s, RecordType::kHello, EncodeHello(h)).ok());
+  Record rec;
+  ASSERT_TRUE(ExpectRecord(*s, rec, RecordType::kHello, "test").ok());
+  Shape shape;  // 1 TiB in 60 bytes: must be refused, not allocated for
+  shape.shape.page_count = 1ull << 28;
+  shape.shape.ranges = {{0, 1ull << 28}};
+  shape.backend = "sim";
+  ASSERT_TRUE(WriteRecord(*s, RecordType::kShape, EncodeShape(shape)).ok());
+  CpuPolicy policy;
+  policy.format = "none";
+  ASSERT_TRUE(WriteRecord(*s, RecordType::kCpuPolicy, EncodeCpuPolicy(policy)).ok());
+  Status st = ExpectRecord(*s, rec, RecordType::kAccept, "test");
+  EXPECT_EQ(st.code(), Code::kIncompatible) << st.ToString();
+  EXPECT_EQ(r.Wait(), 3);
+  EXPECT_NE(r.Stderr().find("larger than this host"), std::string::npos) << r.Stderr();
+}
+
 // --- the source side: its guest must survive every failure before GO ---
 
 struct SourceRun {
