@@ -24,6 +24,11 @@ Decision Policy::Decide(const RoundObservation& obs) {
   total_pages_ += obs.pages_sent;
   total_ms_ += obs.ms;
   double predicted = PredictDowntimeMs(obs.dirty_next);
+  // The final round looks like the last one (same hot pages, same encodings), and
+  // may be bound by the CPU rather than the link: its cost per page is the better
+  // predictor once it moved enough pages to be measured.
+  if (obs.pages_sent >= 256 && obs.ms > 0)
+    predicted = static_cast<double>(obs.dirty_next) * obs.ms / static_cast<double>(obs.pages_sent);
   char buf[160];
   if (predicted <= cfg_.downtime_target_ms) {
     std::snprintf(buf, sizeof buf, "%llu dirty pages fit the %.0f ms downtime target (predicted %.1f ms)",

@@ -36,7 +36,8 @@ class Policy {
   double run_fraction() const { return run_fraction_; }
   // Bytes per millisecond the link delivered so far (all rounds).
   double bandwidth_bytes_per_ms() const;
-  // Expected stop-and-copy time for `pages` dirty pages.
+  // Expected stop-and-copy time for `pages` dirty pages at the bandwidth seen so far
+  // (Decide prefers the last round's cost per page when it has one).
   double PredictDowntimeMs(uint64_t pages) const;
   const std::string& reason() const { return reason_; }
 
