@@ -8,6 +8,10 @@
 #include <chrono>
 #include <thread>
 
+#include "cpumask/feature_table.h"
+#include "cpumask/featureset.h"
+#include "cpumask/levelling.h"
+#include "dirtylog/kvm/guest_abi.h"
 #include "dirtylog/kvm/kvm_backend.h"
 #include "migrate/engine.h"
 #include "migrate/receiver.h"
@@ -126,6 +130,55 @@ TEST(KvmMigration, SourceGuestRunsOnWhenTheDestinationRefusesAfterThePause) {
   uint64_t passes = guest.Progress().checks_passed;
   ASSERT_TRUE(WaitFor([&] { return guest.Progress().checks_passed > passes; }));
   EXPECT_EQ(guest.Progress().checks_failed, 0u) << guest.DescribeGuest();
+}
+
+// The guest reports the CPUID it sees over port IO. A feature the pool masks
+// (CX16 here, which this KVM lets us hide) stays hidden across the move, and the
+// guest sees exactly the same CPUID words before and after, with the real
+// checks of `xmotion receive` on the way (fits the host, applied = wanted).
+TEST(KvmMigration, MaskedCpuidIsIdenticalBeforeAndAfterMigration) {
+  SKIP_WITHOUT_KVM();
+  auto host = KvmBackend::HostPolicy();
+  ASSERT_TRUE(host.ok()) << host.status().ToString();
+  const cpumask::FeatureInfo* cx16 = cpumask::FindFeature("cx16");
+  ASSERT_NE(cx16, nullptr);
+  if (!cpumask::TestBit(host->featureset, cx16->bit)) GTEST_SKIP() << "this KVM offers no CX16 to hide";
+  KvmSourceOptions o = SmallGuest();
+  CpuPolicy masked = *host;
+  masked.featureset[cx16->bit / 32] &= ~(1u << (cx16->bit % 32));
+  o.cpu_policy = masked;
+  auto src = KvmBackend::CreateSource(o);
+  ASSERT_TRUE(src.ok()) << src.status().ToString();
+  KvmBackend& guest = **src;
+  ASSERT_TRUE(WaitFor([&] { return guest.Progress().checks_passed >= 1; }));
+  const KvmGuestReport report_before = guest.GuestReport();
+  const auto& seen_before = report_before.vcpus[0].seen_cpuid;
+  std::vector<uint32_t> before(std::begin(seen_before), std::end(seen_before));
+  EXPECT_FALSE(before[XMG_C_1_ECX / 4] & (1u << 13)) << "the source guest sees CX16 (CPUID 1.ecx bit 13)";
+  std::vector<std::string> warnings;
+  Hop hop = Migrate(guest, [&](ReceiverOptions& ro) {
+    ro.check_cpu = [h = *host](const CpuPolicy& vm) { return cpumask::CheckVmFits(vm, h, nullptr); };
+    ro.check_applied_cpu = [&](const CpuPolicy& wanted, const CpuPolicy& applied, std::vector<std::string>& w) {
+      Status st = cpumask::CheckApplied(wanted, applied, w);
+      warnings = w;
+      return st;
+    };
+  });
+  ASSERT_EQ(hop.source.result, "completed") << hop.source.error;
+  ASSERT_EQ(hop.destination.result, "completed") << hop.destination.error;
+  ASSERT_TRUE(hop.guest);
+  auto& moved = static_cast<KvmBackend&>(*hop.guest);
+  // The guest reports its CPUID again at its next check pass on the destination.
+  ASSERT_TRUE(WaitFor([&] { return moved.Progress().checks_passed >= 1; })) << moved.DescribeGuest();
+  const KvmGuestReport report_after = moved.GuestReport();
+  const auto& seen_after = report_after.vcpus[0].seen_cpuid;
+  std::vector<uint32_t> after(std::begin(seen_after), std::end(seen_after));
+  EXPECT_EQ(before, after) << guest.DescribeGuest() << "\n" << moved.DescribeGuest();
+  auto policy_after = moved.GetCpuPolicy();
+  ASSERT_TRUE(policy_after.ok());
+  EXPECT_FALSE(cpumask::TestBit(policy_after->featureset, cx16->bit)) << "CX16 must stay hidden";
+  EXPECT_FALSE(after[XMG_C_1_ECX / 4] & (1u << 13)) << "the destination guest sees CX16";
+  EXPECT_EQ(moved.Progress().checks_failed, 0u);
 }
 
 }  // namespace
