@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/unique_fd.h"
+#include "migrate/guest_memory.h"
 #include "migrate/page_codec.h"
 #include "migrate/session.h"
 #include "transport/auth.h"
@@ -36,26 +37,6 @@ int ExitCodeFor(const Status& st) {
   }
 }
 
-Status DumpMemory(Backend& backend, const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return ErrnoError("dump memory to " + path, errno);
-  const GuestShape& shape = backend.shape();
-  std::vector<uint64_t> pfns;
-  for (const auto& r : shape.ranges) {
-    for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
-      pfns.clear();
-      for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
-      XM_ASSIGN_OR_RETURN(MappedPages m, backend.MapPages(pfns, Access::kRead));
-      for (size_t i = 0; i < pfns.size(); ++i) {
-        off_t off = static_cast<off_t>(pfns[i] * shape.page_size);
-        if (::pwrite(fd.get(), m.pages[i], shape.page_size, off) != static_cast<ssize_t>(shape.page_size))
-          return ErrnoError("dump memory to " + path, errno);
-      }
-    }
-  }
-  return {};
-}
-
 class SourceEngine::Impl {
  public:
   Impl(Backend& b, SourceOptions o) : backend_(b), opts_(std::move(o)), policy_(opts_.policy) {}
@@ -68,8 +49,6 @@ class SourceEngine::Impl {
   Status OpenDataStreams();
   Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
   Status StopAndCopy(uint32_t round, DirtyBitmap& dirty);
-  Digest128 Digest() const;
-  Status VerifyFull();
   void Emit(nlohmann::json event) {
     if (opts_.progress) opts_.progress(event);
   }
@@ -203,45 +182,6 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   return {};
 }
 
-Digest128 SourceEngine::Impl::Digest() const {
-  XXH3_state_t st;
-  XXH3_128bits_reset(&st);
-  for (const auto& r : backend_.shape().ranges)
-    XXH3_128bits_update(&st, pipeline_->last_hash().data() + r.first, r.count * sizeof(uint64_t));
-  XXH128_hash_t h = XXH3_128bits_digest(&st);
-  XXH128_canonical_t c;
-  XXH128_canonicalFromHash(&c, h);
-  Digest128 d;
-  std::memcpy(d.data(), c.digest, d.size());
-  return d;
-}
-
-// Rehashes all of the paused guest's memory and compares it with what was sent:
-// proves the dirty log missed nothing. Costs downtime, so it is opt-in.
-Status SourceEngine::Impl::VerifyFull() {
-  std::byte* direct = backend_.DirectMemory();
-  const uint32_t page_size = backend_.shape().page_size;
-  std::vector<uint64_t> pfns;
-  for (const auto& r : backend_.shape().ranges) {
-    for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
-      pfns.clear();
-      for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
-      MappedPages mapped;
-      if (!direct) {
-        XM_ASSIGN_OR_RETURN(mapped, backend_.MapPages(pfns, Access::kRead));
-      }
-      for (size_t i = 0; i < pfns.size(); ++i) {
-        const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
-        uint64_t h = IsZeroPage(page) ? ZeroPageHash() : PageHash(page);
-        if (h != pipeline_->last_hash()[pfns[i]])
-          return Error(Code::kIntegrity, "full verify: pfn " + std::to_string(pfns[i]) +
-                                             " changed but the dirty log did not report it");
-      }
-    }
-  }
-  return {};
-}
-
 Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   Emit({{"event", "phase"}, {"phase", "stop-and-copy"}, {"round", round}});
   auto t_pause = Clock::now();
@@ -268,13 +208,16 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
 
   auto t_state = Clock::now();
   if (!opts_.dump_at_pause.empty()) XM_TRY_CTX(DumpMemory(backend_, opts_.dump_at_pause), "dump at pause");
-  if (opts_.verify == VerifyMode::kFull) XM_TRY(VerifyFull());
+  // Rehash the paused guest against what was sent: proves the dirty log missed nothing.
+  if (opts_.verify == VerifyMode::kFull)
+    XM_TRY_CTX(CheckMemory(backend_, pipeline_->last_hash(), "changed but the dirty log did not report it"),
+               "full verify");
   auto blob = backend_.SaveVcpuState();
   if (!blob.ok()) return std::move(blob).With("save vCPU state").status();
   VcpuState vs{std::string(backend_.name()) + "-v1", std::move(blob).value()};
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kVcpuState, EncodeVcpuState(vs)), "handoff");
   Commit commit;
-  commit.digest = Digest();
+  commit.digest = MemoryDigest(backend_.shape(), pipeline_->last_hash());
   commit.pages = backend_.shape().memory_bytes() / backend_.shape().page_size;
   commit.final_round = round;
   commit.verify = opts_.verify;

@@ -65,7 +65,5 @@ enum ExitCode : int {
 };
 int ExitCodeFor(const Status& st);
 
-// Writes every populated page of `backend` to `path` (test hook: compare memories).
-Status DumpMemory(Backend& backend, const std::string& path);
 
 }  // namespace xm

@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "migrate/guest_memory.h"
 #include "migrate/page_codec.h"
 #include "migrate/page_encoder.h"
 #include "migrate/session.h"
@@ -57,8 +58,6 @@ class Receiver::Impl {
   void DataLoop(uint32_t lane);
   void StopDataThreads();
   Status Handoff(const Commit& commit, const VcpuState& vcpu);
-  Digest128 Digest() const;
-  Status VerifyMemory();
   void Emit(nlohmann::json e) {
     if (opts_.progress) opts_.progress(e);
   }
@@ -390,41 +389,6 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
   }
 }
 
-Digest128 Receiver::Impl::Digest() const {
-  XXH3_state_t st;
-  XXH3_128bits_reset(&st);
-  for (const auto& r : guest_->shape().ranges)
-    XXH3_128bits_update(&st, hash_.data() + r.first, r.count * sizeof(uint64_t));
-  XXH128_canonical_t c;
-  XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
-  Digest128 d;
-  std::memcpy(d.data(), c.digest, d.size());
-  return d;
-}
-
-// Rehashes the guest memory as it is now, against what each page decoded to.
-Status Receiver::Impl::VerifyMemory() {
-  std::byte* direct = guest_->DirectMemory();
-  const uint32_t page_size = guest_->shape().page_size;
-  std::vector<uint64_t> pfns;
-  for (const auto& r : guest_->shape().ranges) {
-    for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
-      pfns.clear();
-      for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
-      MappedPages mapped;
-      if (!direct) {
-        XM_ASSIGN_OR_RETURN(mapped, guest_->MapPages(pfns, Access::kRead));
-      }
-      for (size_t i = 0; i < pfns.size(); ++i) {
-        const std::byte* page = direct ? direct + pfns[i] * page_size : mapped.pages[i];
-        uint64_t h = IsZeroPage(page) ? ZeroPageHash() : PageHash(page);
-        if (h != hash_[pfns[i]]) return Error(Code::kIntegrity, "pfn " + std::to_string(pfns[i]) + " differs in memory");
-      }
-    }
-  }
-  return {};
-}
-
 Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   StopDataThreads();  // the final ROUND_END was waited for: every batch is in
   if (!data_error_.ok()) return data_error_;
@@ -440,11 +404,11 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
     for (uint64_t p = r.first; p < r.first + r.count; ++p)
       if (round_[p] == kNoRound)
         return Error(Code::kProtocol, "COMMIT: pfn " + std::to_string(p) + " was never sent");
-  Digest128 mine = Digest();
+  Digest128 mine = MemoryDigest(guest_->shape(), hash_);
   report_.digest = DigestHex(mine);
   if (commit.verify == VerifyMode::kFull) {
     report_.verify = "full";
-    XM_TRY_CTX(VerifyMemory(), "full verify");
+    XM_TRY_CTX(CheckMemory(*guest_, hash_, "differs in memory from what was decoded into it"), "full verify");
   }
   if (mine != commit.digest)
     return Error(Code::kIntegrity, "COMMIT: memory digest " + report_.digest + " differs from the source's " +

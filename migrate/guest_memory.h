@@ -1,0 +1,31 @@
+// Whole-guest memory walks both sides need: the COMMIT digest, rehashing memory
+// against the page hashes sent or received (`--verify full`), and the test
+// hook that dumps memory to a file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dirtylog/backend.h"
+#include "transport/messages.h"
+
+namespace xm {
+
+// Calls fn(pfn, page) for every populated pfn in order, mapping in batches where
+// the backend has no direct mapping; stops at the first error fn returns.
+Status ForEachPage(Backend& backend, const std::function<Status(uint64_t pfn, const std::byte* page)>& fn);
+
+// XXH3-128 over the u64 page hashes of every populated pfn, in pfn order (PROTOCOL.md COMMIT).
+Digest128 MemoryDigest(const GuestShape& shape, const std::vector<uint64_t>& page_hashes);
+
+// Rehashes every populated page and compares it with `page_hashes`; kIntegrity
+// naming the first pfn that differs, with `why` saying what that means.
+Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why);
+
+// Writes every populated page to `path` at its pfn's offset (test hook).
+Status DumpMemory(Backend& backend, const std::string& path);
+
+}  // namespace xm
