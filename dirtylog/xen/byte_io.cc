@@ -65,6 +65,7 @@ Status SpanSource::ReadExact(void* out, size_t len) {
   if (remaining() < len)
     return Error(Code::kProtocol, "stream truncated at offset " + std::to_string(offset_) + " (wanted " +
                                       std::to_string(len) + " bytes, " + std::to_string(remaining()) + " left)");
+  if (len == 0) return {};  // memcpy with a null pointer is undefined even for 0 bytes
   std::memcpy(out, bytes_.data() + offset_, len);
   offset_ += len;
   return {};

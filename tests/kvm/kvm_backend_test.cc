@@ -293,7 +293,8 @@ TEST(KvmBackend, CpuPolicyAppliedBeforeTheFirstRunIsWhatTheGuestSees) {
   auto plain = Source(o);
   ASSERT_TRUE(plain);
   ASSERT_TRUE(WaitFor([&] { return Booted(*plain); }));
-  const auto& seen_plain = plain->GuestReport().vcpus[0].seen_cpuid;
+  const KvmGuestReport seen_plain_report = plain->GuestReport();
+  const auto& seen_plain = seen_plain_report.vcpus[0].seen_cpuid;
   if (!(seen_plain[kCpuid1Ecx] & (1u << 13)) || !(seen_plain[kCpuid81Ecx] & 1u))
     GTEST_SKIP() << "this KVM offers no CX16 / LAHF_LM to hide";
   auto policy = plain->GetCpuPolicy();
@@ -310,7 +311,8 @@ TEST(KvmBackend, CpuPolicyAppliedBeforeTheFirstRunIsWhatTheGuestSees) {
   auto g = Source(o);
   ASSERT_TRUE(g);
   ASSERT_TRUE(WaitFor([&] { return Booted(*g); }));
-  const auto& seen = g->GuestReport().vcpus[0].seen_cpuid;
+  const KvmGuestReport seen_report = g->GuestReport();
+  const auto& seen = seen_report.vcpus[0].seen_cpuid;
   EXPECT_FALSE(seen[kCpuid1Ecx] & (1u << 13));
   EXPECT_TRUE(seen[kCpuid81Ecx] & 1u);
   auto read_back = g->GetCpuPolicy();
@@ -325,7 +327,8 @@ TEST(KvmBackend, CpuPolicyAppliedBeforeTheFirstRunIsWhatTheGuestSees) {
   auto moved = MoveTo(*plain, no_lahf);
   ASSERT_TRUE(moved);
   ASSERT_TRUE(WaitFor([&] { return moved->Progress().checks_passed >= 1; })) << moved->DescribeGuest();
-  const auto& after = moved->GuestReport().vcpus[0].seen_cpuid;
+  const KvmGuestReport after_report = moved->GuestReport();
+  const auto& after = after_report.vcpus[0].seen_cpuid;
   EXPECT_FALSE(after[kCpuid81Ecx] & 1u);
   EXPECT_TRUE(after[kCpuid1Ecx] & (1u << 13));
 }

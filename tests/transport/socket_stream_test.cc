@@ -93,9 +93,10 @@ TEST(SocketStream, ConnectAcceptSendRecv) {
 }
 
 TEST(SocketStream, Ipv6Loopback) {
-  auto lis = Listener::Bind(Hp("[::1]:0"));
-  if (!lis.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << lis.status().ToString();
-  lis = Status();  // release; Connect() binds its own
+  {
+    auto lis = Listener::Bind(Hp("[::1]:0"));  // released at the brace; Connect() binds its own
+    if (!lis.ok()) GTEST_SKIP() << "no IPv6 loopback here: " << lis.status().ToString();
+  }
   Loopback l = Connect("[::1]:0");
   ASSERT_TRUE(l.client && l.server);
   EXPECT_EQ(l.client->peer(), "[::1]:" + std::to_string(l.listener.port()));
