@@ -5,8 +5,9 @@
 
 namespace xm {
 
-Result<Mapping> Mapping::Anonymous(size_t len) {
-  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+Result<Mapping> Mapping::Anonymous(size_t len, bool populate) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : MAP_NORESERVE);
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) return ErrnoError("mmap " + std::to_string(len) + " bytes", errno);
   return Mapping(p, len);
 }

@@ -28,7 +28,9 @@ class Mapping {
   ~Mapping() { reset(); }
 
   // Private anonymous zero-filled memory, e.g. guest RAM of the sim backend.
-  static Result<Mapping> Anonymous(size_t len);
+  // `populate` faults every page in now (MAP_POPULATE), as a hypervisor
+  // allocates a new domain's memory before it is filled.
+  static Result<Mapping> Anonymous(size_t len, bool populate = false);
 
   std::byte* data() const { return static_cast<std::byte*>(addr_); }
   size_t size() const { return len_; }

@@ -5,7 +5,7 @@
 
 namespace xm {
 
-DeltaCache::DeltaCache(uint64_t capacity_bytes, uint32_t shards) : capacity_pages_(capacity_bytes / 4096) {
+DeltaCache::DeltaCache(uint64_t capacity_bytes, uint32_t shards) : capacity_pages_(capacity_bytes / kBytesPerPage) {
   shards_.resize(shards);
   for (auto& s : shards_) {
     s = std::make_unique<Shard>();

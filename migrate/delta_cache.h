@@ -19,6 +19,10 @@ namespace xm {
 
 class DeltaCache {
  public:
+  // Each cached page costs its 4 KiB plus list and hash-map bookkeeping; the
+  // capacity counts both, so --delta-cache is what the cache really uses.
+  static constexpr uint64_t kBytesPerPage = 4096 + 96;
+
   // `capacity_bytes` = 0 disables the cache.
   explicit DeltaCache(uint64_t capacity_bytes, uint32_t shards = 16);
   bool enabled() const { return capacity_pages_ > 0; }
@@ -31,7 +35,7 @@ class DeltaCache {
   void Drop(uint64_t pfn);
 
   uint64_t pages() const;
-  uint64_t capacity_bytes() const { return capacity_pages_ * 4096; }
+
 
  private:
   struct Shard {

@@ -17,6 +17,7 @@ constexpr size_t kMaxDelta = kPageSize / 4;
 PageEncoder::PageEncoder() : scratch_(MaxLz4Payload()), base_(kPageSize) {}
 
 bool PageEncoder::TryLz4(const RoundContext& ctx) {
+  if (!ctx.lz4_allowed) return false;
   // Off (link faster than the compressor) or recently useless (incompressible
   // memory): still probe now and then, so the governor's numbers stay current.
   bool losing = recent_tries_ >= 32 && recent_wins_ * 8 < recent_tries_;

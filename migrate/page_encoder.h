@@ -28,6 +28,7 @@ struct RoundContext {
   DeltaCache* delta = nullptr;
   const DupIndex* dup = nullptr;
   std::atomic<bool> compress{true};  // the governor's current decision; changes mid-round
+  bool lz4_allowed = true;           // false with --no-compress: not even probes
 };
 
 // Measurements the compression governor reads (summed over workers).

@@ -104,6 +104,7 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
   ctx_.delta = &delta_;
   ctx_.dup = &dup_;
   ctx_.compress = opts_.compress;
+  ctx_.lz4_allowed = opts_.compress;
   send_q_.resize(nstreams_);
   encoders_.resize(nworkers_);
   worker_counts_.resize(nworkers_);
@@ -326,7 +327,7 @@ uint64_t SendPipeline::overhead_bytes() const {
   const Impl& i = *impl_;
   uint64_t batches = i.batches_.size() * (size_t{BatchBuilder::kMaxBatchPages} * (kPageSize + sizeof(PageDesc)) + 2 * kPageSize);
   return i.last_hash_.size() * sizeof(uint64_t) + i.populated_.words() * 8 + i.dup_.memory_bytes() + batches +
-         const_cast<DeltaCache&>(i.delta_).pages() * (kPageSize + 64);
+         const_cast<DeltaCache&>(i.delta_).pages() * DeltaCache::kBytesPerPage;
 }
 uint32_t SendPipeline::workers() const { return impl_->nworkers_; }
 

@@ -37,7 +37,7 @@ Result<std::unique_ptr<SimBackend>> SimBackend::CreateSource(uint64_t memory_byt
   shape.page_count = memory_bytes / kPageSize;
   shape.ranges = {{0, shape.page_count}};
   shape.vcpus = 1;
-  auto b = CreateDestination(shape);
+  auto b = Create(shape, /*populate=*/false);
   if (!b.ok()) return b.status();
   auto& sim = *b;
   sim->spec_ = spec;
@@ -50,13 +50,19 @@ Result<std::unique_ptr<SimBackend>> SimBackend::CreateSource(uint64_t memory_byt
 }
 
 Result<std::unique_ptr<SimBackend>> SimBackend::CreateDestination(const GuestShape& shape) {
+  // Memory is allocated up front, as a hypervisor builds a domain before it is
+  // filled: page faults then stay off the receive path.
+  return Create(shape, /*populate=*/true);
+}
+
+Result<std::unique_ptr<SimBackend>> SimBackend::Create(const GuestShape& shape, bool populate) {
   if (shape.page_size != kPageSize)
     return Error(Code::kIncompatible, "sim: page size " + std::to_string(shape.page_size) + " not supported (4096 only)");
   if (shape.page_count == 0 || shape.page_count > (uint64_t{1} << 40) / kPageSize)
     return Error(Code::kIncompatible, "sim: guest of " + std::to_string(shape.page_count) + " pages not supported");
   std::unique_ptr<SimBackend> b(new SimBackend());
   b->shape_ = shape;
-  auto mem = Mapping::Anonymous(shape.page_count * kPageSize);
+  auto mem = Mapping::Anonymous(shape.page_count * kPageSize, populate);
   if (!mem.ok()) return std::move(mem).With("sim: guest memory").status();
   b->mem_ = std::move(mem).value();
   b->log_.Resize(shape.page_count);

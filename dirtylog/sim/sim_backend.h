@@ -54,6 +54,7 @@ class SimBackend final : public Backend {
 
  private:
   SimBackend() = default;
+  static Result<std::unique_ptr<SimBackend>> Create(const GuestShape& shape, bool populate);
   void StartWorkload();
   void StopWorkload();
   void WorkloadLoop();

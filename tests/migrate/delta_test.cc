@@ -78,7 +78,7 @@ TEST(Delta, MalformedDeltasAreRejected) {
 }
 
 TEST(DeltaCache, HoldsWhatWasPutAndStaysBounded) {
-  DeltaCache cache(64 * 4096, 1);  // 64 pages, one shard
+  DeltaCache cache(64 * DeltaCache::kBytesPerPage, 1);  // 64 pages, one shard
   std::vector<std::byte> page(kPageSize), out(kPageSize);
   for (uint64_t pfn = 0; pfn < 1000; ++pfn) {
     std::memcpy(page.data(), &pfn, 8);
@@ -99,7 +99,7 @@ TEST(DeltaCache, HoldsWhatWasPutAndStaysBounded) {
 
 TEST(DeltaCache, ACycleLargerThanTheCacheStillHits) {
   // Plain LRU would miss every time on a cyclic scan of 4x its size.
-  DeltaCache cache(64 * 4096, 1);
+  DeltaCache cache(64 * DeltaCache::kBytesPerPage, 1);
   std::vector<std::byte> page(kPageSize, std::byte{1}), out(kPageSize);
   uint64_t hits = 0;
   for (int round = 0; round < 4; ++round)
@@ -111,7 +111,7 @@ TEST(DeltaCache, ACycleLargerThanTheCacheStillHits) {
 }
 
 TEST(DeltaCache, DropForgetsAndZeroCapacityDisables) {
-  DeltaCache cache(16 * 4096);
+  DeltaCache cache(16 * 16 * DeltaCache::kBytesPerPage);  // 16 pages in each of 16 shards
   std::vector<std::byte> page(kPageSize), out(kPageSize);
   cache.Put(5, page.data());
   EXPECT_TRUE(cache.Get(5, out.data()));
