@@ -139,7 +139,7 @@ void SimBackend::WorkloadLoop() {
     return;
   }
   const double pages_per_s = spec_.rate_bytes_per_s ? static_cast<double>(spec_.rate_bytes_per_s) / kPageSize : 0.0;
-  const auto start = Clock::now();
+  auto start = Clock::now();
   uint64_t written = 0;
   auto period_start = start;
   constexpr auto kPeriod = std::chrono::milliseconds(10);
@@ -159,7 +159,13 @@ void SimBackend::WorkloadLoop() {
     if (pages_per_s > 0) {
       double due_s = static_cast<double>(written) / pages_per_s;
       auto due = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(due_s));
-      if (due > now) std::this_thread::sleep_until(std::min(due, now + std::chrono::milliseconds(5)));
+      if (due > now) {
+        std::this_thread::sleep_until(std::min(due, now + std::chrono::milliseconds(5)));
+      } else if (now - due > std::chrono::milliseconds(20)) {
+        // Fell behind (throttled, or starved of CPU): the rate is a cap, so
+        // forget the backlog instead of catching up at full speed.
+        start += (now - due) - std::chrono::milliseconds(20);
+      }
     }
     double frac = run_fraction_.load(std::memory_order_relaxed);
     if (frac < 1.0) {
