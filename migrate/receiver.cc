@@ -145,19 +145,21 @@ Status Receiver::Impl::Handshake() {
   if (!policy.ok()) return std::move(policy).With("handshake").status();
   policy_ = *policy;
   report_.memory_bytes = shape->shape.memory_bytes();
-  // Bookkeeping is per page frame: a guest this host could never hold must not
-  // make us allocate for it.
+  // A guest this host could never hold is refused before anything is allocated
+  // for it. Memory is what is populated; the address space may be far larger
+  // (HVM/PVH special pages sit just below 4 GiB), and the per-frame bookkeeping
+  // (13 bytes a frame) is bounded on its own.
   uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes
                                          : static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
-  if (shape->shape.page_count > limit / shape->shape.page_size) {
-    Status st(Code::kIncompatible, "guest address space of " + std::to_string(shape->shape.page_count) +
-                                       " pages is larger than this host can hold (" + std::to_string(limit >> 20) +
+  if (shape->shape.memory_bytes() > limit || shape->shape.page_count > limit / 8 / 13) {
+    Status st(Code::kIncompatible, "guest of " + std::to_string(shape->shape.memory_bytes() >> 20) + " MiB in " +
+                                       std::to_string(shape->shape.page_count) +
+                                       " page frames is larger than this host can hold (" + std::to_string(limit >> 20) +
                                        " MiB)");
     SendAbort(*control_, st);
     return std::move(st).With("handshake");
   }
 
-  // Everything is checked before the first page moves.
   if (opts_.check_cpu) {
     Status st = opts_.check_cpu(policy_);
     if (!st.ok()) {

@@ -34,13 +34,18 @@ constexpr uint32_t kMigratedParams[] = {
 };
 
 // A foreign mapping of `pages` guest frames, unmapped when the last MappedPages goes.
+// Not copyable: a copy's destructor would unmap the pages under the original
+// (the nested-Xen lab's first run crashed exactly so).
 struct ForeignMap {
-  xenforeignmemory_handle* fmem;
-  void* addr;
-  size_t pages;
+  ForeignMap(xenforeignmemory_handle* f, void* a, size_t n) : fmem(f), addr(a), pages(n) {}
+  ForeignMap(const ForeignMap&) = delete;
+  ForeignMap& operator=(const ForeignMap&) = delete;
   ~ForeignMap() {
     if (addr) xenforeignmemory_unmap(fmem, addr, pages);
   }
+  xenforeignmemory_handle* fmem;
+  void* addr;
+  size_t pages;
 };
 
 std::string Dom(uint32_t domid) { return "xen: domain " + std::to_string(domid); }
@@ -142,7 +147,7 @@ Result<MappedPages> XenSource::MapPages(std::span<const uint64_t> pfns, Access a
   int prot = access == Access::kWrite ? PROT_READ | PROT_WRITE : PROT_READ;
   void* addr = xenforeignmemory_map(h_->fmem(), domid_, prot, gfns.size(), gfns.data(), errs.data());
   if (!addr) return ErrnoError(Dom(domid_) + ": map " + std::to_string(pfns.size()) + " frames", errno);
-  auto keep = std::make_shared<ForeignMap>(ForeignMap{h_->fmem(), addr, gfns.size()});
+  auto keep = std::make_shared<ForeignMap>(h_->fmem(), addr, gfns.size());
   for (size_t i = 0; i < errs.size(); ++i)
     if (errs[i])
       return Error(Code::kIo, Dom(domid_) + ": gfn " + std::to_string(pfns[i]) + " cannot be mapped (" +
