@@ -138,21 +138,7 @@ Status XenDestination::VerifyDomainMemory(const std::vector<uint64_t>& cleared) 
 }
 
 Result<XenCpuPolicy> XenDestination::ReadDomainPolicy() {
-  uint32_t nl = 0, nm = 0;
-  if (xc_cpu_policy_get_size(h_->xch(), &nl, &nm) < 0) return ErrnoError("xen: CPU policy size", errno);
-  std::unique_ptr<xc_cpu_policy_t, void (*)(xc_cpu_policy_t*)> pol(xc_cpu_policy_init(), xc_cpu_policy_destroy);
-  if (!pol) return Error(Code::kIo, "xen: xc_cpu_policy_init failed");
-  if (xc_cpu_policy_get_domain(h_->xch(), domid_, pol.get()) < 0)
-    return ErrnoError(Dom(domid_) + ": get CPU policy", errno);
-  std::vector<xen_cpuid_leaf_t> leaves(nl);
-  std::vector<xen_msr_entry_t> msrs(nm);
-  if (xc_cpu_policy_serialise(h_->xch(), pol.get(), leaves.data(), &nl, msrs.data(), &nm) < 0)
-    return ErrnoError(Dom(domid_) + ": serialise CPU policy", errno);
-  XenCpuPolicy p;
-  for (uint32_t i = 0; i < nl; ++i)
-    p.cpuid.push_back({leaves[i].leaf, leaves[i].subleaf, leaves[i].a, leaves[i].b, leaves[i].c, leaves[i].d});
-  for (uint32_t i = 0; i < nm; ++i) p.msrs.push_back({msrs[i].idx, msrs[i].flags, msrs[i].val});
-  return p;
+  return h_->DomainCpuPolicy(domid_);
 }
 
 Result<CpuPolicy> XenDestination::GetCpuPolicy() {

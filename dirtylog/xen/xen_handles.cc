@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <vector>
 
 #include "dirtylog/xen/xen_c_headers.h"
 
@@ -60,6 +62,24 @@ Result<uint32_t> XenHandles::ResolveDomain(const std::string& name_or_id) const 
 int ShutdownReason(const xc_domaininfo_t& info) {
   if (!(info.flags & XEN_DOMINF_shutdown)) return -1;
   return static_cast<int>((info.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask);
+}
+
+Result<XenCpuPolicy> XenHandles::DomainCpuPolicy(uint32_t domid) const {
+  const std::string dom = "xen: domain " + std::to_string(domid);
+  uint32_t nl = 0, nm = 0;
+  if (xc_cpu_policy_get_size(xch_, &nl, &nm) < 0) return ErrnoError("xen: CPU policy size", errno);
+  std::unique_ptr<xc_cpu_policy_t, void (*)(xc_cpu_policy_t*)> pol(xc_cpu_policy_init(), xc_cpu_policy_destroy);
+  if (!pol) return Error(Code::kIo, "xen: xc_cpu_policy_init failed");
+  if (xc_cpu_policy_get_domain(xch_, domid, pol.get()) < 0) return ErrnoError(dom + ": get CPU policy", errno);
+  std::vector<xen_cpuid_leaf_t> leaves(nl);
+  std::vector<xen_msr_entry_t> msrs(nm);
+  if (xc_cpu_policy_serialise(xch_, pol.get(), leaves.data(), &nl, msrs.data(), &nm) < 0)
+    return ErrnoError(dom + ": serialise CPU policy", errno);
+  XenCpuPolicy p;
+  for (uint32_t i = 0; i < nl; ++i)
+    p.cpuid.push_back({leaves[i].leaf, leaves[i].subleaf, leaves[i].a, leaves[i].b, leaves[i].c, leaves[i].d});
+  for (uint32_t i = 0; i < nm; ++i) p.msrs.push_back({msrs[i].idx, msrs[i].flags, msrs[i].val});
+  return p;
 }
 
 }  // namespace xm::xen

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "dirtylog/xen/cpu_policy.h"
 
 namespace xm::xen {
 
@@ -27,6 +28,8 @@ class XenHandles {
   Result<xc_domaininfo_t> DomainInfo(uint32_t domid) const;
   // A domain name or decimal id to a domid.
   Result<uint32_t> ResolveDomain(const std::string& name_or_id) const;
+  // The CPU policy Xen enforces for the domain, serialised (leaves and MSRs).
+  Result<XenCpuPolicy> DomainCpuPolicy(uint32_t domid) const;
 
  private:
   XenHandles() = default;
