@@ -66,6 +66,20 @@ Hello SourceHandshake(Stream& s, uint64_t pages) {
   return h;
 }
 
+// A PAGES body of round 0 holding one RAW page of `fill` bytes, claiming `hash`.
+std::vector<uint8_t> OneRawPageBody(uint64_t pfn, uint64_t hash, uint8_t fill) {
+  std::vector<uint8_t> body(sizeof(PagesHeader) + sizeof(PageDesc) + kPageSize, fill);
+  PagesHeader ph{0, 1, 0};
+  std::memcpy(body.data(), &ph, sizeof ph);
+  PageDesc d;
+  d.pfn = pfn;
+  d.hash = hash;
+  d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
+  d.payload_len = kPageSize;
+  std::memcpy(body.data() + sizeof ph, &d, sizeof d);
+  return body;
+}
+
 TEST(IntegrationBadPeer, ReceiverGivenGarbageExitsWithOneLineReason) {
   TempDir dir;
   Child r(ReceiverArgs(dir), true);
@@ -86,14 +100,7 @@ TEST(IntegrationBadPeer, ReceiverGivenATruncatedStreamExitsWithOneLineReason) {
   auto s = ConnectTo(r.port());
   SourceHandshake(*s, 256);
   // Half of a valid PAGES record, then the connection goes away.
-  std::vector<uint8_t> body(sizeof(PagesHeader) + sizeof(PageDesc) + kPageSize, 0xAB);
-  PagesHeader ph{0, 1, 0};
-  std::memcpy(body.data(), &ph, sizeof ph);
-  PageDesc d;
-  d.pfn = 1;
-  d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
-  d.payload_len = kPageSize;
-  std::memcpy(body.data() + sizeof ph, &d, sizeof d);
+  std::vector<uint8_t> body = OneRawPageBody(1, 0, 0xAB);
   iovec v{body.data(), body.size()};
   RecordHeader h = MakeHeader(RecordType::kPages, std::span<const iovec>(&v, 1));
   ASSERT_TRUE(s->Send(&h, sizeof h).ok());
@@ -128,15 +135,7 @@ TEST(IntegrationBadPeer, ReceiverRejectsCorruptPageData) {
   auto s = ConnectTo(r.port());
   SourceHandshake(*s, 256);
   // A well-framed PAGES record whose page hash does not match its content.
-  std::vector<uint8_t> body(sizeof(PagesHeader) + sizeof(PageDesc) + kPageSize, 0x5A);
-  PagesHeader ph{0, 1, 0};
-  std::memcpy(body.data(), &ph, sizeof ph);
-  PageDesc d;
-  d.pfn = 3;
-  d.hash = 12345;
-  d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
-  d.payload_len = kPageSize;
-  std::memcpy(body.data() + sizeof ph, &d, sizeof d);
+  std::vector<uint8_t> body = OneRawPageBody(3, 12345, 0x5A);
   ASSERT_TRUE(WriteRecord(*s, RecordType::kPages, body).ok());
   Record rec;
   Status st = ReadControl(*s, rec, "test");
