@@ -46,13 +46,18 @@ std::vector<uint32_t> SetBits(const FeatureWords& fs) {
 
 std::vector<uint32_t> Missing(const FeatureWords& a, const FeatureWords& b) {
   FeatureWords diff(a.size(), 0);
-  for (size_t i = 0; i < a.size(); ++i) diff[i] = a[i] & ~WordOr0(b, i) & ~EnvironmentMask(static_cast<uint32_t>(i));
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto w = static_cast<uint32_t>(i);
+    diff[i] = a[i] & ~WordOr0(b, i) & ~EnvironmentMask(w) & ~MirroredMask(w);
+  }
   return SetBits(diff);
 }
 
 bool IsSubset(const FeatureWords& a, const FeatureWords& b) { return Missing(a, b).empty(); }
 
 uint32_t EnvironmentMask(uint32_t word) { return WordOr0(EnvironmentWords(), word); }
+
+uint32_t MirroredMask(uint32_t word) { return word == kMirroredWord ? kMirroredBits : 0; }
 
 bool IsEnvironmentBit(uint32_t bit) { return (EnvironmentMask(bit / 32) >> (bit % 32)) & 1; }
 

@@ -21,7 +21,7 @@ FeatureWords Intersect(const FeatureWords& a, const FeatureWords& b);
 // Bits set in `fs`, ascending.
 std::vector<uint32_t> SetBits(const FeatureWords& fs);
 // Bits set in `a` but not in `b` (a AND NOT b), ascending, leaving out the
-// environment bits (see below).
+// environment and mirrored bits (see below).
 std::vector<uint32_t> Missing(const FeatureWords& a, const FeatureWords& b);
 bool IsSubset(const FeatureWords& a, const FeatureWords& b);  // Missing(a, b) is empty
 
@@ -31,6 +31,18 @@ bool IsSubset(const FeatureWords& a, const FeatureWords& b);  // Missing(a, b) i
 // so the checks ignore them and levelling leaves them as the guest had them.
 bool IsEnvironmentBit(uint32_t bit);
 uint32_t EnvironmentMask(uint32_t word);
+
+// Bits of word 2 (leaf 0x80000001 EDX) that AMD CPUs mirror from leaf 1 EDX
+// (FPU, VME, DE, PSE, TSC, MSR, PAE, MCE, CX8, APIC, MTRR, PGE, MCA, CMOV, PAT,
+// PSE36, MMX, FXSR; Xen's CPUID_COMMON_1D_FEATURES). They carry no information
+// of their own: Xen leaves them out of its HVM featuresets and recomputes them
+// from word 0 when it builds a policy, while a domain's policy read back from
+// Xen has them. So the checks judge them through word 0 (ignore them here) and
+// Level() keeps a mirrored bit only where word 0 keeps its original. Intel
+// CPUs report these bits as reserved-zero, so the rule is vendor-independent.
+inline constexpr uint32_t kMirroredWord = 2;
+inline constexpr uint32_t kMirroredBits = 0x0183f3ffu;  // bits 0-9, 12-17, 23, 24
+uint32_t MirroredMask(uint32_t word);
 
 // "avx512f, avx512bw" (names from the table, "word5.bit22" for unnamed bits).
 std::string JoinNames(const std::vector<uint32_t>& bits, std::string_view sep = ", ");

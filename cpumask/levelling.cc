@@ -24,6 +24,13 @@ CpuPolicy Level(const CpuPolicy& vm, const CpuPolicy& mask) {
   out.featureset = Intersect(vm.featureset, mask.featureset);
   for (size_t i = 0; i < vm.featureset.size(); ++i)
     out.featureset[i] |= vm.featureset[i] & EnvironmentMask(static_cast<uint32_t>(i));
+  // A mirrored bit follows its leaf-1 original (same bit number in word 0), so a
+  // mask without the mirror (Xen's HVM featuresets) does not strip it.
+  if (vm.featureset.size() > kMirroredWord) {
+    const uint32_t word0 = out.featureset.empty() ? 0 : out.featureset[0];
+    out.featureset[kMirroredWord] &= ~kMirroredBits;
+    out.featureset[kMirroredWord] |= vm.featureset[kMirroredWord] & kMirroredBits & word0;
+  }
   return out;
 }
 

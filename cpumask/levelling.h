@@ -6,7 +6,8 @@
 // (cross-pool), so no CPU feature the guest saw can disappear under it.
 //
 // The environment bits (featureset.h: hypervisor, osxsave, ospke) are ignored
-// by every check and passed through unchanged by Level().
+// by every check and passed through unchanged by Level(); AMD's mirrored copies
+// of leaf-1 bits in word 2 are judged through their originals in word 0.
 #pragma once
 
 #include <span>

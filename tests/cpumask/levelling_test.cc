@@ -148,6 +148,41 @@ TEST_F(Levelling, EnvironmentBitsAreIgnoredAndKept) {
   EXPECT_EQ(FormatPolicy(levelled, TextFormat::kNames), "intel:sse2,osxsave,hypervisor,ospke");
 }
 
+// The nested-Xen lab's first contact: a PVH guest's policy read back from Xen
+// on AMD has leaf 1's FPU..FXSR mirrored in word 2; Xen's HVM featureset for
+// the destination leaves the mirrors out. The guest must still fit, and what
+// decides is word 0.
+TEST_F(Levelling, AmdMirroredBitsAreJudgedThroughWordZero) {
+  CpuPolicy xen_hvm = epyc;
+  xen_hvm.featureset.resize(WordCount(), 0);
+  xen_hvm.featureset[kMirroredWord] &= ~kMirroredBits;
+  CpuPolicy guest = epyc;
+  guest.featureset.resize(WordCount(), 0);
+  guest.featureset[kMirroredWord] |= guest.featureset[0] & kMirroredBits;
+  ASSERT_NE(guest.featureset[kMirroredWord] & kMirroredBits, 0u);
+  EXPECT_TRUE(CheckVmFits(guest, xen_hvm, nullptr).ok()) << CheckVmFits(guest, xen_hvm, nullptr).message();
+
+  // Levelling with that featureset keeps the mirrors the guest had...
+  CpuPolicy levelled = Level(guest, xen_hvm);
+  EXPECT_EQ(levelled.featureset[kMirroredWord] & kMirroredBits, guest.featureset[kMirroredWord] & kMirroredBits);
+  // ...but drops a mirror whose original the mask takes away.
+  CpuPolicy no_mmx = xen_hvm;
+  const uint32_t mmx = FindFeature("mmx")->bit;
+  ASSERT_EQ(mmx / 32, 0u);
+  no_mmx.featureset[0] &= ~(1u << mmx);
+  levelled = Level(guest, no_mmx);
+  EXPECT_FALSE(TestBit(levelled.featureset, mmx));
+  EXPECT_EQ(levelled.featureset[kMirroredWord] & (1u << mmx), 0u);
+  EXPECT_NE(levelled.featureset[kMirroredWord] & (1u << FindFeature("fxsr")->bit), 0u);
+
+  // The original itself is still checked.
+  EXPECT_EQ(CheckVmFits(guest, no_mmx, nullptr).message(), "destination lacks mmx");
+  // Bits of word 2 that are not mirrors (nx, lm) are checked as before.
+  CpuPolicy no_lm = xen_hvm;
+  no_lm.featureset[kMirroredWord] &= ~(1u << (FindFeature("lm")->bit % 32));
+  EXPECT_EQ(CheckVmFits(guest, no_lm, nullptr).message(), "destination lacks lm");
+}
+
 TEST_F(Levelling, LevelKeepsTheGuestsBlobAndVendor) {
   CpuPolicy vm = skylake;
   vm.format = "kvm-cpuid2-v1";
