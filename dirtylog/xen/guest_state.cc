@@ -196,7 +196,7 @@ bool IsSyntheticHvmContext(std::span<const uint8_t> ctx) {
   return GetLe64(ctx.data() + (*entries)[0].offset + 8) == kSyntheticChangeset;
 }
 
-std::vector<uint64_t> PfnsClearedByRestore(const XenGuestState& st) {
+std::vector<uint64_t> RingPfns(const XenGuestState& st) {
   std::vector<uint64_t> out;
   for (const auto& p : st.params)
     if (p.index == kHvmParamConsolePfn || p.index == kHvmParamStorePfn || p.index == kHvmParamIoreqPfn ||

@@ -80,11 +80,12 @@ std::vector<uint8_t> SyntheticHvmContext(uint32_t vcpus, uint32_t cpuid_leaf1_ea
 // Whether `ctx` says it is synthetic (header changeset).
 bool IsSyntheticHvmContext(std::span<const uint8_t> ctx);
 
-// Pages Xen's restore zeroes whatever the stream said (xg_sr_restore_x86_hvm.c:
-// the xenstore and console rings, re-initialised by the guest on resume, and
-// the ioreq pages): a destination comparing the new domain's memory with what
-// it streamed must expect zeros there.
-std::vector<uint64_t> PfnsClearedByRestore(const XenGuestState& st);
+// The ring pages named by the HVM params (xenstore, console, ioreq, bufioreq):
+// Xen's restore zeroes them whatever the stream said (xg_sr_restore_x86_hvm.c),
+// the ioreq pages may leave the p2m, and xenstored/xenconsoled write into the
+// rings as soon as the domain is introduced. A destination comparing the new
+// domain's memory with what it streamed cannot judge them.
+std::vector<uint64_t> RingPfns(const XenGuestState& st);
 
 // The whole synthetic state for a non-Xen guest of `vcpus` vCPUs.
 XenGuestState SyntheticGuestState(uint32_t vcpus, uint32_t cpuid_leaf1_eax);

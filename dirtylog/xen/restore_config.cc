@@ -25,7 +25,7 @@ Result<RestoreConfig> PrepareRestoreConfig(std::string_view config_json, const s
 }
 
 std::vector<std::string> XlRestoreArgv(const std::string& xl, int stream_fd) {
-  return {xl, "restore", "-p", "/dev/fd/" + std::to_string(stream_fd)};
+  return {xl, "restore", "-p", "/proc/self/fd/" + std::to_string(stream_fd)};
 }
 
 }  // namespace xm::xen

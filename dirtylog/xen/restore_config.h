@@ -22,7 +22,8 @@ struct RestoreConfig {
 // source) and renames the domain when `new_name` is set.
 Result<RestoreConfig> PrepareRestoreConfig(std::string_view config_json, const std::string& new_name);
 
-// `xl restore -p /dev/fd/<fd>`: xl reads the xl-framed stream (its header holds
+// `xl restore -p /proc/self/fd/<fd>` (not /dev/fd, which only exists where
+// udev or systemd made the link: the lab's busybox-booted dom0 has none): xl reads the xl-framed stream (its header holds
 // the config) from the pipe, builds the domain and its devices, leaves it
 // paused, and keeps a background xl watching it as for any xl-created domain.
 std::vector<std::string> XlRestoreArgv(const std::string& xl, int stream_fd);

@@ -17,6 +17,7 @@
 //                   stream without policy gets it applied here, still paused
 //   Resume          unpauses (unless keep_paused: the control plane does it)
 //   Discard         aborts the restore and destroys the half-built domain
+// A DomainGuard child destroys it too if the receiver is killed before GO.
 //
 // Costs: the staging copy holds the whole guest once more on this host while
 // the migration runs (pages must be complete when a round ends, before they
@@ -30,6 +31,7 @@
 #include "base/mapping.h"
 #include "dirtylog/backend.h"
 #include "dirtylog/xen/cpu_policy.h"
+#include "dirtylog/xen/domain_guard.h"
 #include "dirtylog/xen/stream_feeder.h"
 #include "dirtylog/xen/xen_handles.h"
 #include "dirtylog/xen/xen_restore.h"
@@ -72,12 +74,13 @@ class XenDestination final : public Backend {
 
  private:
   XenDestination() = default;
-  Status VerifyDomainMemory(const std::vector<uint64_t>& cleared);
+  Status VerifyDomainMemory(const std::vector<uint64_t>& ring_pfns);
   Result<XenCpuPolicy> ReadDomainPolicy();
 
   GuestShape shape_;
   XenDestinationOptions opts_;
   std::unique_ptr<XenHandles> h_;
+  DomainGuard guard_;  // destroys the domain if this process dies before GO
   Mapping staging_;
   std::unique_ptr<RestoreRunner> runner_;
   std::unique_ptr<ByteSink> sink_;

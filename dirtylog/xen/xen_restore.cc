@@ -112,9 +112,6 @@ class XlRestore final : public RestoreRunner {
   Status Start(const RestoreConfig& cfg, const std::string& xl) {
     name_ = cfg.domain_name;
     XM_ASSIGN_OR_RETURN(h_, XenHandles::Open());
-    uint32_t existing = 0;
-    if (libxl_name_to_domid(h_->ctx(), name_.c_str(), &existing) == 0)
-      return Error(Code::kInvalidArgument, "xen restore: a domain named '" + name_ + "' already runs here (--xen-name)");
     UniqueFd rd;
     XM_TRY(MakePipe(rd, wr_));
     posix_spawn_file_actions_t fa;

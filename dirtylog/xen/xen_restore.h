@@ -5,7 +5,7 @@
 //
 //   libxl  libxl_domain_create_restore() in a thread of this process, reading
 //          a libxl-framed stream (the config is handed over as a struct)
-//   xl     `xl restore -p /dev/fd/3` as a child, reading an xl-framed stream
+//   xl     `xl restore -p /proc/self/fd/3` as a child, reading an xl-framed stream
 //          (the config travels in the xl header, as with `xl migrate`); xl
 //          then keeps its usual background process watching the domain
 //

@@ -112,8 +112,8 @@ TEST(XenGuestState, RingPagesTheRestoreClearsComeFromTheParams) {
   XenGuestState st;
   st.params = {{kHvmParamStorePfn, 0xfeffc}, {kHvmParamConsolePfn, 0xfefff}, {12, 0xfeffd000},
                {kHvmParamIoreqPfn, 0xff000}, {kHvmParamBufioreqPfn, 0xff001}, {9, 1}};
-  EXPECT_EQ(PfnsClearedByRestore(st), (std::vector<uint64_t>{0xfeffc, 0xfefff, 0xff000, 0xff001}));
-  EXPECT_TRUE(PfnsClearedByRestore(SyntheticGuestState(1, 0)).empty());
+  EXPECT_EQ(RingPfns(st), (std::vector<uint64_t>{0xfeffc, 0xfefff, 0xff000, 0xff001}));
+  EXPECT_TRUE(RingPfns(SyntheticGuestState(1, 0)).empty());
 }
 
 TEST(XenGuestState, SyntheticContextIsWellFormedAndLabelled) {

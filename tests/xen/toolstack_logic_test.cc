@@ -123,7 +123,7 @@ TEST(XenRestoreConfig, RefusesPvAndNonLibxlConfigs) {
 }
 
 TEST(XenRestoreConfig, XlCommandLine) {
-  EXPECT_EQ(XlRestoreArgv("xl", 3), (std::vector<std::string>{"xl", "restore", "-p", "/dev/fd/3"}));
+  EXPECT_EQ(XlRestoreArgv("xl", 3), (std::vector<std::string>{"xl", "restore", "-p", "/proc/self/fd/3"}));
 }
 
 TEST(XenFactory, SaysWhyXenIsNotUsableHere) {
