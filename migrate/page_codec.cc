@@ -10,8 +10,6 @@
 
 namespace xm {
 
-uint64_t PageHash(const std::byte* page) { return XXH3_64bits(page, kPageSize); }
-
 Hash128 PageHash128(const std::byte* page) {
   XXH128_hash_t h = XXH3_128bits(page, kPageSize);
   return {h.low64, h.high64};
@@ -20,7 +18,7 @@ Hash128 PageHash128(const std::byte* page) {
 uint64_t ZeroPageHash() {
   static const uint64_t h = [] {
     static const std::byte zero[kPageSize] = {};
-    return XXH3_64bits(zero, kPageSize);
+    return PageHash(zero);
   }();
   return h;
 }

@@ -18,8 +18,10 @@
 
 namespace xm {
 
-uint64_t PageHash(const std::byte* page);
+// The page hash (PROTOCOL.md §4) is the low 64 bits of the page's XXH3-128, so
+// one pass over a page gives both it and the dup index's 128-bit key.
 Hash128 PageHash128(const std::byte* page);
+inline uint64_t PageHash(const std::byte* page) { return PageHash128(page).lo; }
 uint64_t ZeroPageHash();
 bool IsZeroPage(const std::byte* page);
 

@@ -33,7 +33,9 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
   PageDesc d;
   d.pfn = pfn;
   const bool zero = IsZeroPage(slot);
-  d.hash = zero ? ZeroPageHash() : PageHash(slot);
+  // One hash pass per page: its low half is the page hash, all of it the dup key.
+  const Hash128 full = zero ? Hash128{} : PageHash128(slot);
+  d.hash = zero ? ZeroPageHash() : full.lo;
   if (ctx.round > 0 && last_hash[pfn] == d.hash) {
     ++counts.unchanged;  // dirty, but the destination already holds exactly this
     return;
@@ -63,7 +65,7 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
     }
   }
   if (ctx.dup && ctx.dup->enabled()) {
-    Hash128 h = PageHash128(slot);
+    const Hash128& h = full;
     uint64_t target = UINT64_MAX;
     for (const auto& [bh, bpfn] : batch_dups_)
       if (bh == h) target = bpfn;  // earlier in this very record

@@ -13,7 +13,7 @@
 
 namespace xm {
 
-constexpr uint16_t kProtocolVersion = 1;
+constexpr uint16_t kProtocolVersion = 2;
 constexpr uint32_t kMaxStreams = 16;
 
 enum class Role : uint32_t { kSource = 1, kDestination = 2 };

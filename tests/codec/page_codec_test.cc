@@ -4,6 +4,7 @@
 #include "migrate/page_codec.h"
 
 #include <lz4.h>
+#include <xxhash.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -79,6 +80,15 @@ std::vector<uint8_t> Flatten(std::span<const iovec> body) {
     out.insert(out.end(), p, p + v.iov_len);
   }
   return out;
+}
+
+TEST(PageHash, IsTheLow64BitsOfXxh3_128AsProtocolVersion2Says) {
+  PageBuf page = LastByteSet();
+  XXH128_hash_t want = XXH3_128bits(page.data(), kPageSize);
+  EXPECT_EQ(PageHash(page.data()), want.low64);
+  Hash128 full = PageHash128(page.data());
+  EXPECT_EQ(full.lo, want.low64);
+  EXPECT_EQ(full.hi, want.high64);
 }
 
 TEST(PageHash, ZeroPageHashIsTheHashOfAZeroPage) {

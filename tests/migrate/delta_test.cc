@@ -133,6 +133,9 @@ TEST(DupIndex, FindsWhatWasInsertedNewestWins) {
   idx.Insert(b, 9);
   EXPECT_EQ(idx.Find(b), 9u);
   EXPECT_FALSE(idx.Find(a));  // evicted, never a wrong answer
+  // The low 64 bits are the page hash: equal page hashes with different high
+  // halves are different contents, never a match.
+  EXPECT_FALSE(idx.Find(Hash128{b.lo, b.hi + 1}));
   EXPECT_FALSE(DupIndex(0).enabled());
 }
 
