@@ -2,7 +2,9 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 namespace xm {
@@ -32,20 +34,43 @@ std::string_view RecordName(uint32_t t) {
 
 static bool KnownType(uint32_t t) { return t >= 1 && t <= 15; }
 
+uint64_t HashedBodyBytes(uint32_t type, uint64_t length, std::span<const uint8_t> head) {
+  // PAGES payloads are covered by their page hashes (PROTOCOL.md §2).
+  constexpr uint64_t kPagesHeader = 16, kPageDesc = 24;
+  if (type != static_cast<uint32_t>(RecordType::kPages) || length < kPagesHeader || head.size() < kPagesHeader)
+    return length;
+  uint32_t count;
+  std::memcpy(&count, head.data() + 4, sizeof count);
+  return std::min(length, kPagesHeader + kPageDesc * count);
+}
+
+uint64_t RecordBodyHash(uint32_t type, std::span<const uint8_t> body) {
+  return XXH3_64bits(body.data(), HashedBodyBytes(type, body.size(), body));
+}
+
 RecordHeader MakeHeader(RecordType type, std::span<const iovec> body, uint32_t flags) {
   RecordHeader h;
   h.type = static_cast<uint32_t>(type);
   h.flags = flags;
+  uint8_t head[16];
+  size_t head_len = 0;
+  for (const iovec& v : body) {
+    size_t n = std::min(v.iov_len, sizeof head - head_len);
+    if (n) std::memcpy(head + head_len, v.iov_base, n);
+    head_len += n;
+    h.length += v.iov_len;
+  }
+  uint64_t covered = HashedBodyBytes(h.type, h.length, {head, head_len});
   if (body.size() == 1) {
-    h.length = body[0].iov_len;
-    h.body_hash = XXH3_64bits(body[0].iov_base, body[0].iov_len);
+    h.body_hash = XXH3_64bits(body[0].iov_base, covered);
     return h;
   }
   XXH3_state_t st;
   XXH3_64bits_reset(&st);
   for (const iovec& v : body) {
-    XXH3_64bits_update(&st, v.iov_base, v.iov_len);
-    h.length += v.iov_len;
+    size_t n = std::min<uint64_t>(v.iov_len, covered);
+    XXH3_64bits_update(&st, v.iov_base, n);
+    covered -= n;
   }
   h.body_hash = XXH3_64bits_digest(&st);
   return h;
@@ -97,7 +122,7 @@ Status ReadRecord(Stream& s, Record& into, uint64_t max_body) {
                                         " record (" + std::to_string(h.length) + " body bytes missing)");
       return std::move(st).With(std::string("receive ") + std::string(RecordName(h.type)));
     }
-    uint64_t hash = XXH3_64bits(into.body.data(), into.body.size());
+    uint64_t hash = RecordBodyHash(h.type, into.body);
     if (hash != h.body_hash)
       return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record body hash mismatch (corrupt stream)");
     if (!KnownType(h.type)) {

@@ -1,5 +1,6 @@
 // Record framing (PROTOCOL.md §2): a 24-byte header, then a body whose XXH3-64
-// is in the header. RecordWriter and RecordReader move whole records over a
+// (of the covered bytes: all of them, or a PAGES record's header and
+// descriptors) is in the header. RecordWriter and RecordReader move whole records over a
 // Stream and reject anything malformed with a message naming the record.
 #pragma once
 
@@ -44,6 +45,12 @@ struct RecordHeader {
   uint64_t body_hash = 0;
 };
 static_assert(sizeof(RecordHeader) == kRecordHeaderSize);
+
+// How many leading bytes of a `length`-byte body body_hash covers; `head` is
+// the body's first bytes (at least min(length, 16) of them).
+uint64_t HashedBodyBytes(uint32_t type, uint64_t length, std::span<const uint8_t> head);
+// body_hash for a whole body in one buffer.
+uint64_t RecordBodyHash(uint32_t type, std::span<const uint8_t> body);
 
 // Builds a header for `body` (hash included).
 RecordHeader MakeHeader(RecordType type, std::span<const iovec> body, uint32_t flags = 0);

@@ -234,6 +234,32 @@ TEST(PageCodec, ThroughRecordFramingOverASocket) {
   }
 }
 
+// The PAGES record hash leaves payloads to the page hashes (PROTOCOL.md §2): a
+// payload corrupted in transit passes framing and is caught when decoded.
+TEST(PageCodec, PayloadCorruptedAfterFramingIsCaughtByThePageHash) {
+  std::vector<Case> cases = AdversarialPages();
+  BatchBuilder b;
+  b.Reset(1);
+  EncodeCounts c;
+  for (size_t i = 0; i < cases.size(); ++i) b.Add(i, cases[i].page.data(), true, c);
+  RecordHeader h = MakeHeader(RecordType::kPages, b.Body());
+  const std::vector<uint8_t> body = Flatten(b.Body());
+  PagesView v;
+  ASSERT_TRUE(ParsePages(body, v).ok());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    if (v.payloads[i].empty()) continue;
+    std::vector<uint8_t> bad = body;
+    size_t at = static_cast<size_t>(v.payloads[i].data() - body.data()) + v.payloads[i].size() / 2;
+    bad[at] ^= 0x04;
+    EXPECT_EQ(RecordBodyHash(h.type, bad), h.body_hash) << "payloads are not in the record hash";
+    PagesView bv;
+    ASSERT_TRUE(ParsePages(bad, bv).ok());
+    PageBuf out(kPageSize);
+    Status st = DecodePage(bv.descs[i], bv.payloads[i], out.data());
+    EXPECT_TRUE(st.code() == Code::kIntegrity || st.code() == Code::kProtocol) << cases[i].name << ": " << st.ToString();
+  }
+}
+
 // One page encoded alone; returns its descriptor and payload.
 struct Encoded {
   PageDesc desc;

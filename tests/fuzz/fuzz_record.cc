@@ -3,7 +3,8 @@
 // First byte picks the body limit (pre-authentication or full); the rest is the
 // byte stream. Checks, beyond "no crash": every error is a protocol error or an
 // orderly end, an orderly end happens only with no bytes left, and every record
-// delivered is a known type within the limit whose body matches its hash.
+// delivered is a known type within the limit whose covered body bytes match its
+// hash (a PAGES record's header and descriptors, PROTOCOL.md §2).
 #include <xxhash.h>
 
 #include <cstdlib>

@@ -9,8 +9,6 @@
 // An input starting with 0xFF is sent as raw bytes, unframed.
 #pragma once
 
-#include <xxhash.h>
-
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -45,7 +43,7 @@ inline std::vector<uint8_t> FrameReceiverInput(std::span<const uint8_t> in) {
     h.type = type;
     h.flags = (control & kChunkOptional ? kRecordOptional : 0) | (control & kChunkReservedFlag ? 2u : 0);
     h.length = len;
-    h.body_hash = XXH3_64bits(in.data(), len) ^ (control & kChunkBadHash ? 1 : 0);
+    h.body_hash = RecordBodyHash(type, in.subspan(0, len)) ^ (control & kChunkBadHash ? 1 : 0);
     const auto* hp = reinterpret_cast<const uint8_t*>(&h);
     wire.insert(wire.end(), hp, hp + sizeof h);
     wire.insert(wire.end(), in.begin(), in.begin() + static_cast<long>(len));

@@ -39,7 +39,7 @@ RecordHeader HeaderFor(uint32_t type, std::span<const uint8_t> body, uint32_t fl
   h.type = type;
   h.flags = flags;
   h.length = body.size();
-  h.body_hash = XXH3_64bits(body.data(), body.size());
+  h.body_hash = RecordBodyHash(type, body);
   return h;
 }
 
@@ -65,12 +65,62 @@ TEST(Record, MakeHeaderHashesGatheredBodyLikeOneBuffer) {
   std::vector<iovec> parts;
   for (size_t off = 0; off < whole.size(); off += 97)
     parts.push_back({whole.data() + off, std::min<size_t>(97, whole.size() - off)});
-  RecordHeader gathered = MakeHeader(RecordType::kPages, parts);
+  RecordHeader gathered = MakeHeader(RecordType::kStats, parts);
   iovec one{whole.data(), whole.size()};
-  RecordHeader single = MakeHeader(RecordType::kPages, std::span<const iovec>(&one, 1));
+  RecordHeader single = MakeHeader(RecordType::kStats, std::span<const iovec>(&one, 1));
   EXPECT_EQ(gathered.length, 1000u);
   EXPECT_EQ(gathered.body_hash, single.body_hash);
   EXPECT_EQ(gathered.body_hash, XXH3_64bits(whole.data(), whole.size()));
+}
+
+// A PAGES body: header with `count`, `count` descriptors, then `payload` bytes.
+std::vector<uint8_t> PagesBody(uint32_t count, size_t payload) {
+  std::vector<uint8_t> b = Bytes(16 + 24 * size_t{count} + payload, 3);
+  std::memcpy(b.data() + 4, &count, sizeof count);
+  return b;
+}
+
+TEST(Record, PagesHashCoversHeaderAndDescriptorsOnly) {
+  std::vector<uint8_t> whole = PagesBody(3, 900);
+  const size_t covered = 16 + 3 * 24;
+  EXPECT_EQ(HashedBodyBytes(6, whole.size(), whole), covered);
+  EXPECT_EQ(RecordBodyHash(6, whole), XXH3_64bits(whole.data(), covered));
+  // Split anywhere, even inside the 16-byte header: the same hash.
+  for (size_t cut : {1, 5, 16, 40, 88, 89, 500}) {
+    iovec parts[2] = {{whole.data(), cut}, {whole.data() + cut, whole.size() - cut}};
+    RecordHeader h = MakeHeader(RecordType::kPages, parts);
+    EXPECT_EQ(h.length, whole.size());
+    EXPECT_EQ(h.body_hash, XXH3_64bits(whole.data(), covered)) << "cut at " << cut;
+  }
+  // A count larger than the body holds: the whole body (ParsePages refuses it later).
+  std::vector<uint8_t> lying = PagesBody(3, 0);
+  uint32_t big = 4096;
+  std::memcpy(lying.data() + 4, &big, sizeof big);
+  EXPECT_EQ(HashedBodyBytes(6, lying.size(), lying), lying.size());
+  // Shorter than a PAGES header, and other types: everything.
+  EXPECT_EQ(HashedBodyBytes(6, 10, std::span(lying).first(10)), 10u);
+  EXPECT_EQ(HashedBodyBytes(8, whole.size(), whole), whole.size());
+}
+
+TEST(Record, PagesPayloadIsLeftToThePageHashesButDescriptorsAreChecked) {
+  StreamPair p;
+  std::vector<uint8_t> body = PagesBody(2, 300);
+  RecordHeader h = HeaderFor(6, body);
+  std::vector<uint8_t> payload_flipped = body;
+  payload_flipped[16 + 48 + 10] ^= 0x01;
+  SendRaw(*p.a, h, payload_flipped);
+  Record r;
+  Status st = ReadRecord(*p.b, r);
+  ASSERT_TRUE(st.ok()) << st.ToString();  // the page hashes catch this after decoding
+  EXPECT_EQ(r.body, payload_flipped);
+  for (size_t at : {size_t{0}, size_t{4}, size_t{16 + 24 + 20}}) {
+    std::vector<uint8_t> flipped = body;
+    flipped[at] ^= 0x01;
+    SendRaw(*p.a, h, flipped);
+    st = ReadRecord(*p.b, r);
+    EXPECT_EQ(st.code(), Code::kProtocol) << "byte " << at;
+    EXPECT_TRUE(Contains(st, "PAGES record body hash mismatch")) << st.message();
+  }
 }
 
 TEST(Record, RoundTripEveryType) {
