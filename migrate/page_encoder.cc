@@ -14,7 +14,12 @@ constexpr size_t kMaxDelta = kPageSize / 4;
 
 }  // namespace
 
-PageEncoder::PageEncoder() : scratch_(MaxLz4Payload()), base_(kPageSize) {}
+PageEncoder::PageEncoder() : scratch_(MaxLz4Payload()), base_(kPageSize), batch_dups_(kBatchDupSlots) {}
+
+bool PageEncoder::TryDup() {
+  if (dup_active()) return true;
+  return ++dup_probe_counter_ % kDupProbeEvery == 0;
+}
 
 bool PageEncoder::TryLz4(const RoundContext& ctx) {
   if (!ctx.lz4_allowed) return false;
@@ -64,11 +69,11 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
       }
     }
   }
-  if (ctx.dup && ctx.dup->enabled()) {
+  if (ctx.dup && ctx.dup->enabled() && TryDup()) {
     const Hash128& h = full;
     uint64_t target = UINT64_MAX;
-    for (const auto& [bh, bpfn] : batch_dups_)
-      if (bh == h) target = bpfn;  // earlier in this very record
+    BatchDup& slot_dup = batch_dups_[h.lo % kBatchDupSlots];
+    if (slot_dup.gen == batch_gen_ && slot_dup.h == h) target = slot_dup.pfn;  // earlier in this very record
     if (target == UINT64_MAX) {
       if (auto found = ctx.dup->Find(h); found && *found != pfn && StreamOfPfn(*found, ctx.streams) ==
                                                                        StreamOfPfn(pfn, ctx.streams) &&
@@ -76,6 +81,7 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
         target = *found;
     }
     if (target != UINT64_MAX) {
+      dup_misses_ = 0;
       std::memcpy(slot, &target, sizeof target);
       d.encoding = static_cast<uint8_t>(PageEncoding::kDupRef);
       d.payload_len = sizeof target;
@@ -83,7 +89,8 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
       batch.Commit(d);
       return;
     }
-    batch_dups_.emplace_back(h, pfn);
+    if (dup_misses_ < kDupIdleAfter) ++dup_misses_;
+    slot_dup = {h, pfn, batch_gen_};
     sent_contents_.emplace_back(h, pfn);
   }
   d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);

@@ -5,7 +5,10 @@
 //
 // Per-pfn state (last sent hash, delta base) belongs to whichever worker holds
 // the pfn's region this round, so workers never share a pfn; the dup index is
-// read-only during a round and grows between rounds (see DupIndex).
+// read-only during a round and grows between rounds (see DupIndex). Like LZ4,
+// the dup index is adaptive: a worker that has found no duplicate in a long run
+// of pages (random or encrypted memory) only probes one page in kDupProbeEvery,
+// until a probe finds one.
 #pragma once
 
 #include <atomic>
@@ -47,15 +50,36 @@ class PageEncoder {
   // Pages sent in full this round, for the dup index after the round.
   std::vector<std::pair<Hash128, uint64_t>>& sent_contents() { return sent_contents_; }
   // Call when a batch is started: in-batch duplicates can only refer within it.
-  void StartBatch() { batch_dups_.clear(); }
+  void StartBatch() {
+    if (++batch_gen_ == 0) {  // wrapped: forget every slot for real
+      batch_dups_.assign(kBatchDupSlots, BatchDup{});
+      batch_gen_ = 1;
+    }
+  }
+  // Whether the next dup lookup would be a full one (false: probing only).
+  bool dup_active() const { return dup_misses_ < kDupIdleAfter; }
+  // Dup adaptivity: after this many lookups in a row without a hit, probe only.
+  static constexpr uint32_t kDupIdleAfter = 8192;
+  static constexpr uint32_t kDupProbeEvery = 32;
 
  private:
   bool TryLz4(const RoundContext& ctx);
+  bool TryDup();
+  // In-batch duplicates: direct-mapped by the hash's low bits, reset per batch
+  // by the generation (a lost entry only loses a dedup chance).
+  struct BatchDup {
+    Hash128 h;
+    uint64_t pfn = 0;
+    uint32_t gen = 0;
+  };
+  static constexpr size_t kBatchDupSlots = 512;
 
   std::vector<uint8_t> scratch_;
   std::vector<std::byte> base_;
   std::vector<std::pair<Hash128, uint64_t>> sent_contents_;
-  std::vector<std::pair<Hash128, uint64_t>> batch_dups_;
+  std::vector<BatchDup> batch_dups_;
+  uint32_t batch_gen_ = 1;
+  uint32_t dup_misses_ = 0, dup_probe_counter_ = 0;
   // LZ4 probing while compression is off or not paying: try one page in kProbeEvery.
   uint32_t probe_counter_ = 0;
   uint32_t recent_tries_ = 0, recent_wins_ = 0;

@@ -127,8 +127,11 @@ TEST(PageEncoder, HotPagesGoAsDeltasFromTheirSecondResend) {
     }
     EncodeCounts c = f.Round(round, {0, 1, 2, 3, 4, 5, 6, 7});
     f.ExpectSame();
-    if (round == 1) EXPECT_EQ(c.delta, 0u);  // no base cached yet
-    if (round >= 2) EXPECT_EQ(c.delta, 8u);
+    if (round == 1) {
+      EXPECT_EQ(c.delta, 0u);  // no base cached yet
+    } else if (round >= 2) {
+      EXPECT_EQ(c.delta, 8u);
+    }
   }
 }
 
@@ -169,6 +172,56 @@ TEST(PageEncoder, CompressionOffStillProbesAndStaysCorrect) {
   EXPECT_GT(c.raw, c.lz4);
   EXPECT_GE(c.lz4, 1u);  // one probe in 32
   EXPECT_GT(f.stats.lz4_in.load(), 0u);
+}
+
+// Memory without duplicates stops paying for dup lookups; duplicates turn them
+// back on. Pages are encoded from one buffer with a distinct first word each.
+TEST(PageEncoder, DupLookupsGoQuietOnMemoryWithoutDuplicatesAndWakeOnThem) {
+  constexpr uint64_t kDistinct = PageEncoder::kDupIdleAfter + 32 * 100;
+  constexpr uint64_t kTotal = kDistinct + 256;
+  std::vector<uint64_t> last_hash(kTotal, 0);
+  DirtyBitmap sending(kTotal);
+  DupIndex dup{1024};
+  RoundContext ctx;
+  ctx.sending = &sending;
+  ctx.last_hash = &last_hash;
+  ctx.dup = &dup;
+  ctx.lz4_allowed = false;
+  CodecStats stats;
+  PageEncoder enc;
+  BatchBuilder batch;
+  EncodeCounts counts;
+  std::vector<std::byte> page(kPageSize);
+  FillRandom(page.data(), 7);
+  auto send = [&](uint64_t pfn) {
+    if (batch.count() == 0 || batch.full()) {
+      batch.Reset(0);
+      enc.StartBatch();
+    }
+    enc.Encode(ctx, pfn, page.data(), batch, counts, stats);
+  };
+  for (uint64_t pfn = 0; pfn < PageEncoder::kDupIdleAfter; ++pfn) {
+    std::memcpy(page.data(), &pfn, sizeof pfn);
+    send(pfn);
+  }
+  EXPECT_FALSE(enc.dup_active());
+  EXPECT_EQ(enc.sent_contents().size(), PageEncoder::kDupIdleAfter);
+  // Quiet: only one page in kDupProbeEvery is looked up and remembered.
+  for (uint64_t pfn = PageEncoder::kDupIdleAfter; pfn < kDistinct; ++pfn) {
+    std::memcpy(page.data(), &pfn, sizeof pfn);
+    send(pfn);
+  }
+  EXPECT_EQ(enc.sent_contents().size(), PageEncoder::kDupIdleAfter + 100);
+  EXPECT_EQ(counts.duplicate, 0u);
+  // A batch of identical pages: the second probe finds the first, lookups resume,
+  // and the rest of the batch goes as references.
+  batch.Reset(0);
+  enc.StartBatch();
+  std::memset(page.data(), 0x5c, 8);
+  for (uint64_t pfn = kDistinct; pfn < kTotal; ++pfn) send(pfn);
+  EXPECT_TRUE(enc.dup_active());
+  EXPECT_GE(counts.duplicate, 256u - 2 * PageEncoder::kDupProbeEvery);
+  EXPECT_EQ(counts.raw + counts.duplicate, kTotal);
 }
 
 }  // namespace
