@@ -14,6 +14,7 @@
 //   build-*/bench/kernels_bench --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <lz4.h>
+#include <lz4hc.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -240,6 +241,85 @@ void BM_Lz4BatchWhole(benchmark::State& state, Content c) {
 BENCHMARK_CAPTURE(BM_Lz4BatchWhole, random, kRandomPages);
 BENCHMARK_CAPTURE(BM_Lz4BatchWhole, text, kTextPages);
 BENCHMARK_CAPTURE(BM_Lz4BatchWhole, mixed, kMixedPages);
+
+// Groups of k consecutive non-zero pages of the pool as one LZ4 block (what a
+// "one block per run of pages" encoding would send), k = range(0). Zero pages
+// are left out: the pipeline sends them as ZERO before any compression.
+// Non-zero pages of the pool, in order, as one buffer.
+const std::vector<char>& NonZeroPages(Content c) {
+  static std::vector<char> bufs[4];
+  std::vector<char>& b = bufs[c];
+  if (b.empty()) {
+    const Pages& p = PagesOf(c);
+    for (size_t i = 0; i < kBatchPages; ++i)
+      if (!IsZeroPage(p.page(i)))
+        b.insert(b.end(), reinterpret_cast<const char*>(p.page(i)), reinterpret_cast<const char*>(p.page(i)) + kPage);
+  }
+  return b;
+}
+
+void BM_Lz4Group(benchmark::State& state, Content c) {
+  const std::vector<char>& pages = NonZeroPages(c);
+  const size_t k = size_t(state.range(0)), n = pages.size() / kPage;
+  std::vector<char> out(LZ4_compressBound(int(k * kPage)));
+  double in = 0, outb = 0;
+  for (auto _ : state) {
+    for (size_t i = 0; i + k <= n; i += k) {
+      int m = LZ4_compress_default(pages.data() + i * kPage, out.data(), int(k * kPage), int(out.size()));
+      benchmark::DoNotOptimize(m);
+      in += double(k * kPage);
+      outb += m;
+    }
+  }
+  state.SetBytesProcessed(int64_t(in));
+  Ratio(state, outb, in);
+}
+BENCHMARK_CAPTURE(BM_Lz4Group, text, kTextPages)->Arg(4)->Arg(16)->Arg(17)->Arg(32);
+BENCHMARK_CAPTURE(BM_Lz4Group, mixed, kMixedPages)->Arg(16)->Arg(17)->Arg(32);
+
+// Each page its own LZ4 block, with the previous pages of its group of k as
+// the dictionary (LZ4 streaming): pages stay separately decodable in order.
+void BM_Lz4StreamDict(benchmark::State& state, Content c) {
+  const std::vector<char>& pages = NonZeroPages(c);
+  const size_t k = size_t(state.range(0)), n = pages.size() / kPage;
+  std::vector<char> out(LZ4_compressBound(int(kPage)));
+  LZ4_stream_t* s = LZ4_createStream();
+  double in = 0, outb = 0;
+  for (auto _ : state) {
+    for (size_t i = 0; i < n; ++i) {
+      if (i % k == 0) LZ4_resetStream_fast(s);
+      int m = LZ4_compress_fast_continue(s, pages.data() + i * kPage, out.data(), int(kPage), int(out.size()), 1);
+      benchmark::DoNotOptimize(m);
+      in += double(kPage);
+      outb += m;
+    }
+  }
+  LZ4_freeStream(s);
+  state.SetBytesProcessed(int64_t(in));
+  Ratio(state, outb, in);
+}
+BENCHMARK_CAPTURE(BM_Lz4StreamDict, text, kTextPages)->Arg(16)->Arg(64);
+BENCHMARK_CAPTURE(BM_Lz4StreamDict, mixed, kMixedPages)->Arg(16);
+
+// LZ4HC at its fastest level over groups of 16 pages: the ratio a stronger
+// LZ4 parse reaches, and what it costs.
+void BM_Lz4HcGroup16(benchmark::State& state, Content c) {
+  const std::vector<char>& pages = NonZeroPages(c);
+  const size_t k = 16, n = pages.size() / kPage;
+  std::vector<char> out(LZ4_compressBound(int(k * kPage)));
+  double in = 0, outb = 0;
+  for (auto _ : state) {
+    for (size_t i = 0; i + k <= n; i += k) {
+      int m = LZ4_compress_HC(pages.data() + i * kPage, out.data(), int(k * kPage), int(out.size()), int(state.range(0)));
+      benchmark::DoNotOptimize(m);
+      in += double(k * kPage);
+      outb += m;
+    }
+  }
+  state.SetBytesProcessed(int64_t(in));
+  Ratio(state, outb, in);
+}
+BENCHMARK_CAPTURE(BM_Lz4HcGroup16, text, kTextPages)->Arg(1)->Arg(4);
 
 void BM_Lz4Decompress(benchmark::State& state, Content c) {
   const Pages& p = PagesOf(c);
