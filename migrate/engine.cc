@@ -195,6 +195,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   auto t_final = Clock::now();
   XM_TRY_CTX(backend_.FetchDirty(dirty), "final dirty log");
   RoundReport rr;
+  rr.fetch_ms = MsSince(t_final);
   rr.round = round;
   rr.dirty_pages = dirty.Count();
   XM_TRY(SendRound(round, dirty, rr));
@@ -284,7 +285,9 @@ MigrationReport SourceEngine::Impl::Run() {
       XM_TRY(SendRound(round, todo, rr));
       rr.ms = MsSince(t);
       todo.ClearAll();
+      auto t_fetch = Clock::now();
       XM_TRY_CTX(backend_.FetchDirty(todo), "round " + std::to_string(round) + ": dirty log");
+      rr.fetch_ms = MsSince(t_fetch);
       RoundObservation obs{round, rr.pages_sent, rr.bytes_wire, rr.ms, todo.Count(),
                            std::chrono::duration<double>(Clock::now() - start_).count()};
       Decision d = policy_.Decide(obs);

@@ -30,6 +30,7 @@ nlohmann::json MigrationReport::ToJson() const {
                   {"pages_sent", r.pages_sent},
                   {"bytes_wire", r.bytes_wire},
                   {"ms", r.ms},
+                  {"fetch_ms", r.fetch_ms},
                   {"compression", r.compression},
                   {"throttle", r.throttle}});
   j["rounds"] = rs;

@@ -22,6 +22,7 @@ struct RoundReport {
   double ms = 0;
   bool compression = true;
   double throttle = 1.0;     // guest run fraction during the round
+  double fetch_ms = 0;       // reading (and clearing) the dirty log after the round; in `ms` for the final round
 };
 
 struct DowntimeParts {

@@ -11,7 +11,8 @@
 //               gfn once (unpopulated gfns fail to map; libxenctrl 4.17 has no
 //               public page-type query)
 //   memory      xenforeignmemory_map of gfns in batches (HVM/PVH: gfn = pfn,
-//               no p2m walk)
+//               no p2m walk); once paused, the final round's dirty frames in
+//               one mapping
 //   dirty log   xc_shadow_control(ENABLE_LOGDIRTY), then each round
 //               xc_logdirty_control(CLEAN) into a hypercall buffer; the device
 //               model is told to report its own writes (QMP
@@ -34,12 +35,16 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "dirtylog/backend.h"
 #include "dirtylog/xen/xen_handles.h"
 
 namespace xm::xen {
+
+struct ForeignMap;  // xen_source.cc
 
 class XenSource final : public Backend {
  public:
@@ -73,6 +78,10 @@ class XenSource final : public Backend {
   XenSource() = default;
   Status ProbeShape();
   Status SwitchQemuLogdirty(bool enable);
+  Status PrefetchDirty(const DirtyBitmap& dirty);
+  std::optional<MappedPages> FromPrefetch(std::span<const uint64_t> pfns) const;
+  void DropPrefetch();
+  bool IsPopulated(uint64_t pfn) const;  // in shape_.ranges (ascending)
 
   std::unique_ptr<XenHandles> h_;
   uint32_t domid_ = 0;
@@ -87,6 +96,10 @@ class XenSource final : public Backend {
   int bitmap_pages_ = 0;
   bool throttled_ = false;
   int original_cap_ = 0;
+  // The final round's dirty frames, mapped at once while the guest is paused.
+  std::shared_ptr<ForeignMap> prefetch_;
+  std::vector<uint64_t> prefetch_pfns_;  // ascending; slot i is page i of the mapping
+  std::vector<int> prefetch_errs_;
 };
 
 }  // namespace xm::xen

@@ -182,7 +182,7 @@ int RunDemo(DemoArgs& a) {
     for (const auto& r : sender.value("rounds", nlohmann::json::array()))
       shown.rounds.push_back({r.value("round", 0u), r.value("dirty_pages", 0ull), r.value("pages_sent", 0ull),
                               r.value("bytes_wire", 0ull), r.value("ms", 0.0), r.value("compression", true),
-                              r.value("throttle", 1.0)});
+                              r.value("throttle", 1.0), r.value("fetch_ms", 0.0)});
     std::printf("%s", shown.Summary().c_str());
     PrintGuest("source", sender);
   }
