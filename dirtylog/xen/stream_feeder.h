@@ -45,6 +45,8 @@ class StreamFeeder {
 
   const StreamStats& stats() const { return writer_.stats(); }
   const std::vector<RoundStreamStats>& rounds() const { return rounds_; }
+  // The pages the last FlushRound() streamed (valid until the next one).
+  const DirtyBitmap& last_round_pages() const { return drained_; }
   uint64_t bytes() const { return sink_.written(); }
 
  private:

@@ -1,5 +1,6 @@
 #include "dirtylog/xen/xen_destination.h"
 
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include "dirtylog/xen/xen_c_headers.h"
@@ -47,6 +48,8 @@ Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape&
     return Error(Code::kInvalidArgument, "xen: a domain named '" + cfg.domain_name + "' (domid " +
                                              std::to_string(existing) + ") already runs here: pick another with --xen-name");
   XM_ASSIGN_OR_RETURN(d->guard_, DomainGuard::Start(cfg.domain_name));
+  d->domain_name_ = cfg.domain_name;
+  d->plan_ = VerifyPlan(shape.page_count);
   XM_ASSIGN_OR_RETURN(d->staging_, Mapping::Anonymous(shape.page_count * kXenPageSize));
   if (d->opts_.restore_via == "xl") {
     XM_ASSIGN_OR_RETURN(d->runner_, StartXlRestore(cfg));
@@ -92,7 +95,34 @@ Status XenDestination::FetchDirty(DirtyBitmap&) { return Error(Code::kInternal, 
 Status XenDestination::Pause() { return {}; }  // it is paused until Resume()
 
 Status XenDestination::OnRoundEnd(uint32_t round) {
-  return feeder_->FlushRound(round, [this](std::span<const uint64_t> pfns) { return MapPages(pfns, Access::kRead); });
+  XM_TRY(feeder_->FlushRound(round, [this](std::span<const uint64_t> pfns) { return MapPages(pfns, Access::kRead); }));
+  plan_.RoundFlushed(round, feeder_->bytes(), feeder_->last_round_pages());
+  return VerifyConsumed();
+}
+
+// Compares the pages the toolstack has finished with now, so the downtime
+// only pays for the last rounds (see VerifyPlan).
+Status XenDestination::VerifyConsumed() {
+  int unread = 0;
+  if (::ioctl(runner_->stream_fd(), FIONREAD, &unread) != 0 || unread < 0) return {};  // all at the end then
+  std::vector<uint64_t> pfns = plan_.Consumed(feeder_->bytes() - static_cast<uint64_t>(unread));
+  if (pfns.empty()) return {};
+  if (building_domid_ == 0) {
+    // The toolstack names the domain as it creates it, before any page; no
+    // domain had that name when we started (Create checked).
+    uint32_t domid = 0;
+    if (libxl_name_to_domid(h_->ctx(), domain_name_.c_str(), &domid) != 0 || domid == 0) {
+      deferred_.insert(deferred_.end(), pfns.begin(), pfns.end());
+      return {};
+    }
+    building_domid_ = domid;
+  }
+  if (!deferred_.empty()) {
+    pfns.insert(pfns.end(), deferred_.begin(), deferred_.end());
+    deferred_.clear();
+  }
+  verified_early_ += pfns.size();
+  return ComparePages(building_domid_, pfns, {});
 }
 
 Result<std::vector<uint8_t>> XenDestination::SaveVcpuState() {
@@ -107,39 +137,48 @@ Status XenDestination::LoadVcpuState(std::span<const uint8_t> blob) {
   XM_ASSIGN_OR_RETURN(domid_, runner_->Finish());
   built_ = true;
   XM_TRY(guard_.SetDomid(domid_));
-  return VerifyDomainMemory(RingPfns(st));
+  if (building_domid_ != 0 && building_domid_ != domid_)
+    return Error(Code::kIntegrity, Dom(domid_) + ": pages were verified in domain " + std::to_string(building_domid_) +
+                                       " but the toolstack built " + std::to_string(domid_));
+  std::vector<uint64_t> rest = plan_.Remaining(shape_.ranges);
+  rest.insert(rest.end(), deferred_.begin(), deferred_.end());
+  deferred_.clear();
+  return ComparePages(domid_, rest, RingPfns(st));
 }
 
-// The toolstack built the domain from our stream; check it holds what we sent.
-Status XenDestination::VerifyDomainMemory(const std::vector<uint64_t>& ring_pfns) {
+// The toolstack built (or is building) the domain from our stream; check the
+// pages it has finished hold what we sent.
+Status XenDestination::ComparePages(uint32_t domid, std::span<const uint64_t> pfns,
+                                    const std::vector<uint64_t>& ring_pfns) {
   std::vector<xen_pfn_t> gfns;
+  std::vector<uint64_t> batch;
   std::vector<int> errs;
-  for (const auto& r : shape_.ranges) {
-    for (uint64_t first = r.first; first < r.first + r.count; first += kVerifyBatch) {
-      size_t n = static_cast<size_t>(std::min<uint64_t>(kVerifyBatch, r.first + r.count - first));
-      gfns.resize(n);
-      errs.assign(n, 0);
-      for (size_t i = 0; i < n; ++i) gfns[i] = first + i;
-      void* m = xenforeignmemory_map(h_->fmem(), domid_, PROT_READ, n, gfns.data(), errs.data());
-      if (!m) return ErrnoError(Dom(domid_) + ": map for verification", errno);
-      Status st;
-      for (size_t i = 0; i < n && st.ok(); ++i) {
-        const uint64_t pfn = first + i;
-        // The ring pages (xenstore, console, ioreq) are cleared by the restore
-        // and then written by xenstored/xenconsoled as soon as the domain is
-        // introduced, before we get here: their content is the backends', not
-        // the guest's, so neither what we streamed nor zero can be expected.
-        if (std::find(ring_pfns.begin(), ring_pfns.end(), pfn) != ring_pfns.end()) continue;
-        if (errs[i]) {
-          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(pfn) + " is not populated");
-        } else if (std::memcmp(static_cast<std::byte*>(m) + i * kXenPageSize, staging_.data() + pfn * kXenPageSize,
-                               kXenPageSize) != 0) {
-          st = Error(Code::kIntegrity, Dom(domid_) + ": pfn " + std::to_string(pfn) + " differs from what xmotion streamed");
-        }
+  for (size_t first = 0; first < pfns.size(); first += kVerifyBatch) {
+    batch.clear();
+    for (size_t i = first; i < std::min(pfns.size(), first + kVerifyBatch); ++i)
+      // The ring pages (xenstore, console, ioreq) are cleared by the restore
+      // and then written by xenstored/xenconsoled as soon as the domain is
+      // introduced: their content is the backends', not the guest's.
+      if (std::find(ring_pfns.begin(), ring_pfns.end(), pfns[i]) == ring_pfns.end()) batch.push_back(pfns[i]);
+    if (batch.empty()) continue;
+    gfns.assign(batch.begin(), batch.end());
+    errs.assign(batch.size(), 0);
+    void* m = xenforeignmemory_map(h_->fmem(), domid, PROT_READ, gfns.size(), gfns.data(), errs.data());
+    if (!m) return ErrnoError(Dom(domid) + ": map for verification", errno);
+    Status st;
+    for (size_t i = 0; i < batch.size() && st.ok(); ++i) {
+      const uint64_t pfn = batch[i];
+      if (pfn >= shape_.page_count) {
+        st = Error(Code::kInternal, Dom(domid) + ": pfn " + std::to_string(pfn) + " outside the guest");
+      } else if (errs[i]) {
+        st = Error(Code::kIntegrity, Dom(domid) + ": pfn " + std::to_string(pfn) + " is not populated");
+      } else if (std::memcmp(static_cast<std::byte*>(m) + i * kXenPageSize, staging_.data() + pfn * kXenPageSize,
+                             kXenPageSize) != 0) {
+        st = Error(Code::kIntegrity, Dom(domid) + ": pfn " + std::to_string(pfn) + " differs from what xmotion streamed");
       }
-      xenforeignmemory_unmap(h_->fmem(), m, n);
-      XM_TRY(st);
     }
+    xenforeignmemory_unmap(h_->fmem(), m, batch.size());
+    XM_TRY(st);
   }
   return {};
 }

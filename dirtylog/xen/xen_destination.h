@@ -8,9 +8,11 @@
 //   LoadVcpuState   the source's TSC info, HVM params, HVM context and device
 //                   model records end the stream; the toolstack finishes the
 //                   domain (paused, devices attached); xmotion maps the new
-//                   domain's memory and compares every populated page with
-//                   what it streamed (kIntegrity on any difference), except
-//                   the ring pages Xen's restore zeroes, which must be zero
+//                   domain's memory and compares the pages not yet compared
+//                   with what it streamed (kIntegrity on any difference);
+//                   pages of earlier rounds were compared during pre-copy as
+//                   soon as the toolstack had finished with them (VerifyPlan);
+//                   the ring pages, which xenstored/xenconsoled own, are not
 //   ApplyCpuPolicy  reads the policy Xen installed back (the stream carried
 //                   the levelled policy as static data) and returns it, so the
 //                   receiver's check refuses a policy that lost features; a
@@ -33,6 +35,7 @@
 #include "dirtylog/xen/cpu_policy.h"
 #include "dirtylog/xen/domain_guard.h"
 #include "dirtylog/xen/stream_feeder.h"
+#include "dirtylog/xen/verify_plan.h"
 #include "dirtylog/xen/xen_handles.h"
 #include "dirtylog/xen/xen_restore.h"
 
@@ -74,7 +77,8 @@ class XenDestination final : public Backend {
 
  private:
   XenDestination() = default;
-  Status VerifyDomainMemory(const std::vector<uint64_t>& ring_pfns);
+  Status VerifyConsumed();
+  Status ComparePages(uint32_t domid, std::span<const uint64_t> pfns, const std::vector<uint64_t>& ring_pfns);
   Result<XenCpuPolicy> ReadDomainPolicy();
 
   GuestShape shape_;
@@ -86,6 +90,11 @@ class XenDestination final : public Backend {
   std::unique_ptr<ByteSink> sink_;
   std::unique_ptr<StreamFeeder> feeder_;
   std::optional<XenCpuPolicy> streamed_policy_;
+  std::string domain_name_;
+  VerifyPlan plan_{0};
+  uint32_t building_domid_ = 0;     // the domain being restored, once found by name
+  std::vector<uint64_t> deferred_;  // final pages seen before that domain was found
+  uint64_t verified_early_ = 0;     // pages compared during pre-copy
   uint32_t domid_ = 0;
   bool built_ = false;
   bool running_ = false;
