@@ -179,6 +179,18 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   if (!st.ok()) return std::move(st).With("round " + std::to_string(round));
   rr.bytes_wire += body.size() + kRecordHeaderSize;
   report_.bytes_wire += rr.bytes_wire;
+  // The round lasts until the destination has applied it (PROTOCOL.md
+  // ROUND_ACK): a destination that falls behind must slow the rounds down, not
+  // surface later as downtime.
+  Record rec;
+  control_->SetTimeoutMs(opts_.handoff_timeout_ms);
+  const std::string phase = "round " + std::to_string(round) + ": waiting for the destination to apply it";
+  XM_TRY(ExpectRecord(*control_, rec, RecordType::kRoundAck, phase));
+  control_->SetTimeoutMs(opts_.io_timeout_ms);
+  auto acked = DecodeRoundAck(rec.body);
+  if (!acked.ok()) return std::move(acked).With(phase).status();
+  if (*acked != round)
+    return Error(Code::kProtocol, phase + ": ROUND_ACK for round " + std::to_string(*acked));
   return {};
 }
 

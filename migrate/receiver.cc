@@ -367,6 +367,8 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
           std::unique_lock apply_lock(apply_mu_);
           XM_TRY_CTX(guest_->OnRoundEnd(re->round), "round " + std::to_string(re->round));
         }
+        XM_TRY_CTX(WriteRecord(*control_, RecordType::kRoundAck, EncodeRoundAck(re->round)),
+                   "round " + std::to_string(re->round));
         round = re->round + 1;
         round_start = Clock::now();
         break;

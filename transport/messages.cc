@@ -170,6 +170,19 @@ Result<RoundEnd> DecodeRoundEnd(std::span<const uint8_t> body) {
   return m;
 }
 
+std::vector<uint8_t> EncodeRoundAck(uint32_t round) {
+  WireWriter w;
+  w.Put(round);
+  return w.Take();
+}
+
+Result<uint32_t> DecodeRoundAck(std::span<const uint8_t> body) {
+  WireReader r(body);
+  uint32_t round = 0;
+  if (!r.Get(round) || !r.empty()) return Malformed("ROUND_ACK", "length " + std::to_string(body.size()));
+  return round;
+}
+
 std::vector<uint8_t> EncodeVcpuState(const VcpuState& m) {
   WireWriter w;
   w.PutString(m.format);

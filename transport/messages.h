@@ -74,6 +74,10 @@ struct RoundEnd {
 std::vector<uint8_t> EncodeRoundEnd(const RoundEnd& m);
 Result<RoundEnd> DecodeRoundEnd(std::span<const uint8_t> body);
 
+// The destination has applied round `round` in full (ROUND_ACK).
+std::vector<uint8_t> EncodeRoundAck(uint32_t round);
+Result<uint32_t> DecodeRoundAck(std::span<const uint8_t> body);
+
 struct VcpuState {
   std::string format;
   std::vector<uint8_t> blob;

@@ -28,11 +28,12 @@ std::string_view RecordName(uint32_t t) {
     case RecordType::kAbort: return "ABORT";
     case RecordType::kStats: return "STATS";
     case RecordType::kJoin: return "JOIN";
+    case RecordType::kRoundAck: return "ROUND_ACK";
   }
   return "UNKNOWN";
 }
 
-static bool KnownType(uint32_t t) { return t >= 1 && t <= 15; }
+static bool KnownType(uint32_t t) { return t >= 1 && t <= static_cast<uint32_t>(RecordType::kRoundAck); }
 
 uint64_t HashedBodyBytes(uint32_t type, uint64_t length, std::span<const uint8_t> head) {
   // PAGES payloads are covered by their page hashes (PROTOCOL.md §2).

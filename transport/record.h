@@ -30,6 +30,7 @@ enum class RecordType : uint32_t {
   kAbort = 13,
   kStats = 14,
   kJoin = 15,
+  kRoundAck = 16,
 };
 std::string_view RecordName(RecordType t);
 std::string_view RecordName(uint32_t t);

@@ -36,7 +36,7 @@ void RoundTrip(const Result<T>& r, Enc encode, std::span<const uint8_t> body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::span<const uint8_t> body(data + 1, size - 1);
-  switch (data[0] % 11) {
+  switch (data[0] % 12) {
     case 0: {
       auto r = DecodeHello(body);
       if (r.ok()) {
@@ -84,6 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Check(st.ok() == body.empty());
       break;
     }
+    case 11: RoundTrip(DecodeRoundAck(body), EncodeRoundAck, body); break;
   }
   return 0;
 }

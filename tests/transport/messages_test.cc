@@ -388,6 +388,17 @@ TEST(RoundEnd, Counts) {
   ExpectPrefixesRejected(EncodeRoundEnd(m), DecodeRoundEnd);
 }
 
+TEST(RoundAck, RoundTripAndExactLength) {
+  std::vector<uint8_t> body = EncodeRoundAck(41);
+  EXPECT_EQ(body.size(), 4u);
+  auto d = DecodeRoundAck(body);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, 41u);
+  body.push_back(0);
+  ExpectMalformed(DecodeRoundAck(body), "length 5");
+  ExpectPrefixesRejected(EncodeRoundAck(41), DecodeRoundAck);
+}
+
 // ---- VCPU_STATE ----
 
 TEST(VcpuState, RoundTrip) {
