@@ -50,7 +50,14 @@ class SendPipeline::Impl {
   RoundContext ctx_;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  // One condition per kind of wait, so that handing over a chunk or a batch
+  // wakes only a thread that can use it (a single shared condition woke every
+  // worker and sender for each batch: thousands of useless context switches
+  // per GiB on a machine where the migration is CPU-bound).
+  std::condition_variable chunk_cv_;  // workers: a chunk is queued (or stop)
+  std::condition_variable space_cv_;  // engine: room in the chunk queue, outstanding_ reached 0, or an error
+  std::condition_variable free_cv_;   // workers: a batch buffer is free (or stop/failure)
+  std::vector<std::condition_variable> send_cv_;  // sender s: its queue is not empty (or stop)
   std::deque<Chunk> chunks_;
   size_t max_chunks_ = 64;
   std::vector<std::deque<BatchBuilder*>> send_q_;
@@ -76,7 +83,13 @@ class SendPipeline::Impl {
     std::lock_guard lock(mu_);
     if (error_.ok()) error_ = std::move(st);
     failed_.store(true);
-    cv_.notify_all();
+    NotifyEveryone();
+  }
+  void NotifyEveryone() {
+    chunk_cv_.notify_all();
+    space_cv_.notify_all();
+    free_cv_.notify_all();
+    for (auto& cv : send_cv_) cv.notify_all();
   }
   void WorkerLoop(uint32_t id);
   void SenderLoop(uint32_t stream);
@@ -93,6 +106,7 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
       nstreams_(static_cast<uint32_t>(streams_.size())),
       delta_(o.delta_cache_bytes),
       dup_(o.dup_index_entries),
+      send_cv_(streams_.size()),
       batches_sent_(streams_.size()) {
   const GuestShape& shape = backend_.shape();
   last_hash_.assign(shape.page_count, 0);
@@ -123,7 +137,7 @@ SendPipeline::Impl::~Impl() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
-    cv_.notify_all();
+    NotifyEveryone();
   }
   // A sender stuck writing to a dead or stalled peer would keep us from joining.
   if (failed_.load() && sending_.load() > 0)
@@ -133,7 +147,7 @@ SendPipeline::Impl::~Impl() {
 
 BatchBuilder* SendPipeline::Impl::AcquireBatch() {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return stop_ || failed_.load() || !free_.empty(); });
+  free_cv_.wait(lock, [&] { return stop_ || failed_.load() || !free_.empty(); });
   if (stop_ || failed_.load()) return nullptr;
   BatchBuilder* b = free_.back();
   free_.pop_back();
@@ -144,7 +158,7 @@ void SendPipeline::Impl::Dispatch(BatchBuilder* b) {
   std::lock_guard lock(mu_);
   ++outstanding_;
   send_q_[b->stream].push_back(b);
-  cv_.notify_all();
+  send_cv_[b->stream].notify_one();
 }
 
 void SendPipeline::Impl::WorkerLoop(uint32_t id) {
@@ -155,11 +169,11 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
     Chunk chunk;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !chunks_.empty(); });
+      chunk_cv_.wait(lock, [&] { return stop_ || !chunks_.empty(); });
       if (stop_) return;
       chunk = chunks_.front();
       chunks_.pop_front();
-      cv_.notify_all();
+      space_cv_.notify_one();
     }
     pfns.clear();
     for (size_t w = 0; w < kRegionWords; ++w)
@@ -197,11 +211,12 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
     if (b && b->count() > 0) {
       ++outstanding_;
       send_q_[b->stream].push_back(b);
+      send_cv_[b->stream].notify_one();
     } else if (b) {
       free_.push_back(b);  // every page was unchanged
+      free_cv_.notify_one();
     }
-    --outstanding_;  // the chunk itself
-    cv_.notify_all();
+    if (--outstanding_ == 0) space_cv_.notify_one();  // the chunk itself
   }
 }
 
@@ -210,7 +225,7 @@ void SendPipeline::Impl::SenderLoop(uint32_t s) {
     BatchBuilder* b;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !send_q_[s].empty(); });
+      send_cv_[s].wait(lock, [&] { return stop_ || !send_q_[s].empty(); });
       if (stop_) return;
       b = send_q_[s].front();
       send_q_[s].pop_front();
@@ -231,8 +246,8 @@ void SendPipeline::Impl::SenderLoop(uint32_t s) {
     }
     std::lock_guard lock(mu_);
     free_.push_back(b);
-    --outstanding_;
-    cv_.notify_all();
+    free_cv_.notify_one();
+    if (--outstanding_ == 0) space_cv_.notify_one();
   }
 }
 
@@ -276,11 +291,11 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
     }
     if (!any) continue;
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !error_.ok() || chunks_.size() < max_chunks_; });
+    space_cv_.wait(lock, [&] { return !error_.ok() || chunks_.size() < max_chunks_; });
     if (!error_.ok()) break;
     chunks_.push_back(c);
     ++outstanding_;
-    cv_.notify_all();
+    chunk_cv_.notify_one();
     if (Clock::now() - last_govern > std::chrono::milliseconds(20)) {
       lock.unlock();
       Govern();
@@ -289,8 +304,9 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
   }
   {
     std::unique_lock lock(mu_);
+    // Even after an error: workers may still read this round's bitmap.
     while (outstanding_ > 0) {
-      cv_.wait_for(lock, std::chrono::milliseconds(20));
+      space_cv_.wait_for(lock, std::chrono::milliseconds(20));
       lock.unlock();
       Govern();
       lock.lock();
