@@ -58,6 +58,7 @@ class SimBackend final : public Backend {
   void StartWorkload();
   void StopWorkload();
   void WorkloadLoop();
+  void PopulateLoop();
 
   GuestShape shape_;
   Mapping mem_;
@@ -69,6 +70,9 @@ class SimBackend final : public Backend {
 
   std::thread worker_;
   std::atomic<bool> stop_{false};
+  // Destination only: faults the memory in ahead of the pages arriving.
+  std::thread populate_;
+  std::atomic<bool> stop_populate_{false};
   bool running_ = false;
   bool released_ = false;
   std::atomic<double> run_fraction_{1.0};

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -125,6 +127,34 @@ TEST(SimBackend, BadDestinationShapes) {
   EXPECT_EQ(SimBackend::CreateDestination(s).status().code(), Code::kIncompatible);
   s.page_count = (1ull << 28) + 1;  // over 1 TiB
   EXPECT_EQ(SimBackend::CreateDestination(s).status().code(), Code::kIncompatible);
+}
+
+// The destination's memory becomes resident in the background, and pages the
+// receiver writes meanwhile keep what was written (the prefault never writes).
+TEST(SimBackend, DestinationMemoryIsFaultedInWithoutDisturbingWrites) {
+  GuestShape s;
+  s.page_size = kPage;
+  s.page_count = 64 * kMiB / kPage;
+  s.ranges = {{0, s.page_count}};
+  auto d = SimBackend::CreateDestination(s);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  std::byte* mem = (*d)->DirectMemory();
+  // Writes spread over the guest while the populate thread runs.
+  for (uint64_t pfn = 0; pfn < s.page_count; pfn += 97) std::memset(mem + pfn * kPage, 0x5A, kPage);
+  std::vector<unsigned char> resident(s.page_count);
+  auto all_resident = [&] {
+    if (::mincore(mem, s.page_count * kPage, resident.data()) != 0) return false;
+    for (unsigned char r : resident)
+      if (!(r & 1)) return false;
+    return true;
+  };
+  EXPECT_TRUE(WaitUntil(all_resident)) << "the destination's memory never became resident";
+  for (uint64_t pfn = 0; pfn < s.page_count; ++pfn) {
+    const std::byte want = pfn % 97 == 0 ? std::byte{0x5A} : std::byte{0};
+    const std::byte* p = mem + pfn * kPage;
+    ASSERT_EQ(p[0], want) << "pfn " << pfn;
+    ASSERT_EQ(p[kPage - 1], want) << "pfn " << pfn;
+  }
 }
 
 TEST(SimBackend, WorkloadWritesCountersAndLogsExactlyTheHotPages) {
