@@ -183,7 +183,11 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   // ROUND_ACK): a destination that falls behind must slow the rounds down, not
   // surface later as downtime.
   Record rec;
-  control_->SetTimeoutMs(opts_.handoff_timeout_ms);
+  // A destination may be slow to apply a big round (a Xen toolstack restoring
+  // 64 GiB), and says nothing while it works: allow it 20 MiB/s on top of the
+  // handoff timeout before calling it stuck.
+  const uint64_t slack_ms = rr.bytes_wire / ((20u << 20) / 1000);
+  control_->SetTimeoutMs(static_cast<int>(std::min<uint64_t>(opts_.handoff_timeout_ms + slack_ms, INT32_MAX)));
   const std::string phase = "round " + std::to_string(round) + ": waiting for the destination to apply it";
   XM_TRY(ExpectRecord(*control_, rec, RecordType::kRoundAck, phase));
   control_->SetTimeoutMs(opts_.io_timeout_ms);
