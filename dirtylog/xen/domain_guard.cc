@@ -44,6 +44,9 @@ Result<DomainGuard> DomainGuard::Start(const std::string& domain_name, const std
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, rd.get(), STDIN_FILENO);
+  // Not the receiver's stdout: a control plane reading it until EOF must not
+  // wait for the guard (stderr stays, for the one line it may print).
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Its own session: a Ctrl-C or SIGHUP meant for the receiver's terminal must
