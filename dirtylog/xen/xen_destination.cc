@@ -121,7 +121,6 @@ Status XenDestination::VerifyConsumed() {
     pfns.insert(pfns.end(), deferred_.begin(), deferred_.end());
     deferred_.clear();
   }
-  verified_early_ += pfns.size();
   return ComparePages(building_domid_, pfns, {});
 }
 

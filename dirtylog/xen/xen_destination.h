@@ -94,7 +94,6 @@ class XenDestination final : public Backend {
   VerifyPlan plan_{0};
   uint32_t building_domid_ = 0;     // the domain being restored, once found by name
   std::vector<uint64_t> deferred_;  // final pages seen before that domain was found
-  uint64_t verified_early_ = 0;     // pages compared during pre-copy
   uint32_t domid_ = 0;
   bool built_ = false;
   bool running_ = false;
