@@ -32,7 +32,8 @@ class DomainGuardTest : public ::testing::Test {
     xl_ = dir_ / "xl";
     std::ofstream(xl_) << "#!/bin/sh\necho \"$@\" >> '" << log_.string() << "'\n"
                        << "[ \"$1\" = domid ] && [ \"$2\" = known ] && echo 42\n"
-                       << "[ \"$1\" = domid ] && [ \"$2\" != known ] && exit 1\nexit 0\n";
+                       << "[ \"$1\" = domid ] && [ \"$2\" != known ] && exit 1\n"
+                       << "[ \"$1\" = list ] && [ \"$2\" = 13 ] && exit 1\nexit 0\n";
     fs::permissions(xl_, fs::perms::owner_all);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -62,7 +63,16 @@ TEST_F(DomainGuardTest, DroppedGuardDestroysTheDomidItWasTold) {
     ASSERT_TRUE(g.ok()) << g.status().ToString();
     ASSERT_TRUE(g->SetDomid(7).ok());
   }  // the destructor waits for the guard
-  EXPECT_EQ(Log(), "destroy 7\n");
+  EXPECT_EQ(Log(), "list 7\ndestroy 7\n");
+}
+
+TEST_F(DomainGuardTest, ADomainAlreadyGoneIsNotDestroyedAgain) {
+  {
+    auto g = DomainGuard::Start("guest", xl_.string());
+    ASSERT_TRUE(g.ok()) << g.status().ToString();
+    ASSERT_TRUE(g->SetDomid(13).ok());  // the stand-in xl no longer lists 13
+  }
+  EXPECT_EQ(Log(), "list 13\n");
 }
 
 TEST_F(DomainGuardTest, BeforeTheDomidItDestroysByName) {
@@ -70,7 +80,7 @@ TEST_F(DomainGuardTest, BeforeTheDomidItDestroysByName) {
     auto g = DomainGuard::Start("known", xl_.string());
     ASSERT_TRUE(g.ok()) << g.status().ToString();
   }
-  EXPECT_EQ(Log(), "domid known\ndestroy 42\n");
+  EXPECT_EQ(Log(), "domid known\nlist 42\ndestroy 42\n");
 }
 
 TEST_F(DomainGuardTest, NoDomainOfThatNameMeansNothingToDestroy) {
@@ -95,8 +105,9 @@ TEST_F(DomainGuardTest, OutlivesAKilledReceiver) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   // The orphaned guard runs on its own; give it a generous bound.
-  for (int i = 0; i < 200 && Log().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ(Log(), "destroy 9\n");
+  for (int i = 0; i < 200 && Log().find("destroy") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Log(), "list 9\ndestroy 9\n");
 }
 
 }  // namespace
