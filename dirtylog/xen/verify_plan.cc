@@ -4,8 +4,8 @@
 
 namespace xm::xen {
 
-void VerifyPlan::RoundFlushed(uint32_t round, uint64_t end_offset, const DirtyBitmap& pages) {
-  Round r{round, end_offset, {}};
+void VerifyPlan::RoundFlushed(uint64_t end_offset, const DirtyBitmap& pages) {
+  Round r{end_offset, {}};
   pages.ForEach([&](uint64_t pfn) { r.pfns.push_back(pfn); });
   pending_.push_back(std::move(r));
 }

@@ -27,8 +27,8 @@ class VerifyPlan {
  public:
   explicit VerifyPlan(uint64_t page_count) : verified_(page_count) {}
 
-  // Round `round` put `pages` into the stream, which now ends at `end_offset`.
-  void RoundFlushed(uint32_t round, uint64_t end_offset, const DirtyBitmap& pages);
+  // A round put `pages` into the stream, which now ends at `end_offset`.
+  void RoundFlushed(uint64_t end_offset, const DirtyBitmap& pages);
   // The toolstack has read `consumed` bytes of the stream: the pages now final
   // in the domain, ascending, each handed out once per round that sent it.
   std::vector<uint64_t> Consumed(uint64_t consumed);
@@ -40,7 +40,6 @@ class VerifyPlan {
 
  private:
   struct Round {
-    uint32_t round;
     uint64_t end_offset;
     std::vector<uint64_t> pfns;  // ascending
   };

@@ -96,7 +96,7 @@ Status XenDestination::Pause() { return {}; }  // it is paused until Resume()
 
 Status XenDestination::OnRoundEnd(uint32_t round) {
   XM_TRY(feeder_->FlushRound(round, [this](std::span<const uint64_t> pfns) { return MapPages(pfns, Access::kRead); }));
-  plan_.RoundFlushed(round, feeder_->bytes(), feeder_->last_round_pages());
+  plan_.RoundFlushed(feeder_->bytes(), feeder_->last_round_pages());
   return VerifyConsumed();
 }
 

@@ -189,13 +189,9 @@ std::optional<MappedPages> XenSource::FromPrefetch(std::span<const uint64_t> pfn
 Status XenSource::PrefetchDirty(const DirtyBitmap& dirty) {
   prefetch_.reset();
   prefetch_pfns_.clear();
-  // Word by word: the bitmap spans the whole address space (special pages sit
-  // just below 4 GiB), the dirty frames are few, and this runs in the downtime.
-  for (size_t w = 0; w < dirty.words(); ++w)
-    for (uint64_t v = dirty.Word(w); v; v &= v - 1) {
-      const uint64_t pfn = w * 64 + static_cast<uint64_t>(__builtin_ctzll(v));
-      if (IsPopulated(pfn)) prefetch_pfns_.push_back(pfn);
-    }
+  dirty.ForEach([&](uint64_t pfn) {
+    if (IsPopulated(pfn)) prefetch_pfns_.push_back(pfn);
+  });
   if (prefetch_pfns_.empty()) return {};
   std::vector<xen_pfn_t> gfns(prefetch_pfns_.begin(), prefetch_pfns_.end());
   prefetch_errs_.assign(gfns.size(), 0);

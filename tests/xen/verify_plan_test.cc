@@ -20,20 +20,20 @@ DirtyBitmap Bits(uint64_t n, const Pfns& set) {
 
 TEST(VerifyPlan, NothingBeforeTheToolstackReadsPastTheRound) {
   VerifyPlan plan(64);
-  plan.RoundFlushed(0, 1000, Bits(64, {1, 2, 3}));
+  plan.RoundFlushed(1000, Bits(64, {1, 2, 3}));
   EXPECT_EQ(plan.Consumed(999), Pfns{});
   // Everything read, but the last record may still be being processed.
   EXPECT_EQ(plan.Consumed(1000), Pfns{});
-  plan.RoundFlushed(1, 1500, Bits(64, {7}));
+  plan.RoundFlushed(1500, Bits(64, {7}));
   EXPECT_EQ(plan.Consumed(1001), (Pfns{1, 2, 3}));
   EXPECT_EQ(plan.Consumed(1001), Pfns{});  // handed out once
 }
 
 TEST(VerifyPlan, APageSentAgainWaitsForItsLastSend) {
   VerifyPlan plan(64);
-  plan.RoundFlushed(0, 1000, Bits(64, {1, 2, 3}));
-  plan.RoundFlushed(1, 1400, Bits(64, {2}));
-  plan.RoundFlushed(2, 1600, Bits(64, {5}));
+  plan.RoundFlushed(1000, Bits(64, {1, 2, 3}));
+  plan.RoundFlushed(1400, Bits(64, {2}));
+  plan.RoundFlushed(1600, Bits(64, {5}));
   // Round 0 is done, but page 2's newest copy (round 1) is not in yet.
   EXPECT_EQ(plan.Consumed(1200), (Pfns{1, 3}));
   EXPECT_EQ(plan.Consumed(1401), (Pfns{2}));
@@ -46,8 +46,8 @@ TEST(VerifyPlan, RemainingCoversEveryUnverifiedPageOfTheRanges) {
   VerifyPlan plan(300);
   Pfns all;
   for (uint64_t p = 0; p < 256; ++p) all.push_back(p);
-  plan.RoundFlushed(0, 10, Bits(300, all));
-  plan.RoundFlushed(1, 20, Bits(300, {70}));
+  plan.RoundFlushed(10, Bits(300, all));
+  plan.RoundFlushed(20, Bits(300, {70}));
   EXPECT_EQ(plan.Consumed(11).size(), 255u);  // all of round 0 but 70
   // Whole words verified are skipped; 70 (pending) and 256..259 (never sent) are not.
   EXPECT_EQ(plan.Remaining(std::vector<PfnRange>{{0, 260}}), (Pfns{70, 256, 257, 258, 259}));
