@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "base/guest.h"
 #include "base/status.h"
-#include "dirtylog/backend.h"
 
 namespace xm::cpumask {
 

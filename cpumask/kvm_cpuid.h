@@ -9,9 +9,9 @@
 #include <span>
 #include <vector>
 
+#include "base/guest.h"
 #include "base/status.h"
 #include "cpumask/featureset.h"
-#include "dirtylog/backend.h"
 
 namespace xm::cpumask {
 

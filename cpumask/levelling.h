@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "base/guest.h"
 #include "base/status.h"
-#include "dirtylog/backend.h"
 
 namespace xm::cpumask {
 

@@ -18,9 +18,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "base/guest.h"
 #include "base/status.h"
 #include "cpumask/featureset.h"
-#include "dirtylog/backend.h"
 
 namespace xm::cpumask {
 

@@ -6,9 +6,9 @@
 // development machine does not have, so there the calls fail cleanly.
 #pragma once
 
+#include "base/guest.h"
 #include "base/status.h"
 #include "cpumask/featureset.h"
-#include "dirtylog/backend.h"
 
 namespace xm::cpumask {
 

@@ -16,34 +16,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/guest.h"
 #include "base/status.h"
 #include "dirtylog/bitmap.h"
 
 namespace xm {
-
-struct PfnRange {
-  uint64_t first = 0;
-  uint64_t count = 0;
-};
-
-// What a guest looks like from outside: its page frames and vCPUs.
-struct GuestShape {
-  uint32_t page_size = 4096;
-  uint64_t page_count = 0;        // pfns are 0 .. page_count-1
-  std::vector<PfnRange> ranges;   // populated pfns; the engine sends only these
-  uint32_t vcpus = 1;
-
-  uint64_t memory_bytes() const;
-  bool operator==(const GuestShape&) const = default;
-};
-
-// The guest's CPU policy as the hypervisor enforces it.
-struct CpuPolicy {
-  std::string vendor;               // CPUID vendor string, e.g. "GenuineIntel"
-  std::vector<uint32_t> featureset; // x86 feature words in Xen's cpufeatureset order
-  std::string format;               // how `blob` is encoded: "none", "kvm-cpuid2-v1", "xen-policy-v1"
-  std::vector<uint8_t> blob;        // hypervisor-specific full policy (leaves, MSRs)
-};
 
 // Guest pages made addressable for one batch. Pointers stay valid while this
 // object lives; `keepalive` owns whatever mapping backs them (e.g. a foreign map).

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "base/guest.h"
 #include "base/status.h"
-#include "dirtylog/backend.h"
 
 namespace xm {
 

@@ -7,13 +7,13 @@
 #include <span>
 #include <vector>
 
+#include "base/guest.h"
 #include "base/status.h"
 
 namespace xm {
 
 enum class PageEncoding : uint8_t { kZero = 0, kRaw = 1, kLz4 = 2, kDelta = 3, kDupRef = 4 };
 constexpr uint32_t kMaxPagesPerRecord = 4096;
-constexpr uint32_t kPageSize = 4096;
 
 struct PageDesc {
   uint64_t pfn = 0;

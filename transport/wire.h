@@ -4,6 +4,7 @@
 // so decoders of untrusted bytes stay simple and safe (see tests/fuzz).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <span>

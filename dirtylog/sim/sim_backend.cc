@@ -8,7 +8,6 @@
 namespace xm {
 namespace {
 
-constexpr uint32_t kPageSize = 4096;
 constexpr uint32_t kVcpuBlobMagic = 0x4d495358;  // "XSIM"
 constexpr uint32_t kVcpuBlobVersion = 1;
 

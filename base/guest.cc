@@ -1,4 +1,4 @@
-#include "dirtylog/backend.h"
+#include "base/guest.h"
 
 namespace xm {
 

@@ -1,0 +1,46 @@
+// Vocabulary of a guest as every layer sees it: page frames, the guest's
+// shape, and its CPU policy as an opaque blob. A leaf header: it includes only
+// the standard library, so transport/, cpumask/ and dirtylog/ can all speak of
+// guests without depending on each other.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace xm {
+
+// A guest page frame number: the guest-physical address divided by the page size.
+using Pfn = uint64_t;
+
+// The only page size the wire protocol knows (PROTOCOL.md §4).
+constexpr uint32_t kPageSize = 4096;
+
+struct PfnRange {
+  Pfn first = 0;
+  uint64_t count = 0;
+};
+
+// What a guest looks like from outside: its page frames and vCPUs.
+struct GuestShape {
+  uint32_t page_size = kPageSize;
+  uint64_t page_count = 0;        // pfns are 0 .. page_count-1
+  std::vector<PfnRange> ranges;   // populated pfns; the engine sends only these
+  uint32_t vcpus = 1;
+
+  // Bytes of populated memory (not of the address space).
+  uint64_t memory_bytes() const;
+  bool operator==(const GuestShape&) const = default;
+};
+
+// The guest's CPU policy as the hypervisor enforces it. `featureset` is what
+// compatibility checks read; `blob` is what the destination's hypervisor
+// installs, in a format only the backend that wrote it understands.
+struct CpuPolicy {
+  std::string vendor;               // CPUID vendor string, e.g. "GenuineIntel"
+  std::vector<uint32_t> featureset; // x86 feature words in Xen's cpufeatureset order
+  std::string format;               // how `blob` is encoded: "none", "kvm-cpuid2-v1", "xen-policy-v1"
+  std::vector<uint8_t> blob;        // hypervisor-specific full policy (leaves, MSRs)
+};
+
+}  // namespace xm
