@@ -37,6 +37,7 @@
 #include "transport/pages.h"
 #include "transport/record.h"
 #include "transport/stream.h"
+#include "tests/support/stateless_batch.h"
 
 namespace xm {
 namespace {
@@ -581,7 +582,7 @@ class MemoryStream final : public Stream {
   size_t pos_ = 0;
 };
 
-// Stateless encoding of the batch (BatchBuilder::Add: zero / LZ4 / raw) and
+// Stateless encoding of the batch (tests/support/stateless_batch.h: zero / LZ4 / raw) and
 // WriteRecord into memory (header hash over the body, one copy into the buffer).
 void BM_FrameEncode(benchmark::State& state, Content c) {
   const Pages& p = PagesOf(c);
@@ -591,7 +592,7 @@ void BM_FrameEncode(benchmark::State& state, Content c) {
   for (auto _ : state) {
     stream.Clear();
     batch.Reset(0);
-    for (size_t i = 0; i < kBatchPages; ++i) batch.Add(i, p.page(i), true, counts);
+    for (size_t i = 0; i < kBatchPages; ++i) xm::testing::AddPage(batch, i, p.page(i), true, counts);
     Status st = WriteRecord(stream, RecordType::kPages, batch.Body());
     if (!st.ok()) state.SkipWithError(st.ToString().c_str());
   }
@@ -609,7 +610,7 @@ void BM_FrameDecode(benchmark::State& state, Content c) {
   MemoryStream stream;
   EncodeCounts counts;
   batch.Reset(0);
-  for (size_t i = 0; i < kBatchPages; ++i) batch.Add(i, p.page(i), true, counts);
+  for (size_t i = 0; i < kBatchPages; ++i) xm::testing::AddPage(batch, i, p.page(i), true, counts);
   if (!WriteRecord(stream, RecordType::kPages, batch.Body()).ok()) std::abort();
   Record rec;
   PagesView view;

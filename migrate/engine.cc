@@ -52,7 +52,6 @@ class SourceEngine::Impl {
   void Emit(nlohmann::json event) {
     if (opts_.progress) opts_.progress(event);
   }
-  bool IsPopulated(uint64_t pfn) const;
 
   Backend& backend_;
   SourceOptions opts_;
@@ -71,12 +70,6 @@ SourceEngine::SourceEngine(Backend& backend, SourceOptions opts)
     : impl_(std::make_unique<Impl>(backend, std::move(opts))) {}
 SourceEngine::~SourceEngine() = default;
 MigrationReport SourceEngine::Run() { return impl_->Run(); }
-
-bool SourceEngine::Impl::IsPopulated(uint64_t pfn) const {
-  for (const auto& r : backend_.shape().ranges)
-    if (pfn >= r.first && pfn < r.first + r.count) return true;
-  return false;
-}
 
 Status SourceEngine::Impl::Connect() {
   std::string why;

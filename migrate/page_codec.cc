@@ -57,7 +57,6 @@ EncodeCounts& EncodeCounts::operator+=(const EncodeCounts& o) {
 BatchBuilder::BatchBuilder() {
   descs_.reserve(sizeof(PagesHeader) + kMaxBatchPages * sizeof(PageDesc));
   payload_.resize(size_t{kMaxBatchPages} * kPageSize + kPageSize);
-  lz4_scratch_.resize(MaxLz4Payload());
   Reset(0);
 }
 
@@ -78,26 +77,6 @@ uint32_t CompressInPlace(std::byte* slot, uint8_t* scratch) {
   if (n <= 0 || static_cast<uint32_t>(n) > kPageSize - kPageSize / 8) return kPageSize;
   std::memcpy(slot, scratch, static_cast<size_t>(n));
   return static_cast<uint32_t>(n);
-}
-
-uint64_t BatchBuilder::Add(uint64_t pfn, const std::byte* page, bool try_lz4, EncodeCounts& counts) {
-  PageDesc d;
-  d.pfn = pfn;
-  std::byte* slot = NextSlot();
-  std::memcpy(slot, page, kPageSize);
-  if (IsZeroPage(slot)) {
-    d.hash = ZeroPageHash();
-    d.encoding = static_cast<uint8_t>(PageEncoding::kZero);
-    ++counts.zero;
-  } else {
-    d.hash = PageHash(slot);
-    d.payload_len = try_lz4 ? CompressInPlace(slot, lz4_scratch_.data()) : kPageSize;
-    bool lz4 = d.payload_len < kPageSize;
-    d.encoding = static_cast<uint8_t>(lz4 ? PageEncoding::kLz4 : PageEncoding::kRaw);
-    ++(lz4 ? counts.lz4 : counts.raw);
-  }
-  Commit(d);
-  return d.hash;
 }
 
 void BatchBuilder::Commit(const PageDesc& d) {

@@ -50,10 +50,6 @@ class BatchBuilder {
   std::byte* NextSlot() { return reinterpret_cast<std::byte*>(payload_.data() + payload_used_); }
   // Appends `d`, whose payload_len bytes are at NextSlot().
   void Commit(const PageDesc& d);
-  // Stateless encoding of one page (zero, LZ4 when it saves 1/8, else raw);
-  // returns the page hash. The page pipeline (page_encoder.h) adds the stateful
-  // encodings on top of NextSlot/Commit.
-  uint64_t Add(uint64_t pfn, const std::byte* page, bool try_lz4, EncodeCounts& counts);
 
   // The record body as two buffers (no copy); valid until the next Reset/Commit.
   std::span<const iovec> Body();
@@ -69,7 +65,6 @@ class BatchBuilder {
   std::vector<uint8_t> descs_;
   std::vector<uint8_t> payload_;
   size_t payload_used_ = 0;
-  std::vector<uint8_t> lz4_scratch_;
   iovec iov_[2];
 };
 

@@ -34,7 +34,7 @@ std::vector<uint8_t> EncodeHello(const Hello& m) {
   w.Put(m.session_id);
   w.Put(m.streams);
   w.Put(static_cast<uint32_t>(m.auth));
-  w.Put(m.dup_slots);
+  w.Put(uint32_t{0});  // reserved
   return w.Take();
 }
 
@@ -42,12 +42,12 @@ Result<Hello> DecodeHello(std::span<const uint8_t> body) {
   WireReader r(body);
   char magic[8];
   Hello m;
-  uint32_t role = 0, auth = 0;
+  uint32_t role = 0, auth = 0, reserved = 0;
   if (!r.GetBytes(magic, sizeof magic) || std::memcmp(magic, kMagic, sizeof magic) != 0)
     return Error(Code::kProtocol, "peer is not an xmotion endpoint (bad HELLO magic)");
   if (!r.Get(m.version_min) || !r.Get(m.version_max) || !r.Get(role) || !r.Get(m.features) ||
       !r.GetBytes(m.nonce.data(), m.nonce.size()) || !r.Get(m.session_id) || !r.Get(m.streams) || !r.Get(auth) ||
-      !r.Get(m.dup_slots))
+      !r.Get(reserved))
     return Malformed("HELLO", "too short");
   // Trailing bytes are allowed: later versions may append fields.
   if (role != 1 && role != 2) return Malformed("HELLO", "role " + std::to_string(role));

@@ -36,7 +36,7 @@ struct Hello {
   uint64_t session_id = 0;
   uint32_t streams = 1;
   AuthMode auth = AuthMode::kNone;
-  uint32_t dup_slots = 0;
+  // On the wire a reserved u32 follows: written as 0, ignored on receipt.
 };
 std::vector<uint8_t> EncodeHello(const Hello& m);
 Result<Hello> DecodeHello(std::span<const uint8_t> body);

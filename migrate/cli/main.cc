@@ -1,17 +1,19 @@
 // xmotion: live migration of virtual machines. See README.md.
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
 #include "migrate/cli/commands.h"
+#include "transport/messages.h"
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a dead peer must be an error code, not a dead process
   spdlog::set_pattern("%^%l%$ %v");
   CLI::App app{"xmotion: live migration of virtual machines (the XenMotion data path)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "xmotion 0.1 (protocol 1)");
+  app.set_version_flag("--version", "xmotion 0.1 (protocol " + std::to_string(xm::kProtocolVersion) + ")");
   xm::cli::Runner run;
   xm::cli::AddSend(app, run);
   xm::cli::AddReceive(app, run);

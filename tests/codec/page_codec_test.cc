@@ -2,6 +2,7 @@
 // DecodePage for zero, raw and LZ4 pages, including adversarial contents, and
 // the decoder's refusal of corrupt payloads.
 #include "migrate/page_codec.h"
+#include "tests/support/stateless_batch.h"
 
 #include <lz4.h>
 #include <xxhash.h>
@@ -116,7 +117,7 @@ TEST_P(RoundTrip, AdversarialPagesDecodeToTheOriginal) {
   b.Reset(3);
   EncodeCounts counts;
   std::vector<uint64_t> hashes;
-  for (size_t i = 0; i < cases.size(); ++i) hashes.push_back(b.Add(100 + i, cases[i].page.data(), try_lz4, counts));
+  for (size_t i = 0; i < cases.size(); ++i) hashes.push_back(xm::testing::AddPage(b, 100 + i, cases[i].page.data(), try_lz4, counts));
   EXPECT_EQ(b.count(), cases.size());
   std::vector<uint8_t> body = Flatten(b.Body());
   EXPECT_EQ(body.size(), b.body_bytes());
@@ -161,7 +162,7 @@ TEST(BatchBuilder, SnapshotsThePageWhenAdded) {
   PageBuf page = Random(1), original = page;
   BatchBuilder b;
   EncodeCounts c;
-  uint64_t h = b.Add(9, page.data(), false, c);
+  uint64_t h = xm::testing::AddPage(b, 9, page.data(), false, c);
   std::memset(page.data(), 0x77, kPageSize);
   std::vector<uint8_t> body = Flatten(b.Body());
   PagesView v;
@@ -180,7 +181,7 @@ TEST(BatchBuilder, FullBatchAndReset) {
   for (uint32_t i = 0; i < BatchBuilder::kMaxBatchPages; ++i) {
     pages.push_back(i % 4 == 0 ? PageBuf(kPageSize) : i % 4 == 1 ? Text(i) : Random(i));
     EXPECT_FALSE(b.full());
-    b.Add(i * 2, pages.back().data(), true, c);
+    xm::testing::AddPage(b, i * 2, pages.back().data(), true, c);
   }
   EXPECT_TRUE(b.full());
   std::vector<uint8_t> body = Flatten(b.Body());
@@ -195,7 +196,7 @@ TEST(BatchBuilder, FullBatchAndReset) {
   b.Reset(8);
   EXPECT_EQ(b.count(), 0u);
   EXPECT_FALSE(b.full());
-  b.Add(1, pages[0].data(), true, c);
+  xm::testing::AddPage(b, 1, pages[0].data(), true, c);
   body = Flatten(b.Body());
   ASSERT_TRUE(ParsePages(body, v).ok());
   EXPECT_EQ(v.round, 8u);
@@ -206,7 +207,7 @@ TEST(BatchBuilder, AllZeroBatchHasNoPayloadBuffer) {
   BatchBuilder b;
   EncodeCounts c;
   PageBuf zero(kPageSize);
-  for (int i = 0; i < 3; ++i) b.Add(i, zero.data(), true, c);
+  for (int i = 0; i < 3; ++i) xm::testing::AddPage(b, i, zero.data(), true, c);
   EXPECT_EQ(b.Body().size(), 1u);
   EXPECT_EQ(b.body_bytes(), sizeof(PagesHeader) + 3 * sizeof(PageDesc));
 }
@@ -219,7 +220,7 @@ TEST(PageCodec, ThroughRecordFramingOverASocket) {
   BatchBuilder b;
   b.Reset(1);
   EncodeCounts c;
-  for (size_t i = 0; i < cases.size(); ++i) b.Add(i, cases[i].page.data(), true, c);
+  for (size_t i = 0; i < cases.size(); ++i) xm::testing::AddPage(b, i, cases[i].page.data(), true, c);
   std::thread sender([&] { EXPECT_TRUE(WriteRecord(tx, RecordType::kPages, b.Body()).ok()); });
   Record rec;
   ASSERT_TRUE(ReadRecord(rx, rec).ok());
@@ -241,7 +242,7 @@ TEST(PageCodec, PayloadCorruptedAfterFramingIsCaughtByThePageHash) {
   BatchBuilder b;
   b.Reset(1);
   EncodeCounts c;
-  for (size_t i = 0; i < cases.size(); ++i) b.Add(i, cases[i].page.data(), true, c);
+  for (size_t i = 0; i < cases.size(); ++i) xm::testing::AddPage(b, i, cases[i].page.data(), true, c);
   RecordHeader h = MakeHeader(RecordType::kPages, b.Body());
   const std::vector<uint8_t> body = Flatten(b.Body());
   PagesView v;
@@ -268,7 +269,7 @@ struct Encoded {
 Encoded EncodeOne(const PageBuf& page, bool try_lz4) {
   BatchBuilder b;
   EncodeCounts c;
-  b.Add(5, page.data(), try_lz4, c);
+  xm::testing::AddPage(b, 5, page.data(), try_lz4, c);
   std::vector<uint8_t> body = Flatten(b.Body());
   PagesView v;
   EXPECT_TRUE(ParsePages(body, v).ok());

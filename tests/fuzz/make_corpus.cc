@@ -14,6 +14,7 @@
 
 #include "dirtylog/sim/sim_backend.h"
 #include "migrate/page_codec.h"
+#include "tests/support/stateless_batch.h"
 #include "tests/fuzz/receiver_input.h"
 #include "transport/messages.h"
 #include "transport/record.h"
@@ -79,7 +80,7 @@ Migration MakeMigration(bool lz4) {
   std::vector<uint8_t> descs, payloads;
   for (uint64_t pfn = 0; pfn < kPages; ++pfn) {
     b.Reset(0);
-    hashes.push_back(b.Add(pfn, (*src)->DirectMemory() + pfn * kPageSize, lz4, counts));
+    hashes.push_back(xm::testing::AddPage(b, pfn, (*src)->DirectMemory() + pfn * kPageSize, lz4, counts));
     std::vector<uint8_t> one = Flatten(b.Body());
     descs.insert(descs.end(), one.begin() + sizeof(PagesHeader), one.begin() + sizeof(PagesHeader) + sizeof(PageDesc));
     payloads.insert(payloads.end(), one.begin() + sizeof(PagesHeader) + sizeof(PageDesc), one.end());

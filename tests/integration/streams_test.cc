@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "migrate/page_codec.h"
+#include "tests/support/stateless_batch.h"
 #include "migrate/session.h"
 #include "tests/integration/process.h"
 #include "transport/messages.h"
@@ -67,7 +68,7 @@ struct FakeSource {
     BatchBuilder b;
     b.Reset(round);
     EncodeCounts counts;
-    for (uint64_t p : pfns) hash[p] = b.Add(p, mem.data() + p * kPageSize, true, counts);
+    for (uint64_t p : pfns) hash[p] = xm::testing::AddPage(b, p, mem.data() + p * kPageSize, true, counts);
     int stream = pfns.front() >= 512 ? 1 : 0;
     ASSERT_TRUE(WriteRecord(stream ? *s1 : *s0, RecordType::kPages, b.Body()).ok());
     ++batches[stream];
@@ -175,7 +176,7 @@ TEST(IntegrationStreams, PageOnTheWrongStreamIsRejected) {
   BatchBuilder b;
   b.Reset(0);
   EncodeCounts counts;
-  b.Add(5, src.mem.data(), false, counts);
+  xm::testing::AddPage(b, 5, src.mem.data(), false, counts);
   ASSERT_TRUE(WriteRecord(*src.s1, RecordType::kPages, b.Body()).ok());
   EXPECT_EQ(r.Wait(), 1);
   EXPECT_NE(r.Stderr().find("wrong stream"), std::string::npos) << r.Stderr();

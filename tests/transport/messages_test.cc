@@ -49,7 +49,6 @@ Hello SampleHello() {
   h.session_id = 0x1122334455667788ull;
   h.streams = 4;
   h.auth = AuthMode::kHmacSha256;
-  h.dup_slots = 1024;
   return h;
 }
 
@@ -68,7 +67,6 @@ TEST(Hello, RoundTrip) {
   EXPECT_EQ(d->session_id, h.session_id);
   EXPECT_EQ(d->streams, 4u);
   EXPECT_EQ(d->auth, AuthMode::kHmacSha256);
-  EXPECT_EQ(d->dup_slots, 1024u);
 }
 
 TEST(Hello, TrailingBytesAllowedForLaterVersions) {
