@@ -19,6 +19,7 @@ constexpr uint32_t kPageSize = 4096;
 struct PfnRange {
   Pfn first = 0;
   uint64_t count = 0;
+  bool operator==(const PfnRange&) const = default;
 };
 
 // What a guest looks like from outside: its page frames and vCPUs.

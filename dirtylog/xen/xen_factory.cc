@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cpumask/xen_host.h"
 #include "dirtylog/xen/stream_tee.h"
 
 #if XM_HAVE_XEN
@@ -12,13 +13,15 @@
 
 namespace xm::xen {
 
-bool BackendBuilt() {
+namespace {
 #if XM_HAVE_XEN
-  return true;
+constexpr bool kBuilt = true;
 #else
-  return false;
+constexpr bool kBuilt = false;
 #endif
-}
+}  // namespace
+
+bool BackendBuilt() { return kBuilt; }
 
 Status BackendUsable() {
 #if !XM_HAVE_XEN
@@ -84,3 +87,19 @@ Result<std::unique_ptr<Backend>> MaybeTeeXenStream(std::unique_ptr<Backend> dest
 }
 
 }  // namespace xm::xen
+
+namespace xm {
+
+extern const BackendInfo kXenBackend;
+const BackendInfo kXenBackend = {
+    .name = "xen",
+    .summary = "an existing Xen domain (dom0 toolstack: libxenctrl, libxenguest, libxl)",
+    .caps = {.built = xen::kBuilt, .starts_guest = false, .direct_memory = false, .guest_selfcheck = false,
+             .demo_priority = 0},
+    .usable = xen::BackendUsable,
+    .host_policy = [] { return cpumask::XenFeatureset(cpumask::XenFeaturesetKind::kHvmMax); },
+    .open_source = xen::OpenSource,
+    .create_destination = xen::CreateDestination,
+};
+
+}  // namespace xm

@@ -1,6 +1,6 @@
-// The Xen part of dirtylog/factory.cc: whether the Xen backend is built and
-// usable here, how to open a Xen source and create a Xen destination, and the
-// --xen-stream-out tee for any destination. Compiles with or without
+// The Xen backend's registry entry (kXenBackend, dirtylog/registry.h): whether
+// it is built and usable here, how to open a Xen source and create a Xen
+// destination; and the --xen-stream-out tee for any destination. Compiles with or without
 // libxen-dev; without it the backend answers kUnsupported, saying why.
 #pragma once
 
@@ -8,7 +8,7 @@
 #include <string_view>
 
 #include "dirtylog/backend.h"
-#include "dirtylog/factory.h"
+#include "dirtylog/registry.h"
 
 namespace xm::xen {
 

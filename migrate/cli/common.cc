@@ -10,7 +10,7 @@
 namespace xm::cli {
 
 void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
-  cmd.add_option("--backend", o.backend.backend, "Hypervisor backend: sim, kvm or xen")->capture_default_str();
+  cmd.add_option("--backend", o.backend.backend, "Hypervisor backend: " + BackendNamesText())->capture_default_str();
   cmd.add_option("--memory", o.memory, "Guest memory for sim/kvm guests (e.g. 1G)")->capture_default_str();
   cmd.add_option("--workload", o.backend.workload,
                  "How the guest dirties memory: ws=SIZE,hot=SIZE,rate=SIZE/s[,fill=random|mixed]; "

@@ -78,8 +78,19 @@ void PrintGuest(const char* who, const nlohmann::json& r) {
   if (r.contains("guest_selfcheck")) std::printf("%s guest self-check: %s\n", who, r["guest_selfcheck"].dump().c_str());
 }
 
+// The usable backend that starts its own guest with the highest demo priority
+// (the KVM guest checks itself; the sim guest runs anywhere).
+std::string DefaultDemoBackend() {
+  const BackendInfo* best = nullptr;
+  for (const BackendInfo* b : Backends())
+    if (b->caps.built && b->caps.demo_priority > 0 && (!best || b->caps.demo_priority > best->caps.demo_priority) &&
+        b->usable().ok())
+      best = b;
+  return std::string(best ? best->name : Backends().front()->name);
+}
+
 int RunDemo(DemoArgs& a) {
-  if (a.common.backend.backend.empty()) a.common.backend.backend = BackendUsable("kvm").ok() ? "kvm" : "sim";
+  if (a.common.backend.backend.empty()) a.common.backend.backend = DefaultDemoBackend();
   Status st = FinishBackendOptions(a.common);
   if (!st.ok()) {
     std::fprintf(stderr, "xmotion demo: %s\n", st.message().c_str());
@@ -112,7 +123,8 @@ int RunDemo(DemoArgs& a) {
                                     "--run-after", std::to_string(a.run_after_ms)};
   rargs.insert(rargs.end(), guest_args.begin(), guest_args.end());
   // A self-checking guest (KVM) must pass one whole memory check on the destination.
-  if (b.backend.backend == "kvm") rargs.insert(rargs.end(), {"--wait-selfcheck", "60"});
+  if (auto info = FindBackend(b.backend.backend); info.ok() && (*info)->caps.guest_selfcheck)
+    rargs.insert(rargs.end(), {"--wait-selfcheck", "60"});
   if (!a.host_featureset.empty()) rargs.insert(rargs.end(), {"--host-featureset", a.host_featureset});
   if (!a.pool_level.empty()) rargs.insert(rargs.end(), {"--pool-level", a.pool_level});
   if (!b.backend.xen_stream_out.empty()) rargs.insert(rargs.end(), {"--xen-stream-out", b.backend.xen_stream_out});

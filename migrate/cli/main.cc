@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   xm::cli::AddReceive(app, run);
   xm::cli::AddDemo(app, run);
   xm::cli::AddCpu(app, run);
+  xm::cli::AddBackends(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

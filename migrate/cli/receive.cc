@@ -7,10 +7,8 @@
 #include <string>
 
 #include "cpumask/host.h"
-#include "dirtylog/kvm/kvm_backend.h"
 #include "cpumask/levelling.h"
 #include "cpumask/policy_text.h"
-#include "cpumask/xen_host.h"
 #include "migrate/cli/commands.h"
 #include "migrate/receiver.h"
 
@@ -33,9 +31,9 @@ struct ReceiveArgs {
 // What this host can offer a guest of `backend`: the hypervisor's view where it
 // has one (KVM's supported CPUID, Xen's HVM max featureset), else CPUID.
 Result<CpuPolicy> HostPolicyFor(const std::string& backend) {
-  if (backend == "kvm") return KvmBackend::HostPolicy();
-  if (backend == "xen") return cpumask::XenFeatureset(cpumask::XenFeaturesetKind::kHvmMax);
-  return cpumask::HostCpuPolicy();
+  auto info = FindBackend(backend);
+  if (!info.ok()) return cpumask::HostCpuPolicy();
+  return (*info)->host_policy();
 }
 
 int RunReceive(ReceiveArgs& a) {

@@ -18,7 +18,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "dirtylog/factory.h"
+#include "dirtylog/registry.h"
 #include "migrate/receiver.h"
 #include "tests/fuzz/receiver_input.h"
 #include "transport/socket_stream.h"

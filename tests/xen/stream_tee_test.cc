@@ -11,7 +11,7 @@
 #include <fstream>
 #include <random>
 
-#include "dirtylog/factory.h"
+#include "dirtylog/registry.h"
 #include "dirtylog/sim/sim_backend.h"
 #include "dirtylog/xen/stream_reader.h"
 #include "dirtylog/xen/stream_tee.h"

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "dirtylog/factory.h"
+#include "dirtylog/registry.h"
 #include "dirtylog/xen/qmp_client.h"
 #include "dirtylog/xen/restore_config.h"
 #include "dirtylog/xen/xen_factory.h"

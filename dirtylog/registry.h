@@ -1,0 +1,82 @@
+// The backend registry: every hypervisor backend xmotion knows, as one table
+// of name -> capabilities + factories (dirtylog/registry.cc). Nothing else in
+// xmotion chooses a backend by name: the CLI, the receiver and the demo all
+// look it up here, and list the names from the table.
+//
+// Adding a backend: a folder dirtylog/<name>/ that defines its BackendInfo
+// (see sim/sim_info.cc) and one line in XM_BACKENDS in registry.cc.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dirtylog/backend.h"
+
+namespace xm {
+
+// What the CLI gathered for either side; each backend reads the fields it knows.
+struct BackendOptions {
+  std::string backend = "sim";  // a name from the registry
+  uint64_t memory_bytes = 256ull << 20;
+  std::string workload;         // WorkloadSpec text (backends that start their own guest)
+  uint32_t vcpus = 1;           // kvm
+  std::string domain;           // xen: name or id
+  // Destination: the source's CPU policy from the handshake (a Xen stream
+  // carries it before any page), and where to also write the guest as Xen's
+  // libxl stream (any backend; dirtylog/xen/stream/stream_tee.h).
+  std::optional<CpuPolicy> incoming_policy;
+  std::string xen_stream_out;
+  // Xen destination (dirtylog/xen/README.md): libxl domain config (JSON, as
+  // `xl`/libxl write it) to restore with, a new name, leave the domain paused,
+  // which toolstack builds it.
+  std::string xen_config;
+  std::string xen_name;
+  bool xen_keep_paused = false;
+  std::string xen_restore_via = "libxl";  // "libxl" (in process) or "xl" (`xl restore -p`)
+};
+
+struct BackendCaps {
+  bool built = true;            // compiled into this binary (xen needs libxen-dev)
+  bool starts_guest = false;    // the source starts its own guest (--memory, --workload); else opens one (--domain)
+  bool direct_memory = false;   // guest memory is one mapping in this process (no per-batch foreign map)
+  bool guest_selfcheck = false; // the guest checks its own memory after resume (demo waits for one check)
+  int demo_priority = 0;        // `xmotion demo` picks the usable backend with the highest; 0 = never
+};
+
+struct BackendInfo {
+  std::string_view name;
+  std::string_view summary;  // one line for `xmotion backends` and --help
+  BackendCaps caps;
+  // Whether the backend can run here right now (e.g. /dev/kvm opens); why not otherwise.
+  Status (*usable)();
+  // What this host can offer a guest of this backend (hypervisor's view where it has one).
+  Result<CpuPolicy> (*host_policy)();
+  // Opens (or starts) the guest to migrate away.
+  Result<std::unique_ptr<Backend>> (*open_source)(const BackendOptions& opts);
+  // Creates an empty destination guest of `shape`.
+  Result<std::unique_ptr<Backend>> (*create_destination)(const BackendOptions& opts, const GuestShape& shape);
+};
+
+// Every registered backend, built or not, in the table's order.
+std::span<const BackendInfo* const> Backends();
+// The backend called `name`; kUnsupported naming the known ones otherwise.
+Result<const BackendInfo*> FindBackend(std::string_view name);
+// "sim, kvm or xen": the built backends' names for messages and --help.
+std::string BackendNamesText();
+
+// The names of the backends built into this binary.
+std::vector<std::string> AvailableBackends();
+// Whether `name` can run on this host right now; why not otherwise.
+Status BackendUsable(const std::string& name);
+// Opens (or starts) the guest to migrate away.
+Result<std::unique_ptr<Backend>> OpenSource(const BackendOptions& opts);
+// Creates an empty destination guest of `shape` sent by a source running
+// `source_backend`, wrapped in the Xen stream tee when opts.xen_stream_out is set.
+Result<std::unique_ptr<Backend>> CreateDestination(const BackendOptions& opts, const GuestShape& shape,
+                                                   std::string_view source_backend);
+
+}  // namespace xm
