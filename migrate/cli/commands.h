@@ -8,7 +8,10 @@
 #include <CLI/CLI.hpp>
 
 #include "dirtylog/registry.h"
-#include "migrate/engine.h"
+#include "migrate/common/exit_code.h"
+#include "migrate/common/progress.h"
+#include "migrate/common/report.h"
+#include "transport/stream_factory.h"
 
 namespace xm::cli {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "migrate/cli/commands.h"
-#include "migrate/report.h"
+#include "migrate/common/report.h"
 
 extern char** environ;
 

@@ -10,7 +10,7 @@
 #include "cpumask/levelling.h"
 #include "cpumask/policy_text.h"
 #include "migrate/cli/commands.h"
-#include "migrate/receiver.h"
+#include "migrate/destination/receiver.h"
 
 namespace xm::cli {
 namespace {

@@ -4,6 +4,7 @@
 
 #include "base/units.h"
 #include "migrate/cli/commands.h"
+#include "migrate/source/engine.h"
 
 namespace xm::cli {
 namespace {

@@ -1,7 +1,7 @@
 // Page codec round trips: BatchBuilder -> record framing -> ParsePages ->
 // DecodePage for zero, raw and LZ4 pages, including adversarial contents, and
 // the decoder's refusal of corrupt payloads.
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 #include "tests/support/stateless_batch.h"
 
 #include <lz4.h>

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 #include "transport/pages.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

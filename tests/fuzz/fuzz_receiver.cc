@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "dirtylog/registry.h"
-#include "migrate/receiver.h"
+#include "migrate/destination/receiver.h"
 #include "tests/fuzz/receiver_input.h"
 #include "transport/socket_stream.h"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "dirtylog/sim/sim_backend.h"
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 #include "tests/support/stateless_batch.h"
 #include "tests/fuzz/receiver_input.h"
 #include "transport/messages.h"

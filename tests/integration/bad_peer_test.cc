@@ -14,7 +14,7 @@
 #include "cpumask/featureset.h"
 #include "cpumask/host.h"
 #include "cpumask/policy_text.h"
-#include "migrate/session.h"
+#include "migrate/common/control.h"
 #include "tests/integration/process.h"
 #include "transport/messages.h"
 #include "transport/pages.h"

@@ -9,9 +9,9 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 #include "tests/support/stateless_batch.h"
-#include "migrate/session.h"
+#include "migrate/common/control.h"
 #include "tests/integration/process.h"
 #include "transport/messages.h"
 #include "transport/record.h"

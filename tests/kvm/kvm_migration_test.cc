@@ -13,8 +13,8 @@
 #include "cpumask/levelling.h"
 #include "dirtylog/kvm/guest_abi.h"
 #include "dirtylog/kvm/kvm_backend.h"
-#include "migrate/engine.h"
-#include "migrate/receiver.h"
+#include "migrate/source/engine.h"
+#include "migrate/destination/receiver.h"
 #include "transport/socket_stream.h"
 
 namespace xm {

@@ -4,9 +4,9 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/delta.h"
-#include "migrate/delta_cache.h"
-#include "migrate/dup_index.h"
+#include "migrate/common/delta.h"
+#include "migrate/source/delta_cache.h"
+#include "migrate/source/dup_index.h"
 #include "transport/pages.h"
 
 namespace xm {

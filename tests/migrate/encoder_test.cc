@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "migrate/page_encoder.h"
+#include "migrate/source/page_encoder.h"
 
 namespace xm {
 namespace {

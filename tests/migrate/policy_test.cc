@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "migrate/policy.h"
+#include "migrate/source/policy.h"
 
 namespace xm {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 
 namespace xm::testing {
 

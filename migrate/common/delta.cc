@@ -1,4 +1,4 @@
-#include "migrate/delta.h"
+#include "migrate/common/delta.h"
 
 #include <cstring>
 #include <string>

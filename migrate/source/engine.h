@@ -14,17 +14,16 @@
 #include <nlohmann/json.hpp>
 
 #include "dirtylog/backend.h"
-#include "migrate/policy.h"
-#include "migrate/report.h"
+#include "migrate/source/policy.h"
+#include "migrate/common/exit_code.h"
+#include "migrate/common/progress.h"
+#include "migrate/common/report.h"
 #include "transport/messages.h"
-#include "migrate/pipeline.h"
+#include "migrate/source/pipeline.h"
 #include "transport/socket_stream.h"
 #include "transport/stream_factory.h"
 
 namespace xm {
-
-// Progress events ({"event": "round", ...}); the CLI shows them or prints JSON lines.
-using ProgressFn = std::function<void(const nlohmann::json&)>;
 
 struct SourceOptions {
   HostPort to;
@@ -54,16 +53,6 @@ class SourceEngine {
   std::unique_ptr<Impl> impl_;
 };
 
-// Exit codes shared by send, receive and demo (README "Exit codes").
-enum ExitCode : int {
-  kExitCompleted = 0,
-  kExitFailed = 1,          // failed before GO; source guest running, destination discarded
-  kExitUsage = 2,           // bad command line or input file
-  kExitIncompatible = 3,    // destination cannot host the guest (CPU features, shape)
-  kExitOutcomeUnknown = 4,  // GO sent but DONE not received: guest paused on source, ask the destination
-  kExitAuth = 5,            // authentication failed or wrong peer
-};
-int ExitCodeFor(const Status& st);
 
 
 }  // namespace xm

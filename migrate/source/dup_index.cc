@@ -1,4 +1,4 @@
-#include "migrate/dup_index.h"
+#include "migrate/source/dup_index.h"
 
 namespace xm {
 

@@ -1,9 +1,9 @@
-#include "migrate/page_encoder.h"
+#include "migrate/source/page_encoder.h"
 
 #include <chrono>
 #include <cstring>
 
-#include "migrate/delta.h"
+#include "migrate/common/delta.h"
 
 namespace xm {
 namespace {

@@ -1,4 +1,4 @@
-#include "migrate/report.h"
+#include "migrate/common/report.h"
 
 #include <cerrno>
 #include <cstdio>

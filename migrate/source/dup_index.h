@@ -9,12 +9,9 @@
 #include <optional>
 #include <vector>
 
-namespace xm {
+#include "migrate/common/page_codec.h"
 
-struct Hash128 {
-  uint64_t lo = 0, hi = 0;
-  bool operator==(const Hash128&) const = default;
-};
+namespace xm {
 
 class DupIndex {
  public:

@@ -1,4 +1,4 @@
-#include "migrate/delta_cache.h"
+#include "migrate/source/delta_cache.h"
 
 #include <cstring>
 #include <iterator>

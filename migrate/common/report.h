@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 
 namespace xm {
 

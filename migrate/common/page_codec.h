@@ -13,10 +13,19 @@
 #include <vector>
 
 #include "base/status.h"
-#include "migrate/dup_index.h"
 #include "transport/pages.h"
 
 namespace xm {
+
+// A page's full XXH3-128: the source's dup index is keyed by it.
+struct Hash128 {
+  uint64_t lo = 0, hi = 0;
+  bool operator==(const Hash128&) const = default;
+};
+
+// Stream affinity (PROTOCOL.md §1): every pfn of a 2 MiB region travels on one
+// stream, so each end touches a pfn from one thread only.
+inline uint32_t StreamOfPfn(uint64_t pfn, uint32_t streams) { return static_cast<uint32_t>((pfn >> 9) % streams); }
 
 // The page hash (PROTOCOL.md §4) is the low 64 bits of the page's XXH3-128, so
 // one pass over a page gives both it and the dup index's 128-bit key.

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "dirtylog/backend.h"
-#include "migrate/page_codec.h"
-#include "migrate/report.h"
+#include "migrate/common/page_codec.h"
+#include "migrate/common/report.h"
 #include "transport/stream.h"
 
 namespace xm {

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "dirtylog/bitmap.h"
-#include "migrate/delta_cache.h"
-#include "migrate/dup_index.h"
-#include "migrate/page_codec.h"
+#include "migrate/source/delta_cache.h"
+#include "migrate/source/dup_index.h"
+#include "migrate/common/page_codec.h"
 
 namespace xm {
 
@@ -38,8 +38,6 @@ struct RoundContext {
 struct CodecStats {
   std::atomic<uint64_t> lz4_in{0}, lz4_out{0}, lz4_ns{0};
 };
-
-inline uint32_t StreamOfPfn(uint64_t pfn, uint32_t streams) { return static_cast<uint32_t>((pfn >> 9) % streams); }
 
 class PageEncoder {
  public:

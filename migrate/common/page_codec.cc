@@ -1,4 +1,4 @@
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 
 #include <lz4.h>
 #include <xxh_x86dispatch.h>
@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "migrate/delta.h"
+#include "migrate/common/delta.h"
 
 namespace xm {
 

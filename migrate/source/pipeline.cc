@@ -1,4 +1,4 @@
-#include "migrate/pipeline.h"
+#include "migrate/source/pipeline.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,9 +7,9 @@
 #include <mutex>
 #include <thread>
 
-#include "migrate/delta_cache.h"
-#include "migrate/dup_index.h"
-#include "migrate/page_encoder.h"
+#include "migrate/source/delta_cache.h"
+#include "migrate/source/dup_index.h"
+#include "migrate/source/page_encoder.h"
 #include "transport/record.h"
 
 namespace xm {

@@ -1,4 +1,4 @@
-#include "migrate/session.h"
+#include "migrate/common/control.h"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "migrate/receiver.h"
+#include "migrate/destination/receiver.h"
 
 #include <unistd.h>
 #include <xxhash.h>
@@ -10,22 +10,16 @@
 #include <shared_mutex>
 #include <thread>
 
-#include "migrate/guest_memory.h"
-#include "migrate/page_codec.h"
-#include "migrate/page_encoder.h"
-#include "migrate/session.h"
+#include "migrate/common/clock.h"
+#include "migrate/common/guest_memory.h"
+#include "migrate/common/page_codec.h"
+#include "migrate/common/control.h"
 #include "transport/auth.h"
 #include "transport/pages.h"
 #include "transport/record.h"
 
 namespace xm {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
 
 constexpr uint32_t kNoRound = UINT32_MAX;
 

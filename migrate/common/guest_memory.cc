@@ -1,4 +1,4 @@
-#include "migrate/guest_memory.h"
+#include "migrate/common/guest_memory.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "base/unique_fd.h"
-#include "migrate/page_codec.h"
+#include "migrate/common/page_codec.h"
 
 namespace xm {
 

@@ -1,4 +1,4 @@
-#include "migrate/engine.h"
+#include "migrate/source/engine.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,33 +10,14 @@
 #include <thread>
 
 #include "base/unique_fd.h"
-#include "migrate/guest_memory.h"
-#include "migrate/page_codec.h"
-#include "migrate/session.h"
+#include "migrate/common/clock.h"
+#include "migrate/common/guest_memory.h"
+#include "migrate/common/page_codec.h"
+#include "migrate/common/control.h"
 #include "transport/auth.h"
 #include "transport/record.h"
 
 namespace xm {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double MsSince(Clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-}  // namespace
-
-int ExitCodeFor(const Status& st) {
-  switch (st.code()) {
-    case Code::kOk: return kExitCompleted;
-    case Code::kInvalidArgument: return kExitUsage;
-    case Code::kIncompatible: return kExitIncompatible;
-    case Code::kAuth: return kExitAuth;
-    default: return kExitFailed;
-  }
-}
-
 class SourceEngine::Impl {
  public:
   Impl(Backend& b, SourceOptions o) : backend_(b), opts_(std::move(o)), policy_(opts_.policy) {}

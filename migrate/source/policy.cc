@@ -1,4 +1,4 @@
-#include "migrate/policy.h"
+#include "migrate/source/policy.h"
 
 #include <algorithm>
 #include <cstdio>

@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "dirtylog/backend.h"
-#include "migrate/engine.h"
-#include "migrate/report.h"
+#include "migrate/common/exit_code.h"
+#include "migrate/common/progress.h"
+#include "migrate/common/report.h"
 #include "transport/messages.h"
 #include "transport/socket_stream.h"
+#include "transport/stream_factory.h"
 
 namespace xm {
 
