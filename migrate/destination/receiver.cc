@@ -12,6 +12,9 @@
 
 #include "migrate/common/clock.h"
 #include "migrate/common/guest_memory.h"
+#include "migrate/common/negotiate.h"
+#include "migrate/destination/guest_watch.h"
+#include "migrate/destination/page_applier.h"
 #include "migrate/common/page_codec.h"
 #include "migrate/common/control.h"
 #include "transport/auth.h"
@@ -19,12 +22,6 @@
 #include "transport/record.h"
 
 namespace xm {
-namespace {
-
-constexpr uint32_t kNoRound = UINT32_MAX;
-
-}  // namespace
-
 class Receiver::Impl {
  public:
   explicit Impl(ReceiverOptions o) : opts_(std::move(o)) {}
@@ -45,9 +42,13 @@ class Receiver::Impl {
   };
 
   Status Handshake();
+  Status Admit(const Shape& shape, const CpuPolicy& policy);
   Status AcceptDataStreams(Listener& listener);
   Status Rounds(Commit& commit, VcpuState& vcpu);
-  Status ApplyPages(uint32_t lane, std::span<const uint8_t> body);
+  Status ApplyPages(uint32_t lane, std::span<const uint8_t> body) {
+    Lane& l = *lanes_[lane];
+    return applier_->Apply(lane, body, l.view, l.counts);
+  }
   Status WaitForBatches(const std::vector<uint64_t>& want, std::string_view what);
   void DataLoop(uint32_t lane);
   void StopDataThreads();
@@ -69,12 +70,9 @@ class Receiver::Impl {
   std::vector<uint64_t> final_batches_;  // per stream, from the last ROUND_END
 
   std::unique_ptr<Backend> guest_;
-  bool zero_fresh_ = false;  // untouched guest memory reads as zero
-  Hello hello_, peer_hello_;
+  std::unique_ptr<PageApplier> applier_;  // exists once the guest does
+  Session session_;
   CpuPolicy policy_;
-  std::vector<uint64_t> hash_;    // hash of the page version we hold, per pfn
-  std::vector<uint32_t> round_;   // round of that version (kNoRound = never received)
-  std::vector<uint8_t> populated_;
   bool resumed_ = false;
   GuestProgress at_resume_;  // the guest's own view just before it first runs here
 };
@@ -85,103 +83,44 @@ MigrationReport Receiver::Run(Listener& l) { return impl_->Run(l); }
 std::unique_ptr<Backend> Receiver::TakeGuest() { return impl_->TakeGuest(); }
 
 Status Receiver::Impl::Handshake() {
-  Record rec;
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
-  auto peer = DecodeHello(rec.body);
-  if (!peer.ok()) {
-    SendAbort(*control_, peer.status());
-    return std::move(peer).With("handshake").status();
-  }
-  peer_hello_ = *peer;
-  if (peer_hello_.role != Role::kSource) {
-    Status st(Code::kProtocol, "peer is not a source (another receiver?)");
-    SendAbort(*control_, st);
-    return std::move(st).With("handshake");
-  }
-  if (peer_hello_.version_min > kProtocolVersion || peer_hello_.version_max < kProtocolVersion) {
-    Status st(Code::kVersion, "source speaks protocol " + std::to_string(peer_hello_.version_min) + ".." +
-                                  std::to_string(peer_hello_.version_max) + ", this receiver speaks " +
-                                  std::to_string(kProtocolVersion));
-    SendAbort(*control_, st);
-    return std::move(st).With("handshake");
-  }
-  hello_.role = Role::kDestination;
-  hello_.features = peer_hello_.features & (kFeatureLz4 | kFeatureDelta | kFeatureDupRef);
-  hello_.nonce = RandomNonce();
-  hello_.session_id = peer_hello_.session_id;
-  hello_.streams = std::clamp<uint32_t>(std::min(peer_hello_.streams, opts_.max_streams), 1, kMaxStreams);
-  hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
-  XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
-  if (peer_hello_.auth != hello_.auth) {
-    Status st(Code::kAuth, hello_.auth == AuthMode::kHmacSha256 ? "source sent no key; this receiver requires one"
-                                                                 : "source wants authentication; this receiver has no key");
-    SendAbort(*control_, st);
-    return std::move(st).With("handshake");
-  }
-  if (hello_.auth == AuthMode::kHmacSha256) {
-    XM_TRY(ExpectRecord(*control_, rec, RecordType::kAuth, "authentication", kPreAuthMaxBody));
-    auto theirs = DecodeAuth(rec.body);
-    if (!theirs.ok()) return std::move(theirs).With("authentication").status();
-    Mac want = AuthMac(opts_.key, Role::kSource, hello_.session_id, peer_hello_.nonce, hello_.nonce);
-    if (!MacEqual(theirs->mac, want)) {
-      Status st(Code::kAuth, "source failed authentication (wrong key)");
-      SendAbort(*control_, st);
-      return std::move(st).With("authentication");
-    }
-    Auth mine{AuthMac(opts_.key, Role::kDestination, hello_.session_id, peer_hello_.nonce, hello_.nonce)};
-    XM_TRY_CTX(WriteRecord(*control_, RecordType::kAuth, EncodeAuth(mine)), "authentication");
-  }
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kShape, "handshake"));
-  auto shape = DecodeShape(rec.body);
-  if (!shape.ok()) return std::move(shape).With("handshake").status();
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kCpuPolicy, "handshake"));
-  auto policy = DecodeCpuPolicy(rec.body);
-  if (!policy.ok()) return std::move(policy).With("handshake").status();
-  policy_ = *policy;
-  report_.memory_bytes = shape->shape.memory_bytes();
-  // A guest this host could never hold is refused before anything is allocated
-  // for it. Memory is what is populated; the address space may be far larger
-  // (HVM/PVH special pages sit just below 4 GiB), and the per-frame bookkeeping
-  // (13 bytes a frame) is bounded on its own.
+  NegotiateOptions no;
+  no.role = Role::kDestination;
+  no.key = opts_.key;
+  no.streams = opts_.max_streams;
+  auto admit = [this](const Shape& shape, const CpuPolicy& policy) { return Admit(shape, policy); };
+  XM_ASSIGN_OR_RETURN(session_, Negotiate(*control_, no, nullptr, admit));
+  return {};
+}
+
+// Takes the guest the source offers, or says why not: a guest this host could
+// never hold is refused before anything is allocated for it.
+Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
+  policy_ = policy;
+  report_.memory_bytes = shape.shape.memory_bytes();
+  // Memory is what is populated; the address space may be far larger (HVM/PVH
+  // special pages sit just below 4 GiB), and the per-frame bookkeeping (13
+  // bytes a frame) is bounded on its own.
   uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes
                                          : static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
-  if (shape->shape.memory_bytes() > limit || shape->shape.page_count > limit / 8 / 13) {
-    Status st(Code::kIncompatible, "guest of " + std::to_string(shape->shape.memory_bytes() >> 20) + " MiB in " +
-                                       std::to_string(shape->shape.page_count) +
-                                       " page frames is larger than this host can hold (" + std::to_string(limit >> 20) +
-                                       " MiB)");
-    SendAbort(*control_, st);
-    return std::move(st).With("handshake");
-  }
-
-  if (opts_.check_cpu) {
-    Status st = opts_.check_cpu(policy_);
-    if (!st.ok()) {
-      SendAbort(*control_, st);
-      return std::move(st).With("CPU check");
-    }
-  }
-  auto guest = opts_.make_backend(shape->shape, shape->backend);
-  if (!guest.ok()) {
-    SendAbort(*control_, guest.status());
-    return std::move(guest).With("create destination guest").status();
-  }
+  if (shape.shape.memory_bytes() > limit || shape.shape.page_count > limit / 8 / 13)
+    return Status(Code::kIncompatible, "guest of " + std::to_string(shape.shape.memory_bytes() >> 20) + " MiB in " +
+                                           std::to_string(shape.shape.page_count) +
+                                           " page frames is larger than this host can hold (" +
+                                           std::to_string(limit >> 20) + " MiB)")
+        .With("handshake");
+  if (opts_.check_cpu) XM_TRY_CTX(opts_.check_cpu(policy_), "CPU check");
+  auto guest = opts_.make_backend(shape.shape, shape.backend);
+  if (!guest.ok()) return std::move(guest).With("create destination guest").status();
   guest_ = std::move(guest).value();
-  zero_fresh_ = guest_->DirectMemory() != nullptr && guest_->ZeroInitialized();
   report_.backend = std::string(guest_->name());
-  const GuestShape& gs = guest_->shape();
-  hash_.assign(gs.page_count, 0);
-  round_.assign(gs.page_count, kNoRound);
-  populated_.assign(gs.page_count, 0);
-  for (const auto& r : gs.ranges) std::fill_n(populated_.begin() + static_cast<long>(r.first), r.count, 1);
-  XM_TRY_CTX(WriteRecord(*control_, RecordType::kAccept, std::span<const uint8_t>()), "handshake");
   return {};
 }
 
 Status Receiver::Impl::AcceptDataStreams(Listener& listener) {
-  const uint32_t n = hello_.streams;
+  const uint32_t n = session_.streams;
   report_.streams = n;
   lanes_.resize(n);
+  applier_ = std::make_unique<PageApplier>(*guest_, n);
   for (uint32_t joined = 1; joined < n; ++joined) {
     auto fd = listener.Accept(opts_.io_timeout_ms);
     if (!fd.ok()) return std::move(fd).With("waiting for data stream " + std::to_string(joined)).status();
@@ -193,10 +132,9 @@ Status Receiver::Impl::AcceptDataStreams(Listener& listener) {
     XM_TRY(ExpectRecord(**s, rec, RecordType::kJoin, "data stream", kPreAuthMaxBody));
     auto j = DecodeJoin(rec.body);
     if (!j.ok()) return j.status();
-    if (j->session_id != hello_.session_id || j->stream_index == 0 || j->stream_index >= n || lanes_[j->stream_index])
+    if (j->session_id != session_.id() || j->stream_index == 0 || j->stream_index >= n || lanes_[j->stream_index])
       return Error(Code::kProtocol, "JOIN from " + (*s)->peer() + " for session/stream that is not expected here");
-    if (hello_.auth == AuthMode::kHmacSha256 &&
-        !MacEqual(j->mac, JoinMac(opts_.key, hello_.session_id, j->stream_index, peer_hello_.nonce, hello_.nonce)))
+    if (session_.authenticated && !MacEqual(j->mac, session_.JoinMacFor(opts_.key, j->stream_index)))
       return Error(Code::kAuth, "data stream " + std::to_string(j->stream_index) + " failed authentication");
     lanes_[j->stream_index] = std::make_unique<Lane>();
     lanes_[j->stream_index]->stream = std::move(s).value();
@@ -236,69 +174,6 @@ void Receiver::Impl::StopDataThreads() {
     if (l && l->stream && l.get() != lanes_[0].get()) l->stream->Shutdown();
   for (auto& t : data_threads_) t.join();
   data_threads_.clear();
-}
-
-Status Receiver::Impl::ApplyPages(uint32_t lane, std::span<const uint8_t> body) {
-  Lane& l = *lanes_[lane];
-  XM_TRY(ParsePages(body, l.view));
-  const uint32_t round = l.view.round;
-  const uint32_t nstreams = static_cast<uint32_t>(lanes_.size());
-  std::byte* direct = guest_->DirectMemory();
-  const uint32_t page_size = guest_->shape().page_size;
-  for (const auto& d : l.view.descs) {
-    if (d.pfn >= populated_.size() || !populated_[d.pfn])
-      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " is outside the guest");
-    if (StreamOfPfn(d.pfn, nstreams) != lane)
-      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " arrived on the wrong stream");
-  }
-  MappedPages mapped;
-  if (!direct) {
-    std::vector<uint64_t> pfns;
-    for (const auto& d : l.view.descs) pfns.push_back(d.pfn);
-    XM_ASSIGN_OR_RETURN(mapped, guest_->MapPages(pfns, Access::kWrite));
-  }
-  EncodeCounts& c = l.counts;
-  for (size_t i = 0; i < l.view.descs.size(); ++i) {
-    const PageDesc& d = l.view.descs[i];
-    if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) continue;  // a newer version is already here
-    std::byte* dest = direct ? direct + d.pfn * page_size : mapped.pages[i];
-    const std::byte* dup = nullptr;
-    MappedPages dup_map;
-    auto enc = static_cast<PageEncoding>(d.encoding);
-    if (enc == PageEncoding::kDelta && round_[d.pfn] == kNoRound)
-      return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DELTA for a page never received");
-    if (enc == PageEncoding::kDupRef) {
-      uint64_t src = DupRefPfn(l.view.payloads[i]);
-      if (src >= populated_.size() || !populated_[src] || StreamOfPfn(src, nstreams) != lane ||
-          round_[src] == kNoRound || hash_[src] != d.hash)
-        return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to pfn " + std::to_string(src) +
-                                          ", which this destination does not hold with that content");
-      if (direct) {
-        dup = direct + src * page_size;
-      } else {
-        uint64_t one[1] = {src};
-        XM_ASSIGN_OR_RETURN(dup_map, guest_->MapPages(one, Access::kRead));
-        dup = dup_map.pages[0];
-      }
-    }
-    if (enc == PageEncoding::kZero && zero_fresh_ && round_[d.pfn] == kNoRound) {
-      // Never written: already zero, and not touching it keeps it unallocated.
-      if (d.hash != ZeroPageHash())
-        return Error(Code::kIntegrity, "pfn " + std::to_string(d.pfn) + ": page hash mismatch after decoding");
-    } else {
-      XM_TRY_CTX(DecodePage(d, l.view.payloads[i], dest, dup), "round " + std::to_string(round));
-    }
-    hash_[d.pfn] = d.hash;
-    round_[d.pfn] = round;
-    switch (enc) {
-      case PageEncoding::kZero: ++c.zero; break;
-      case PageEncoding::kRaw: ++c.raw; break;
-      case PageEncoding::kLz4: ++c.lz4; break;
-      case PageEncoding::kDelta: ++c.delta; break;
-      case PageEncoding::kDupRef: ++c.duplicate; break;
-    }
-  }
-  return {};
 }
 
 Status Receiver::Impl::WaitForBatches(const std::vector<uint64_t>& want, std::string_view what) {
@@ -398,15 +273,12 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   report_.pages = total;
   for (auto& l : lanes_) report_.bytes_wire += l->bytes.load();
   // Every populated page must have arrived at least once.
-  for (const auto& r : guest_->shape().ranges)
-    for (uint64_t p = r.first; p < r.first + r.count; ++p)
-      if (round_[p] == kNoRound)
-        return Error(Code::kProtocol, "COMMIT: pfn " + std::to_string(p) + " was never sent");
-  Digest128 mine = MemoryDigest(guest_->shape(), hash_);
+  XM_TRY(applier_->CheckComplete());
+  Digest128 mine = applier_->Digest();
   report_.digest = DigestHex(mine);
   if (commit.verify == VerifyMode::kFull) {
     report_.verify = "full";
-    XM_TRY_CTX(CheckMemory(*guest_, hash_, "differs in memory from what was decoded into it"), "full verify");
+    XM_TRY_CTX(CheckMemory(*guest_, applier_->hashes(), "differs in memory from what was decoded into it"), "full verify");
   }
   if (mine != commit.digest)
     return Error(Code::kIntegrity, "COMMIT: memory digest " + report_.digest + " differs from the source's " +
@@ -484,30 +356,7 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
   (void)WriteRecord(*control_, RecordType::kDone, std::span<const uint8_t>());
   auto resumed_at = Clock::now();
   if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
-  if (at_resume_.available) {
-    GuestProgress after = guest_->Progress();
-    // A guest that checks its own memory must finish one whole check here.
-    auto deadline = Clock::now() + std::chrono::milliseconds(opts_.selfcheck_wait_ms);
-    while (after.selfcheck && after.checks_passed + after.checks_failed == 0 && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      after = guest_->Progress();
-    }
-    nlohmann::json g = report_.guest.value_or(nlohmann::json::object());
-    g["counter_at_resume"] = at_resume_.counter;
-    g["counter_after"] = after.counter;
-    g["observed_ms"] = MsSince(resumed_at);
-    g["running"] = guest_->Running();
-    if (!after.describe.empty()) g["says"] = after.describe;
-    report_.guest = g;
-    if (after.selfcheck) {
-      bool passed = after.checks_failed == 0 && after.checks_passed >= 1 && after.counter > at_resume_.counter;
-      report_.guest_selfcheck = nlohmann::json{{"counter_at_pause", at_resume_.counter},
-                                               {"counter_after_resume", after.counter},
-                                               {"checks_passed", after.checks_passed},
-                                               {"checks_failed", after.checks_failed},
-                                               {"status", passed ? "passed" : "failed"}};
-    }
-  }
+  WatchResumedGuest(*guest_, at_resume_, resumed_at, opts_.selfcheck_wait_ms, report_);
   return report_;
 }
 

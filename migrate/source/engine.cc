@@ -12,6 +12,7 @@
 #include "base/unique_fd.h"
 #include "migrate/common/clock.h"
 #include "migrate/common/guest_memory.h"
+#include "migrate/common/negotiate.h"
 #include "migrate/common/page_codec.h"
 #include "migrate/common/control.h"
 #include "transport/auth.h"
@@ -41,7 +42,7 @@ class SourceEngine::Impl {
   std::unique_ptr<Stream> control_;
   std::vector<std::unique_ptr<Stream>> data_;  // streams 1..n-1
   std::unique_ptr<SendPipeline> pipeline_;
-  Hello hello_, peer_hello_;
+  Session session_;
   Clock::time_point start_;
   bool paused_ = false;
   bool go_written_ = false;
@@ -64,79 +65,43 @@ Status SourceEngine::Impl::Connect() {
 }
 
 Status SourceEngine::Impl::OpenDataStreams() {
-  for (uint32_t i = 1; i < peer_hello_.streams; ++i) {
+  for (uint32_t i = 1; i < session_.streams; ++i) {
     std::string why;
     auto s = ConnectStream(opts_.to, opts_.connect_timeout_ms, opts_.transport, &why);
     if (!s.ok()) return std::move(s).With("open stream " + std::to_string(i)).status();
     (*s)->SetTimeoutMs(opts_.io_timeout_ms);
     Join j;
-    j.session_id = hello_.session_id;
+    j.session_id = session_.id();
     j.stream_index = i;
-    if (!opts_.key.empty()) j.mac = JoinMac(opts_.key, hello_.session_id, i, hello_.nonce, peer_hello_.nonce);
+    if (session_.authenticated) j.mac = session_.JoinMacFor(opts_.key, i);
     XM_TRY_CTX(WriteRecord(**s, RecordType::kJoin, EncodeJoin(j)), "stream " + std::to_string(i));
     data_.push_back(std::move(s).value());
   }
-  report_.streams = peer_hello_.streams;
+  report_.streams = session_.streams;
   std::vector<Stream*> all{control_.get()};
   for (auto& d : data_) all.push_back(d.get());
   PipelineOptions po = opts_.pipeline;
-  po.compress = opts_.compress && (peer_hello_.features & kFeatureLz4);
-  if (!(peer_hello_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
-  if (!(peer_hello_.features & kFeatureDupRef)) po.dup_index_entries = 0;
+  po.compress = opts_.compress && (session_.features & kFeatureLz4);
+  if (!(session_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
+  if (!(session_.features & kFeatureDupRef)) po.dup_index_entries = 0;
   pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);
   return {};
 }
 
 Status SourceEngine::Impl::Handshake() {
-  hello_.role = Role::kSource;
-  hello_.features = (opts_.compress ? kFeatureLz4 : 0) | kFeatureDelta | kFeatureDupRef;
-  hello_.nonce = RandomNonce();
-  hello_.session_id = RandomU64();
-  hello_.streams = std::clamp<uint32_t>(opts_.streams, 1, kMaxStreams);
-  hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
-  XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
-  Record rec;
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
-  auto peer = DecodeHello(rec.body);
-  if (!peer.ok()) return std::move(peer).With("handshake").status();
-  peer_hello_ = *peer;
-  if (peer_hello_.role != Role::kDestination)
-    return Error(Code::kProtocol, "handshake: peer at " + opts_.to.ToString() + " is not a receiver");
-  if (peer_hello_.version_max < kProtocolVersion || peer_hello_.version_min > kProtocolVersion)
-    return Error(Code::kVersion, "handshake: receiver speaks protocol " + std::to_string(peer_hello_.version_min) +
-                                     ".." + std::to_string(peer_hello_.version_max) + ", we speak " +
-                                     std::to_string(kProtocolVersion));
-  if (peer_hello_.session_id != hello_.session_id)
-    return Error(Code::kProtocol, "handshake: receiver did not echo our session id");
-  if (peer_hello_.streams == 0 || peer_hello_.streams > hello_.streams)
-    return Error(Code::kProtocol, "handshake: receiver accepted " + std::to_string(peer_hello_.streams) +
-                                      " streams, we asked for " + std::to_string(hello_.streams));
-  if (peer_hello_.auth != hello_.auth) {
-    Status st(Code::kAuth, hello_.auth == AuthMode::kNone ? "receiver requires a key (--key-file)"
-                                                          : "receiver has no key but we do; refusing to send unauthenticated");
-    SendAbort(*control_, st);
-    return std::move(st).With("handshake");
-  }
-  if (hello_.auth == AuthMode::kHmacSha256) {
-    Auth mine{AuthMac(opts_.key, Role::kSource, hello_.session_id, hello_.nonce, peer_hello_.nonce)};
-    XM_TRY_CTX(WriteRecord(*control_, RecordType::kAuth, EncodeAuth(mine)), "authentication");
-    XM_TRY(ExpectRecord(*control_, rec, RecordType::kAuth, "authentication", kPreAuthMaxBody));
-    auto theirs = DecodeAuth(rec.body);
-    if (!theirs.ok()) return std::move(theirs).With("authentication").status();
-    Mac want = AuthMac(opts_.key, Role::kDestination, hello_.session_id, hello_.nonce, peer_hello_.nonce);
-    if (!MacEqual(theirs->mac, want)) {
-      Status st(Code::kAuth, "receiver failed authentication (different key?)");
-      SendAbort(*control_, st);
-      return std::move(st).With("authentication");
-    }
-  }
-  Shape shape{backend_.shape(), std::string(backend_.name())};
-  XM_TRY_CTX(WriteRecord(*control_, RecordType::kShape, EncodeShape(shape)), "handshake");
-  auto policy = backend_.GetCpuPolicy();
-  if (!policy.ok()) return std::move(policy).With("read guest CPU policy").status();
-  XM_TRY_CTX(WriteRecord(*control_, RecordType::kCpuPolicy, EncodeCpuPolicy(*policy)), "handshake");
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kAccept, "destination check"));
-  return ExpectEmpty("ACCEPT", rec.body);
+  NegotiateOptions no;
+  no.role = Role::kSource;
+  no.key = opts_.key;
+  no.features = (opts_.compress ? kFeatureLz4 : 0) | kFeatureDelta | kFeatureDupRef;
+  no.streams = opts_.streams;
+  no.peer = opts_.to.ToString();
+  auto offer = [this]() -> Result<std::pair<Shape, CpuPolicy>> {
+    auto policy = backend_.GetCpuPolicy();
+    if (!policy.ok()) return std::move(policy).With("read guest CPU policy").status();
+    return std::pair{Shape{backend_.shape(), std::string(backend_.name())}, std::move(policy).value()};
+  };
+  XM_ASSIGN_OR_RETURN(session_, Negotiate(*control_, no, offer, nullptr));
+  return {};
 }
 
 Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {

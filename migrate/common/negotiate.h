@@ -1,0 +1,61 @@
+// Negotiate: the handshake of PROTOCOL.md §2-3, for either end, with each rule
+// written once: HELLO (role, version, session id, streams, features), AUTH
+// (same auth mode on both ends, HMAC over both nonces), then the guest's terms
+// (SHAPE and CPU_POLICY from the source, ACCEPT or ABORT from the destination).
+//
+// The ends differ only in who speaks first: the source writes HELLO and AUTH
+// before reading the peer's, and offers the guest; the destination reads first
+// and admits or refuses the guest. Every refusal is sent to the peer as ABORT
+// (with the reason, before this end adds its context) before it is returned.
+//
+// Runs on the control stream before any other stream exists; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/guest.h"
+#include "base/status.h"
+#include "transport/messages.h"
+#include "transport/stream.h"
+
+namespace xm {
+
+// The features each end can use; the session gets the AND of both ends'.
+constexpr uint64_t kFeaturesKnown = kFeatureLz4 | kFeatureDelta | kFeatureDupRef;
+
+struct NegotiateOptions {
+  Role role = Role::kSource;
+  std::vector<uint8_t> key;  // empty = no authentication; both ends must agree
+  uint64_t features = kFeaturesKnown;  // source: offered; destination: supported
+  uint32_t streams = 1;      // source: wanted; destination: the most it accepts
+  std::string peer;          // the peer's address, for messages
+};
+
+// Source: the guest it offers. Called once the peer is authenticated, so a
+// stranger never learns the guest's shape or CPU.
+using OfferFn = std::function<Result<std::pair<Shape, CpuPolicy>>()>;
+// Destination: takes the guest (sizes, CPU fit, creates the guest), or refuses
+// with the reason (kIncompatible, ...), which is sent to the source as ABORT.
+using AdmitFn = std::function<Status(const Shape& shape, const CpuPolicy& policy)>;
+
+// What both ends agreed on.
+struct Session {
+  Hello source, destination;  // the two HELLOs as sent
+  uint32_t streams = 1;       // agreed: the destination's answer
+  uint64_t features = 0;      // agreed: the AND of both ends
+  bool authenticated = false;
+
+  uint64_t id() const { return source.session_id; }
+  // The MAC that proves data stream `index` belongs to this session (JOIN).
+  Mac JoinMacFor(std::span<const uint8_t> key, uint32_t index) const;
+};
+
+// Runs the whole handshake on `control`. A source passes `offer` (and no
+// admit); a destination passes `admit` (and no offer).
+// REQUIRES: nothing has been read from or written to `control` yet.
+Result<Session> Negotiate(Stream& control, const NegotiateOptions& opts, const OfferFn& offer, const AdmitFn& admit);
+
+}  // namespace xm

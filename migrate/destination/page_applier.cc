@@ -1,0 +1,89 @@
+#include "migrate/destination/page_applier.h"
+
+#include <algorithm>
+#include <string>
+
+#include "migrate/common/guest_memory.h"
+
+namespace xm {
+
+PageApplier::PageApplier(Backend& guest, uint32_t streams)
+    : guest_(guest),
+      streams_(streams),
+      zero_fresh_(guest.DirectMemory() != nullptr && guest.ZeroInitialized()) {
+  const GuestShape& gs = guest_.shape();
+  hash_.assign(gs.page_count, 0);
+  round_.assign(gs.page_count, kNoRound);
+  populated_.assign(gs.page_count, 0);
+  for (const auto& r : gs.ranges) std::fill_n(populated_.begin() + static_cast<long>(r.first), r.count, 1);
+}
+
+Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& c) {
+  XM_TRY(ParsePages(body, view));
+  const uint32_t round = view.round;
+  std::byte* direct = guest_.DirectMemory();
+  const uint32_t page_size = guest_.shape().page_size;
+  for (const auto& d : view.descs) {
+    if (!Populated(d.pfn))
+      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " is outside the guest");
+    if (StreamOfPfn(d.pfn, streams_) != lane)
+      return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " arrived on the wrong stream");
+  }
+  MappedPages mapped;
+  if (!direct) {
+    std::vector<uint64_t> pfns;
+    for (const auto& d : view.descs) pfns.push_back(d.pfn);
+    XM_ASSIGN_OR_RETURN(mapped, guest_.MapPages(pfns, Access::kWrite));
+  }
+  for (size_t i = 0; i < view.descs.size(); ++i) {
+    const PageDesc& d = view.descs[i];
+    if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) continue;  // a newer version is already here
+    std::byte* dest = direct ? direct + d.pfn * page_size : mapped.pages[i];
+    const std::byte* dup = nullptr;
+    MappedPages dup_map;
+    auto enc = static_cast<PageEncoding>(d.encoding);
+    if (enc == PageEncoding::kDelta && round_[d.pfn] == kNoRound)
+      return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DELTA for a page never received");
+    if (enc == PageEncoding::kDupRef) {
+      uint64_t src = DupRefPfn(view.payloads[i]);
+      if (!Populated(src) || StreamOfPfn(src, streams_) != lane || round_[src] == kNoRound || hash_[src] != d.hash)
+        return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to pfn " + std::to_string(src) +
+                                          ", which this destination does not hold with that content");
+      if (direct) {
+        dup = direct + src * page_size;
+      } else {
+        uint64_t one[1] = {src};
+        XM_ASSIGN_OR_RETURN(dup_map, guest_.MapPages(one, Access::kRead));
+        dup = dup_map.pages[0];
+      }
+    }
+    if (enc == PageEncoding::kZero && zero_fresh_ && round_[d.pfn] == kNoRound) {
+      // Never written: already zero, and not touching it keeps it unallocated.
+      if (d.hash != ZeroPageHash())
+        return Error(Code::kIntegrity, "pfn " + std::to_string(d.pfn) + ": page hash mismatch after decoding");
+    } else {
+      XM_TRY_CTX(DecodePage(d, view.payloads[i], dest, dup), "round " + std::to_string(round));
+    }
+    hash_[d.pfn] = d.hash;
+    round_[d.pfn] = round;
+    switch (enc) {
+      case PageEncoding::kZero: ++c.zero; break;
+      case PageEncoding::kRaw: ++c.raw; break;
+      case PageEncoding::kLz4: ++c.lz4; break;
+      case PageEncoding::kDelta: ++c.delta; break;
+      case PageEncoding::kDupRef: ++c.duplicate; break;
+    }
+  }
+  return {};
+}
+
+Status PageApplier::CheckComplete() const {
+  for (const auto& r : guest_.shape().ranges)
+    for (uint64_t p = r.first; p < r.first + r.count; ++p)
+      if (round_[p] == kNoRound) return Error(Code::kProtocol, "COMMIT: pfn " + std::to_string(p) + " was never sent");
+  return {};
+}
+
+Digest128 PageApplier::Digest() const { return MemoryDigest(guest_.shape(), hash_); }
+
+}  // namespace xm

@@ -1,0 +1,53 @@
+// PageApplier: the destination's mirror of the source's PageEncoder. Decodes
+// PAGES records into the new guest's memory and keeps, per pfn, the hash and
+// round of the version it holds: that is what makes a DELTA or DUP_REF safe to
+// apply, an older copy of a page never overwrite a newer one, and the COMMIT
+// digest computable without reading memory again.
+//
+// Thread-safety: Apply may run concurrently for different lanes; stream
+// affinity (PROTOCOL.md §1) gives each lane its own pfns, and Apply refuses a
+// pfn (or a DUP_REF source) that belongs to another lane, so per-pfn state
+// needs no lock. Everything else only while no Apply runs.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "dirtylog/backend.h"
+#include "migrate/common/page_codec.h"
+#include "transport/messages.h"
+#include "transport/pages.h"
+
+namespace xm {
+
+class PageApplier {
+ public:
+  // `guest` must outlive the applier; `streams` is the session's stream count.
+  PageApplier(Backend& guest, uint32_t streams);
+
+  // Parses `body` (a PAGES record that arrived on stream `lane`) into `view`
+  // and applies every page in it, adding what it did to `counts`.
+  Status Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& counts);
+
+  // kProtocol naming the first populated pfn that never arrived.
+  Status CheckComplete() const;
+  // The COMMIT digest over the page hashes held.
+  Digest128 Digest() const;
+  // The hash of every pfn's version held (0 where none), for --verify full.
+  const std::vector<uint64_t>& hashes() const { return hash_; }
+
+ private:
+  static constexpr uint32_t kNoRound = UINT32_MAX;
+
+  bool Populated(uint64_t pfn) const { return pfn < populated_.size() && populated_[pfn]; }
+
+  Backend& guest_;
+  const uint32_t streams_;
+  const bool zero_fresh_;          // untouched guest memory reads as zero
+  std::vector<uint64_t> hash_;     // hash of the page version held, per pfn
+  std::vector<uint32_t> round_;    // round of that version (kNoRound = never received)
+  std::vector<uint8_t> populated_;
+};
+
+}  // namespace xm
