@@ -26,8 +26,9 @@ class Receiver::Impl {
  public:
   explicit Impl(ReceiverOptions o) : opts_(std::move(o)) {}
   ~Impl() { StopDataThreads(); }
-  MigrationReport Run(Listener& listener);
+  MigrationReport Run(Acceptor& acceptor);
   std::unique_ptr<Backend> TakeGuest() { return std::move(guest_); }
+  TransportKind transport() const { return opts_.transport; }
 
  private:
   // What one stream's receiving thread owns. Stream affinity (PROTOCOL.md §1)
@@ -43,7 +44,7 @@ class Receiver::Impl {
 
   Status Handshake();
   Status Admit(const Shape& shape, const CpuPolicy& policy);
-  Status AcceptDataStreams(Listener& listener);
+  Status AcceptDataStreams(Acceptor& acceptor);
   Status Rounds(Commit& commit, VcpuState& vcpu);
   Status ApplyPages(uint32_t lane, std::span<const uint8_t> body) {
     Lane& l = *lanes_[lane];
@@ -79,7 +80,11 @@ class Receiver::Impl {
 
 Receiver::Receiver(ReceiverOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
 Receiver::~Receiver() = default;
-MigrationReport Receiver::Run(Listener& l) { return impl_->Run(l); }
+MigrationReport Receiver::Run(Listener& l) {
+  TcpAcceptor tcp(l, impl_->transport());
+  return impl_->Run(tcp);
+}
+MigrationReport Receiver::Run(Acceptor& a) { return impl_->Run(a); }
 std::unique_ptr<Backend> Receiver::TakeGuest() { return impl_->TakeGuest(); }
 
 Status Receiver::Impl::Handshake() {
@@ -116,17 +121,15 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
   return {};
 }
 
-Status Receiver::Impl::AcceptDataStreams(Listener& listener) {
+Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
   const uint32_t n = session_.streams;
   report_.streams = n;
   lanes_.resize(n);
   applier_ = std::make_unique<PageApplier>(*guest_, n);
   for (uint32_t joined = 1; joined < n; ++joined) {
-    auto fd = listener.Accept(opts_.io_timeout_ms);
-    if (!fd.ok()) return std::move(fd).With("waiting for data stream " + std::to_string(joined)).status();
     std::string why;
-    auto s = MakeStream(std::move(fd).value(), opts_.transport, &why);
-    if (!s.ok()) return std::move(s).status();
+    auto s = acceptor.Accept(opts_.io_timeout_ms, &why);
+    if (!s.ok()) return std::move(s).With("waiting for data stream " + std::to_string(joined)).status();
     (*s)->SetTimeoutMs(opts_.io_timeout_ms);
     Record rec;
     XM_TRY(ExpectRecord(**s, rec, RecordType::kJoin, "data stream", kPreAuthMaxBody));
@@ -306,15 +309,13 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   return {};
 }
 
-MigrationReport Receiver::Impl::Run(Listener& listener) {
+MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   report_.role = "destination";
   auto start = Clock::now();
   auto body = [&]() -> Status {
-    auto fd = listener.Accept(opts_.accept_timeout_ms);
-    if (!fd.ok()) return std::move(fd).With("waiting for a source").status();
     std::string why;
-    auto s = MakeStream(std::move(fd).value(), opts_.transport, &why);
-    if (!s.ok()) return std::move(s).status();
+    auto s = acceptor.Accept(opts_.accept_timeout_ms, &why);
+    if (!s.ok()) return std::move(s).With("waiting for a source").status();
     lanes_.push_back(std::make_unique<Lane>());
     lanes_[0]->stream = std::move(s).value();
     control_ = lanes_[0]->stream.get();
@@ -324,7 +325,7 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
     Emit({{"event", "phase"}, {"phase", "handshake"}, {"peer", control_->peer()}});
     start = Clock::now();
     XM_TRY(Handshake());
-    XM_TRY(AcceptDataStreams(listener));
+    XM_TRY(AcceptDataStreams(acceptor));
     Commit commit;
     VcpuState vcpu;
     XM_TRY(Rounds(commit, vcpu));

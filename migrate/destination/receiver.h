@@ -16,6 +16,7 @@
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
 #include "transport/messages.h"
+#include "transport/endpoint.h"
 #include "transport/socket_stream.h"
 #include "transport/stream_factory.h"
 
@@ -54,6 +55,8 @@ class Receiver {
   ~Receiver();
   // Serves exactly one migration on `listener`.
   MigrationReport Run(Listener& listener);
+  // The same, with streams from `acceptor` (the in-process harness's seam).
+  MigrationReport Run(Acceptor& acceptor);
   // The guest, after a completed migration (owned by the receiver until then).
   std::unique_ptr<Backend> TakeGuest();
 

@@ -39,6 +39,7 @@ class SourceEngine::Impl {
   SourceOptions opts_;
   Policy policy_;
   MigrationReport report_;
+  std::unique_ptr<TcpDialer> tcp_;  // when no dialer was given
   std::unique_ptr<Stream> control_;
   std::vector<std::unique_ptr<Stream>> data_;  // streams 1..n-1
   std::unique_ptr<SendPipeline> pipeline_;
@@ -54,8 +55,12 @@ SourceEngine::~SourceEngine() = default;
 MigrationReport SourceEngine::Run() { return impl_->Run(); }
 
 Status SourceEngine::Impl::Connect() {
+  if (!opts_.dialer) {
+    tcp_ = std::make_unique<TcpDialer>(opts_.to, opts_.connect_timeout_ms, opts_.transport);
+    opts_.dialer = tcp_.get();
+  }
   std::string why;
-  auto s = ConnectStream(opts_.to, opts_.connect_timeout_ms, opts_.transport, &why);
+  auto s = opts_.dialer->Dial(&why);
   if (!s.ok()) return std::move(s).status();
   control_ = std::move(s).value();
   control_->SetTimeoutMs(opts_.io_timeout_ms);
@@ -67,7 +72,7 @@ Status SourceEngine::Impl::Connect() {
 Status SourceEngine::Impl::OpenDataStreams() {
   for (uint32_t i = 1; i < session_.streams; ++i) {
     std::string why;
-    auto s = ConnectStream(opts_.to, opts_.connect_timeout_ms, opts_.transport, &why);
+    auto s = opts_.dialer->Dial(&why);
     if (!s.ok()) return std::move(s).With("open stream " + std::to_string(i)).status();
     (*s)->SetTimeoutMs(opts_.io_timeout_ms);
     Join j;

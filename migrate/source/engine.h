@@ -20,6 +20,7 @@
 #include "migrate/common/report.h"
 #include "transport/messages.h"
 #include "migrate/source/pipeline.h"
+#include "transport/endpoint.h"
 #include "transport/socket_stream.h"
 #include "transport/stream_factory.h"
 
@@ -38,6 +39,7 @@ struct SourceOptions {
   PolicyConfig policy;
   VerifyMode verify = VerifyMode::kIncremental;
   std::string dump_at_pause;       // test hook: write guest memory here while paused
+  Dialer* dialer = nullptr;        // test seam: streams from here instead of TCP to `to` (not owned)
   ProgressFn progress;
 };
 
