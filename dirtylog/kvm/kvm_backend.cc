@@ -7,6 +7,7 @@
 #include "base/units.h"
 #include "dirtylog/kvm/cpu_policy.h"
 #include "dirtylog/kvm/guest_abi.h"
+#include "dirtylog/page_access.h"
 
 namespace xm {
 namespace {
@@ -172,14 +173,7 @@ KvmBackend::~KvmBackend() {
 }
 
 Result<MappedPages> KvmBackend::MapPages(std::span<const uint64_t> pfns, Access) {
-  MappedPages m;
-  m.pages.reserve(pfns.size());
-  for (uint64_t pfn : pfns) {
-    if (pfn >= shape_.page_count)
-      return Error(Code::kInvalidArgument, "kvm: pfn " + std::to_string(pfn) + " outside the guest");
-    m.pages.push_back(mem_.data() + pfn * kGuestPage);
-  }
-  return m;
+  return MapLinear(mem_.data(), shape_, pfns, "kvm");
 }
 
 Status KvmBackend::EnableDirtyLog() {

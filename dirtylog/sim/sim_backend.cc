@@ -1,4 +1,5 @@
 #include "dirtylog/sim/sim_backend.h"
+#include "dirtylog/page_access.h"
 
 #include <sys/mman.h>
 
@@ -95,14 +96,7 @@ SimBackend::~SimBackend() {
 }
 
 Result<MappedPages> SimBackend::MapPages(std::span<const uint64_t> pfns, Access) {
-  MappedPages m;
-  m.pages.reserve(pfns.size());
-  for (uint64_t pfn : pfns) {
-    if (pfn >= shape_.page_count)
-      return Error(Code::kInvalidArgument, "sim: pfn " + std::to_string(pfn) + " outside guest");
-    m.pages.push_back(mem_.data() + pfn * kPageSize);
-  }
-  return m;
+  return MapLinear(mem_.data(), shape_, pfns, "sim");
 }
 
 Status SimBackend::EnableDirtyLog() {

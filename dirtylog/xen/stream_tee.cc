@@ -10,6 +10,7 @@
 #include "dirtylog/xen/byte_io.h"
 #include "dirtylog/xen/guest_state.h"
 #include "dirtylog/xen/stream_feeder.h"
+#include "dirtylog/page_access.h"
 
 namespace xm::xen {
 namespace {
@@ -115,17 +116,7 @@ class XenStreamTee final : public Backend {
 
  private:
   Result<MappedPages> ReadInner(std::span<const uint64_t> pfns, Access access) {
-    if (std::byte* mem = inner_->DirectMemory()) {
-      const GuestShape& s = inner_->shape();
-      MappedPages m;
-      m.pages.reserve(pfns.size());
-      for (uint64_t pfn : pfns) {
-        if (pfn >= s.page_count)
-          return Error(Code::kInvalidArgument, "xen stream tee: pfn " + std::to_string(pfn) + " outside the guest");
-        m.pages.push_back(mem + pfn * s.page_size);
-      }
-      return m;
-    }
+    if (std::byte* mem = inner_->DirectMemory()) return MapLinear(mem, inner_->shape(), pfns, "xen stream tee");
     return inner_->MapPages(pfns, access);
   }
 

@@ -9,24 +9,21 @@
 #include <cstring>
 
 #include "base/unique_fd.h"
+#include "dirtylog/page_access.h"
 #include "migrate/common/page_codec.h"
 
 namespace xm {
 
 Status ForEachPage(Backend& backend, const std::function<Status(uint64_t, const std::byte*)>& fn) {
   const GuestShape& shape = backend.shape();
-  std::byte* direct = backend.DirectMemory();
+  PageAccess pages(backend);
   std::vector<uint64_t> pfns;
   for (const auto& r : shape.ranges) {
     for (uint64_t first = r.first; first < r.first + r.count; first += 512) {
       pfns.clear();
       for (uint64_t p = first; p < std::min(r.first + r.count, first + 512); ++p) pfns.push_back(p);
-      MappedPages mapped;
-      if (!direct) {
-        XM_ASSIGN_OR_RETURN(mapped, backend.MapPages(pfns, Access::kRead));
-      }
-      for (size_t i = 0; i < pfns.size(); ++i)
-        XM_TRY(fn(pfns[i], direct ? direct + pfns[i] * shape.page_size : mapped.pages[i]));
+      XM_TRY(pages.Map(pfns, Access::kRead));
+      for (size_t i = 0; i < pfns.size(); ++i) XM_TRY(fn(pfns[i], pages.page(i)));
     }
   }
   return {};

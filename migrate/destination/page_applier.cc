@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "dirtylog/page_access.h"
 #include "migrate/common/guest_memory.h"
 
 namespace xm {
@@ -21,26 +22,22 @@ PageApplier::PageApplier(Backend& guest, uint32_t streams)
 Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& c) {
   XM_TRY(ParsePages(body, view));
   const uint32_t round = view.round;
-  std::byte* direct = guest_.DirectMemory();
-  const uint32_t page_size = guest_.shape().page_size;
   for (const auto& d : view.descs) {
     if (!Populated(d.pfn))
       return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " is outside the guest");
     if (StreamOfPfn(d.pfn, streams_) != lane)
       return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " arrived on the wrong stream");
   }
-  MappedPages mapped;
-  if (!direct) {
-    std::vector<uint64_t> pfns;
-    for (const auto& d : view.descs) pfns.push_back(d.pfn);
-    XM_ASSIGN_OR_RETURN(mapped, guest_.MapPages(pfns, Access::kWrite));
-  }
+  std::vector<uint64_t> pfns;
+  pfns.reserve(view.descs.size());
+  for (const auto& d : view.descs) pfns.push_back(d.pfn);
+  PageAccess pages(guest_), dup_page(guest_);
+  XM_TRY(pages.Map(pfns, Access::kWrite));
   for (size_t i = 0; i < view.descs.size(); ++i) {
     const PageDesc& d = view.descs[i];
     if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) continue;  // a newer version is already here
-    std::byte* dest = direct ? direct + d.pfn * page_size : mapped.pages[i];
+    std::byte* dest = pages.page(i);
     const std::byte* dup = nullptr;
-    MappedPages dup_map;
     auto enc = static_cast<PageEncoding>(d.encoding);
     if (enc == PageEncoding::kDelta && round_[d.pfn] == kNoRound)
       return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DELTA for a page never received");
@@ -49,13 +46,7 @@ Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesVie
       if (!Populated(src) || StreamOfPfn(src, streams_) != lane || round_[src] == kNoRound || hash_[src] != d.hash)
         return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to pfn " + std::to_string(src) +
                                           ", which this destination does not hold with that content");
-      if (direct) {
-        dup = direct + src * page_size;
-      } else {
-        uint64_t one[1] = {src};
-        XM_ASSIGN_OR_RETURN(dup_map, guest_.MapPages(one, Access::kRead));
-        dup = dup_map.pages[0];
-      }
+      XM_ASSIGN_OR_RETURN(dup, dup_page.One(src, Access::kRead));
     }
     if (enc == PageEncoding::kZero && zero_fresh_ && round_[d.pfn] == kNoRound) {
       // Never written: already zero, and not touching it keeps it unallocated.

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "dirtylog/page_access.h"
 #include "migrate/source/delta_cache.h"
 #include "migrate/source/dup_index.h"
 #include "migrate/source/page_encoder.h"
@@ -163,6 +164,7 @@ void SendPipeline::Impl::Dispatch(BatchBuilder* b) {
 
 void SendPipeline::Impl::WorkerLoop(uint32_t id) {
   PageEncoder& enc = encoders_[id];
+  PageAccess pages(backend_);
   std::vector<uint64_t> pfns;
   pfns.reserve(kRegionPages);
   for (;;) {
@@ -180,15 +182,10 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
       for (uint64_t v = chunk.words[w]; v; v &= v - 1)
         pfns.push_back(chunk.region * kRegionPages + w * 64 + static_cast<uint64_t>(__builtin_ctzll(v)));
     bool ok = !failed_.load();
-    std::byte* direct = backend_.DirectMemory();
-    MappedPages mapped;
-    if (ok && !direct) {
-      auto m = backend_.MapPages(pfns, Access::kRead);
-      if (!m.ok()) {
-        Fail(std::move(m).With("map pfn " + std::to_string(pfns.front())).status());
+    if (ok) {
+      if (Status st = pages.Map(pfns, Access::kRead); !st.ok()) {
+        Fail(std::move(st).With("map pfn " + std::to_string(pfns.front())));
         ok = false;
-      } else {
-        mapped = std::move(m).value();
       }
     }
     const uint32_t stream = static_cast<uint32_t>(chunk.region % nstreams_);
@@ -200,8 +197,7 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
         b->stream = stream;
         enc.StartBatch();
       }
-      const std::byte* page = direct ? direct + pfns[i] * kPageSize : mapped.pages[i];
-      enc.Encode(ctx_, pfns[i], page, *b, worker_counts_[id], stats_);
+      enc.Encode(ctx_, pfns[i], pages.page(i), *b, worker_counts_[id], stats_);
       if (b->full()) {
         Dispatch(b);
         b = nullptr;
