@@ -27,7 +27,7 @@ struct BackendOptions {
   std::string domain;           // xen: name or id
   // Destination: the source's CPU policy from the handshake (a Xen stream
   // carries it before any page), and where to also write the guest as Xen's
-  // libxl stream (any backend; dirtylog/xen/stream/stream_tee.h).
+  // libxl stream (any backend; dirtylog/xen/stream/tee.h).
   std::optional<CpuPolicy> incoming_policy;
   std::string xen_stream_out;
   // Xen destination (dirtylog/xen/README.md): libxl domain config (JSON, as

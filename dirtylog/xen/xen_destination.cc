@@ -11,8 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "dirtylog/xen/byte_io.h"
-#include "dirtylog/xen/guest_state.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/guest_state.h"
 #include "dirtylog/xen/restore_config.h"
 
 namespace xm::xen {

@@ -32,9 +32,9 @@
 
 #include "base/mapping.h"
 #include "dirtylog/backend.h"
-#include "dirtylog/xen/cpu_policy.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
 #include "dirtylog/xen/domain_guard.h"
-#include "dirtylog/xen/stream_feeder.h"
+#include "dirtylog/xen/stream/feeder.h"
 #include "dirtylog/xen/verify_plan.h"
 #include "dirtylog/xen/xen_handles.h"
 #include "dirtylog/xen/xen_restore.h"

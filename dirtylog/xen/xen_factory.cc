@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "cpumask/xen_host.h"
-#include "dirtylog/xen/stream_tee.h"
+#include "dirtylog/xen/stream/tee.h"
 
 #if XM_HAVE_XEN
 #include "dirtylog/xen/xen_destination.h"

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "dirtylog/xen/cpu_policy.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
 
 namespace xm::xen {
 

@@ -17,7 +17,7 @@
 
 #include "base/status.h"
 #include "dirtylog/xen/restore_config.h"
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/writer.h"
 
 namespace xm::xen {
 

@@ -13,10 +13,10 @@
 #include <iterator>
 #include <thread>
 
-#include "dirtylog/xen/cpu_policy.h"
-#include "dirtylog/xen/guest_state.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
+#include "dirtylog/xen/stream/guest_state.h"
 #include "dirtylog/xen/qmp_client.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 

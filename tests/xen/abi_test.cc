@@ -11,9 +11,9 @@ extern "C" {
 #include <xen/hvm/params.h>
 }
 
-#include "dirtylog/xen/cpu_policy.h"
-#include "dirtylog/xen/hvm_cpu_layout.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
+#include "dirtylog/xen/stream/hvm_cpu_layout.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 namespace {

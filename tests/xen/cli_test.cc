@@ -8,7 +8,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "dirtylog/xen/stream_reader.h"
+#include "dirtylog/xen/stream/reader.h"
 #include "tests/integration/process.h"
 #include "tests/xen/xen_test_util.h"
 

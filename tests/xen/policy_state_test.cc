@@ -3,11 +3,11 @@
 // and the synthetic power-on CPU record.
 #include <gtest/gtest.h>
 
-#include "dirtylog/xen/cpu_policy.h"
-#include "dirtylog/xen/guest_state.h"
-#include "dirtylog/xen/hvm_cpu_layout.h"
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
+#include "dirtylog/xen/stream/guest_state.h"
+#include "dirtylog/xen/stream/hvm_cpu_layout.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/records.h"
 #include "tests/xen/xen_test_util.h"
 
 namespace xm::xen {

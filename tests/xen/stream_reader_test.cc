@@ -7,8 +7,8 @@
 #include <cstring>
 #include <map>
 
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_reader.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/reader.h"
 #include "tests/xen/xen_test_util.h"
 
 namespace xm::xen {

@@ -13,8 +13,8 @@
 
 #include "dirtylog/registry.h"
 #include "dirtylog/sim/sim_backend.h"
-#include "dirtylog/xen/stream_reader.h"
-#include "dirtylog/xen/stream_tee.h"
+#include "dirtylog/xen/stream/reader.h"
+#include "dirtylog/xen/stream/tee.h"
 #include "dirtylog/workload.h"
 #include "tests/xen/xen_test_util.h"
 

@@ -2,8 +2,8 @@
 // (docs/specs/libxc-migration-stream.pandoc, libxl-migration-stream.pandoc).
 #include <gtest/gtest.h>
 
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/writer.h"
 #include "tests/xen/xen_test_util.h"
 
 namespace xm::xen {

@@ -4,8 +4,8 @@
 // Skips, saying why, when the verifier has not been fetched.
 #include <gtest/gtest.h>
 
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_reader.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/reader.h"
 #include "tests/xen/xen_test_util.h"
 
 namespace xm::xen {

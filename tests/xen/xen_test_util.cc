@@ -10,8 +10,8 @@
 #include <fstream>
 #include <random>
 
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen::testing {
 

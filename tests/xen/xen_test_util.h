@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "dirtylog/xen/cpu_policy.h"
-#include "dirtylog/xen/guest_state.h"
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
+#include "dirtylog/xen/stream/guest_state.h"
+#include "dirtylog/xen/stream/writer.h"
 
 namespace xm::xen::testing {
 

@@ -1,4 +1,4 @@
-#include "dirtylog/xen/byte_io.h"
+#include "dirtylog/xen/stream/byte_io.h"
 
 #include <climits>
 #include <cerrno>

@@ -1,11 +1,11 @@
-#include "dirtylog/xen/cpu_policy.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
 
 #include <algorithm>
 #include <cstring>
 #include <optional>
 
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 namespace {

@@ -1,4 +1,4 @@
-#include "dirtylog/xen/stream_tee.h"
+#include "dirtylog/xen/stream/tee.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,9 +7,9 @@
 #include <cstdio>
 
 #include "base/unique_fd.h"
-#include "dirtylog/xen/byte_io.h"
-#include "dirtylog/xen/guest_state.h"
-#include "dirtylog/xen/stream_feeder.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/guest_state.h"
+#include "dirtylog/xen/stream/feeder.h"
 #include "dirtylog/page_access.h"
 
 namespace xm::xen {

@@ -1,4 +1,4 @@
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 

@@ -1,9 +1,9 @@
-#include "dirtylog/xen/stream_reader.h"
+#include "dirtylog/xen/stream/reader.h"
 
 #include <algorithm>
 #include <cstring>
 
-#include "dirtylog/xen/le.h"
+#include "dirtylog/xen/stream/le.h"
 
 namespace xm::xen {
 

@@ -17,7 +17,7 @@
 
 #include "dirtylog/backend.h"
 #include "dirtylog/bitmap.h"
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/writer.h"
 
 namespace xm::xen {
 

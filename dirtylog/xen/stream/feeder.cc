@@ -1,4 +1,4 @@
-#include "dirtylog/xen/stream_feeder.h"
+#include "dirtylog/xen/stream/feeder.h"
 
 #include <vector>
 

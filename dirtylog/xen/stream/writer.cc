@@ -1,8 +1,8 @@
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/writer.h"
 
 #include <vector>
 
-#include "dirtylog/xen/le.h"
+#include "dirtylog/xen/stream/le.h"
 
 namespace xm::xen {
 namespace {

@@ -23,10 +23,10 @@
 #include <string>
 
 #include "base/status.h"
-#include "dirtylog/xen/byte_io.h"
-#include "dirtylog/xen/cpu_policy.h"
-#include "dirtylog/xen/guest_state.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
+#include "dirtylog/xen/stream/guest_state.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 

@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "base/status.h"
-#include "dirtylog/xen/byte_io.h"
-#include "dirtylog/xen/cpu_policy.h"
-#include "dirtylog/xen/guest_state.h"
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/cpu_policy.h"
+#include "dirtylog/xen/stream/guest_state.h"
+#include "dirtylog/xen/stream/writer.h"
 
 namespace xm::xen {
 

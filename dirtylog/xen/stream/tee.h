@@ -22,7 +22,7 @@
 #include <string>
 
 #include "dirtylog/backend.h"
-#include "dirtylog/xen/stream_writer.h"
+#include "dirtylog/xen/stream/writer.h"
 
 namespace xm::xen {
 

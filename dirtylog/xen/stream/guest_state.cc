@@ -1,10 +1,10 @@
-#include "dirtylog/xen/guest_state.h"
+#include "dirtylog/xen/stream/guest_state.h"
 
 #include <cstring>
 
-#include "dirtylog/xen/hvm_cpu_layout.h"
-#include "dirtylog/xen/le.h"
-#include "dirtylog/xen/stream_format.h"
+#include "dirtylog/xen/stream/hvm_cpu_layout.h"
+#include "dirtylog/xen/stream/le.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 namespace {

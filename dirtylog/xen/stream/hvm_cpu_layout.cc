@@ -1,8 +1,8 @@
-#include "dirtylog/xen/hvm_cpu_layout.h"
+#include "dirtylog/xen/stream/hvm_cpu_layout.h"
 
 #include <span>
 
-#include "dirtylog/xen/le.h"
+#include "dirtylog/xen/stream/le.h"
 
 namespace xm::xen::hvmcpu {
 
