@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "base/log.h"
 #include "base/units.h"
 #include "migrate/cli/commands.h"
 #include "transport/auth.h"
@@ -54,13 +55,12 @@ ProgressFn MakeProgress(const std::string& mode_in, const std::string& who) {
   return [who](const nlohmann::json& e) {
     std::string ev = e.value("event", "");
     if (ev == "phase") {
-      std::fprintf(stderr, "%s: %s%s\n", who.c_str(), e.value("phase", "").c_str(),
-                   e.contains("peer") ? (" with " + e["peer"].get<std::string>()).c_str() : "");
+      spdlog::info("{}: {}{}", who, e.value("phase", ""),
+                   e.contains("peer") ? " with " + e["peer"].get<std::string>() : std::string());
     } else if (ev == "round" && e.contains("dirty_pages")) {
-      std::fprintf(stderr, "%s: round %u: %llu pages, %s in %.0f ms%s\n", who.c_str(), e.value("round", 0u),
-                   static_cast<unsigned long long>(e.value("pages_sent", 0ull)),
-                   FormatBytes(e.value("bytes_wire", 0ull)).c_str(), e.value("ms", 0.0),
-                   e.contains("decision") ? (" — " + e["decision"].get<std::string>()).c_str() : "");
+      spdlog::info("{}: round {}: {} pages, {} in {:.0f} ms{}", who, e.value("round", 0u),
+                   e.value("pages_sent", 0ull), FormatBytes(e.value("bytes_wire", 0ull)), e.value("ms", 0.0),
+                   e.contains("decision") ? " — " + e["decision"].get<std::string>() : std::string());
     }
   };
 }
@@ -71,7 +71,7 @@ int Finish(const MigrationReport& r, const CommonOptions& o) {
   nlohmann::json j = r.ToJson();
   if (!report_path.empty()) {
     Status st = WriteReportFile(report_path, j);
-    if (!st.ok()) std::fprintf(stderr, "xmotion: %s\n", st.message().c_str());
+    if (!st.ok()) spdlog::error("xmotion: {}", st.message());
   }
   if (progress == "json") {
     nlohmann::json e{{"event", "report"}, {"side", r.role}, {"report", j}};
@@ -79,7 +79,7 @@ int Finish(const MigrationReport& r, const CommonOptions& o) {
   } else if (!o.quiet) {
     std::cout << r.Summary() << std::flush;
   }
-  if (r.result != "completed") std::fprintf(stderr, "xmotion %s: %s\n", r.role == "source" ? "send" : "receive", r.error.c_str());
+  if (r.result != "completed") spdlog::error("xmotion {}: {}", r.role == "source" ? "send" : "receive", r.error);
   return r.exit_code;
 }
 

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "cpumask/featureset.h"
 #include "cpumask/host.h"
 #include "cpumask/kvm_cpuid.h"
@@ -126,7 +127,7 @@ Result<std::vector<NamedPolicy>> LoadArgs(const std::vector<std::string>& args, 
 }
 
 int BadInput(const char* cmd, const Status& st) {
-  std::fprintf(stderr, "xmotion cpu %s: %s\n", cmd, st.message().c_str());
+  spdlog::error("xmotion cpu {}: {}", cmd, st.message());
   return kBadInput;
 }
 
@@ -198,7 +199,7 @@ int RunHost(const HostArgs& a) {
     }
   }
   if (!policy.ok()) {
-    std::fprintf(stderr, "xmotion cpu host: %s\n", policy.status().message().c_str());
+    spdlog::error("xmotion cpu host: {}", policy.status().message());
     return policy.status().code() == Code::kInvalidArgument ? kBadInput : kNotCompatible;
   }
   const CpuPolicy& p = *policy;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "migrate/cli/commands.h"
 #include "migrate/common/report.h"
 
@@ -93,16 +95,16 @@ int RunDemo(DemoArgs& a) {
   if (a.common.backend.backend.empty()) a.common.backend.backend = DefaultDemoBackend();
   Status st = FinishBackendOptions(a.common);
   if (!st.ok()) {
-    std::fprintf(stderr, "xmotion demo: %s\n", st.message().c_str());
+    spdlog::error("xmotion demo: {}", st.message());
     return kExitUsage;
   }
   if (Status u = BackendUsable(a.common.backend.backend); !u.ok()) {
-    std::fprintf(stderr, "xmotion demo: %s\n", u.message().c_str());
+    spdlog::error("xmotion demo: {}", u.message());
     return kExitUsage;
   }
   char dir_tmpl[] = "/tmp/xmotion-demo-XXXXXX";
   if (!::mkdtemp(dir_tmpl)) {
-    std::perror("xmotion demo: mkdtemp");
+    spdlog::error("xmotion demo: mkdtemp: {}", std::strerror(errno));
     return kExitFailed;
   }
   std::string dir = dir_tmpl;
@@ -115,7 +117,7 @@ int RunDemo(DemoArgs& a) {
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
-    std::perror("xmotion demo: pipe");
+    spdlog::error("xmotion demo: pipe: {}", std::strerror(errno));
     return kExitFailed;
   }
   std::vector<std::string> rargs = {exe, "receive", "--listen", "127.0.0.1:0", "--ready-fd", "3", "--report",
@@ -131,14 +133,14 @@ int RunDemo(DemoArgs& a) {
   auto rpid = Spawn(rargs, fds[1]);
   ::close(fds[1]);
   if (!rpid.ok()) {
-    std::fprintf(stderr, "xmotion demo: %s\n", rpid.status().message().c_str());
+    spdlog::error("xmotion demo: {}", rpid.status().message());
     return kExitFailed;
   }
   char buf[16] = {};
   ssize_t n = ::read(fds[0], buf, sizeof buf - 1);
   ::close(fds[0]);
   if (n <= 0) {
-    std::fprintf(stderr, "xmotion demo: receiver did not start (exit %d)\n", Wait(*rpid));
+    spdlog::error("xmotion demo: receiver did not start (exit {})", Wait(*rpid));
     return kExitFailed;
   }
   std::string port = std::string(buf, static_cast<size_t>(n));
@@ -158,7 +160,7 @@ int RunDemo(DemoArgs& a) {
   if (!spid.ok()) {
     ::kill(*rpid, SIGTERM);
     Wait(*rpid);
-    std::fprintf(stderr, "xmotion demo: %s\n", spid.status().message().c_str());
+    spdlog::error("xmotion demo: {}", spid.status().message());
     return kExitFailed;
   }
   int send_rc = Wait(*spid);
@@ -208,7 +210,7 @@ int RunDemo(DemoArgs& a) {
   }
   if (!b.report.empty()) {
     Status ws = WriteReportFile(b.report, combined);
-    if (!ws.ok()) std::fprintf(stderr, "xmotion demo: %s\n", ws.message().c_str());
+    if (!ws.ok()) spdlog::error("xmotion demo: {}", ws.message());
   }
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "base/log.h"
 #include "cpumask/host.h"
 #include "cpumask/levelling.h"
 #include "cpumask/policy_text.h"
@@ -43,13 +44,13 @@ int RunReceive(ReceiveArgs& a) {
   auto transport = ParseTransportKind(a.common.transport);
   for (const Status& s : {st, hp.status(), key.status(), transport.status()}) {
     if (!s.ok()) {
-      std::fprintf(stderr, "xmotion receive: %s\n", s.message().c_str());
+      spdlog::error("xmotion receive: {}", s.message());
       return kExitUsage;
     }
   }
   auto listener = Listener::Bind(*hp);
   if (!listener.ok()) {
-    std::fprintf(stderr, "xmotion receive: %s\n", listener.status().message().c_str());
+    spdlog::error("xmotion receive: {}", listener.status().message());
     return kExitFailed;
   }
   if (a.ready_fd >= 0) {
@@ -72,14 +73,14 @@ int RunReceive(ReceiveArgs& a) {
   auto host = a.host_featureset.empty() ? HostPolicyFor(a.common.backend.backend)
                                         : cpumask::ParsePolicy(a.host_featureset);
   if (!host.ok()) {
-    std::fprintf(stderr, "xmotion receive: host CPU featureset: %s\n", host.status().message().c_str());
+    spdlog::error("xmotion receive: host CPU featureset: {}", host.status().message());
     return host.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
   }
   std::optional<CpuPolicy> pool;
   if (!a.pool_level.empty()) {
     auto p = cpumask::ParsePolicy(a.pool_level);
     if (!p.ok()) {
-      std::fprintf(stderr, "xmotion receive: --pool-level: %s\n", p.status().message().c_str());
+      spdlog::error("xmotion receive: --pool-level: {}", p.status().message());
       return kExitUsage;
     }
     pool = *p;

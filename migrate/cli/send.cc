@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/log.h"
 #include "base/units.h"
 #include "migrate/cli/commands.h"
 #include "migrate/source/engine.h"
@@ -35,7 +36,7 @@ int RunSend(SendArgs& a) {
   auto delta = ParseSize(a.delta_cache);
   for (const Status& s : {st, hp.status(), key.status(), transport.status(), delta.status()}) {
     if (!s.ok()) {
-      std::fprintf(stderr, "xmotion send: %s\n", s.message().c_str());
+      spdlog::error("xmotion send: {}", s.message());
       return kExitUsage;
     }
   }
@@ -59,7 +60,7 @@ int RunSend(SendArgs& a) {
   o.pipeline.adaptive = !a.no_adaptive;
   auto guest = OpenSource(a.common.backend);
   if (!guest.ok()) {
-    std::fprintf(stderr, "xmotion send: %s\n", guest.status().message().c_str());
+    spdlog::error("xmotion send: {}", guest.status().message());
     return guest.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
   }
   SourceEngine engine(**guest, o);

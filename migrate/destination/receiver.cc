@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "base/log.h"
 #include "migrate/common/clock.h"
 #include "migrate/common/guest_memory.h"
 #include "migrate/common/negotiate.h"
@@ -94,6 +95,8 @@ Status Receiver::Impl::Handshake() {
   no.streams = opts_.max_streams;
   auto admit = [this](const Shape& shape, const CpuPolicy& policy) { return Admit(shape, policy); };
   XM_ASSIGN_OR_RETURN(session_, Negotiate(*control_, no, nullptr, admit));
+  spdlog::debug("receive: session {:016x} from {}: {} streams, features {:#x}, {}", session_.id(), control_->peer(),
+                session_.streams, session_.features, session_.authenticated ? "authenticated" : "no key");
   return {};
 }
 
@@ -234,6 +237,8 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         report_.rounds.push_back(rr);
         bytes_at_round_start = bytes;
         Emit({{"event", "round"}, {"round", rr.round}, {"pages", rr.pages_sent}, {"bytes_wire", rr.bytes_wire}});
+        spdlog::debug("receive: round {} applied: {} pages, {} bytes in {:.1f} ms", rr.round, rr.pages_sent,
+                      rr.bytes_wire, rr.ms);
         {
           // Data streams may be ahead in the next round; the hook must not see half-written pages.
           std::unique_lock apply_lock(apply_mu_);

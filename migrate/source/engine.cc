@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "base/log.h"
 #include "base/unique_fd.h"
 #include "migrate/common/clock.h"
 #include "migrate/common/guest_memory.h"
@@ -106,6 +107,8 @@ Status SourceEngine::Impl::Handshake() {
     return std::pair{Shape{backend_.shape(), std::string(backend_.name())}, std::move(policy).value()};
   };
   XM_ASSIGN_OR_RETURN(session_, Negotiate(*control_, no, offer, nullptr));
+  spdlog::debug("send: session {:016x} with {}: {} streams, features {:#x}, {}", session_.id(), control_->peer(),
+                session_.streams, session_.features, session_.authenticated ? "authenticated" : "no key");
   return {};
 }
 
@@ -251,6 +254,8 @@ MigrationReport SourceEngine::Impl::Run() {
       RoundObservation obs{round, rr.pages_sent, rr.bytes_wire, rr.ms, todo.Count(),
                            std::chrono::duration<double>(Clock::now() - start_).count()};
       Decision d = policy_.Decide(obs);
+      spdlog::debug("send: round {} sent {} pages in {:.1f} ms (dirty log {:.1f} ms), {} dirty next: {}", round,
+                    rr.pages_sent, rr.ms, rr.fetch_ms, obs.dirty_next, policy_.reason());
       report_.rounds.push_back(rr);
       Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
             {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"dirty_next", obs.dirty_next},

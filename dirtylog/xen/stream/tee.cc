@@ -4,13 +4,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 
+#include "base/log.h"
 #include "base/unique_fd.h"
-#include "dirtylog/xen/stream/byte_io.h"
-#include "dirtylog/xen/stream/guest_state.h"
-#include "dirtylog/xen/stream/feeder.h"
 #include "dirtylog/page_access.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/feeder.h"
+#include "dirtylog/xen/stream/guest_state.h"
 
 namespace xm::xen {
 namespace {
@@ -94,7 +94,7 @@ class XenStreamTee final : public Backend {
     if (feeder_ && !feeder_->finished()) {
       fd_.reset();
       ::unlink(opts_.path.c_str());
-      std::fprintf(stderr, "xmotion: xen stream: migration failed; removed the partial stream %s\n", opts_.path.c_str());
+      spdlog::warn("xmotion: xen stream: migration failed; removed the partial stream {}", opts_.path);
     }
   }
 
@@ -127,7 +127,7 @@ class XenStreamTee final : public Backend {
     // No fsync: the file is a copy for inspection, and syncing it would add
     // to the guest's downtime.
     if (::close(fd_.release()) != 0) return ErrnoError("xen stream " + opts_.path + ": close", errno);
-    std::fprintf(stderr, "xmotion: %s\n", Summary().c_str());
+    spdlog::info("xmotion: {}", Summary());
     return {};
   }
 
