@@ -398,6 +398,16 @@ int RunCheckJoin(const JoinArgs& a) {
   return r->ok() ? kCompatible : kNotCompatible;
 }
 
+// One `xmotion cpu` subcommand: its --json flag and its runner; the caller adds the rest.
+template <typename Args>
+CLI::App* AddCpuCommand(CLI::App& cpu, Runner& run, const char* name, const char* help, std::shared_ptr<Args> args,
+                        int (*fn)(const Args&)) {
+  CLI::App* sub = cpu.add_subcommand(name, help);
+  sub->add_flag("--json", args->json, "JSON output");
+  sub->callback([&run, args, fn] { run = [args, fn] { return fn(*args); }; });
+  return sub;
+}
+
 }  // namespace
 
 void AddCpu(CLI::App& app, Runner& run) {
@@ -409,37 +419,30 @@ void AddCpu(CLI::App& app, Runner& run) {
       "Exit: 0 compatible, 1 not compatible, 2 bad input. See cpumask/README.md.\n");
 
   auto host = std::make_shared<HostArgs>();
-  CLI::App* h = cmd->add_subcommand("host", "Print this host's CPU policy");
+  CLI::App* h = AddCpuCommand(*cmd, run, "host", "Print this host's CPU policy", host, RunHost);
   h->add_option("--from", host->from,
                 "Where to read it: cpuid (default), kvm (KVM_GET_SUPPORTED_CPUID), xen-raw, xen-host, xen-pv, "
                 "xen-hvm, xen-pv-max, xen-hvm-max")
       ->check(CLI::IsMember({"cpuid", "kvm", "xen-raw", "xen-host", "xen-pv", "xen-hvm", "xen-pv-max", "xen-hvm-max"}));
   h->add_option("--format", host->format, "Print only the policy, in this form")
       ->check(CLI::IsMember({"xen", "xapi", "names", "json"}));
-  h->add_flag("--json", host->json, "JSON output");
-  h->callback([&run, host] { run = [host] { return RunHost(*host); }; });
 
   auto level = std::make_shared<LevelArgs>();
-  CLI::App* l = cmd->add_subcommand("level", "Pool level of hosts (AND of their featuresets) and what each loses");
+  CLI::App* l = AddCpuCommand(*cmd, run, "level", "Pool level of hosts (AND of their featuresets) and what each loses",
+                              level, RunLevel);
   l->add_option("hosts", level->hosts, "Host policies")->required();
-  l->add_flag("--json", level->json, "JSON output");
-  l->callback([&run, level] { run = [level] { return RunLevel(*level); }; });
 
   auto check = std::make_shared<CheckArgs>();
-  CLI::App* c = cmd->add_subcommand("check", "Can a VM with this policy move to this host?");
+  CLI::App* c = AddCpuCommand(*cmd, run, "check", "Can a VM with this policy move to this host?", check, RunCheck);
   c->add_option("--vm", check->vm, "The VM's CPU policy")->required();
   c->add_option("--host", check->host, "The destination host's policy")->required();
   c->add_option("--pool-level", check->pool_level, "Cross-pool: the destination pool's level");
-  c->add_flag("--json", check->json, "JSON output");
-  c->callback([&run, check] { run = [check] { return RunCheck(*check); }; });
 
   auto join = std::make_shared<JoinArgs>();
-  CLI::App* j = cmd->add_subcommand("check-join", "What would joining this host to the pool do?");
+  CLI::App* j = AddCpuCommand(*cmd, run, "check-join", "What would joining this host to the pool do?", join, RunCheckJoin);
   j->add_option("--pool", join->pool, "The pool's hosts (comma-separated or repeated)")->required();
   j->add_option("--host", join->host, "The joining host")->required();
   j->add_option("--vms", join->vms, "Policies of the pool's VMs (comma-separated or repeated)");
-  j->add_flag("--json", join->json, "JSON output");
-  j->callback([&run, join] { run = [join] { return RunCheckJoin(*join); }; });
 }
 
 }  // namespace xm::cli
