@@ -66,6 +66,21 @@ struct GuestProgress {
 
 enum class Access { kRead, kWrite };
 
+// The guest as its hypervisor sees it right now. Reports take `source_guest`
+// from here after a failure, so an operator reads the hypervisor's truth (a
+// crashed domain is never called "running").
+enum class GuestState {
+  kRunning,
+  kPaused,     // paused by someone (the engine, the toolstack, an operator)
+  kSuspended,  // cooperatively suspended (Xen SHUTDOWN_suspend), resumable
+  kCrashed,    // the guest kernel or the hypervisor killed it; memory may be kept
+  kShutdown,   // powered off / rebooting / halted by the guest itself
+  kGone,       // no longer exists (destroyed, dying, never found)
+};
+std::string_view GuestStateName(GuestState s);
+// True where a migration can start (or resume the guest after a failure).
+inline bool Migratable(GuestState s) { return s == GuestState::kRunning || s == GuestState::kPaused; }
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -93,6 +108,9 @@ class Backend {
   virtual Status Resume() = 0;
   virtual Status SetThrottle(double run_fraction) = 0;
   virtual bool Running() const = 0;
+  // The hypervisor's view of the guest (queries it where there is one). The
+  // default serves backends whose guest lives in this process.
+  virtual GuestState State() const { return Running() ? GuestState::kRunning : GuestState::kPaused; }
 
   // vCPU state as an opaque, versioned blob. Save only while paused; load before resume.
   virtual Result<std::vector<uint8_t>> SaveVcpuState() = 0;

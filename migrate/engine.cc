@@ -282,6 +282,10 @@ MigrationReport SourceEngine::Impl::Run() {
   report_.verify = opts_.verify == VerifyMode::kFull ? "full" : "incremental";
 
   auto body = [&]() -> Status {
+    // A crashed or shut-down guest has nothing to migrate; say so before touching the network.
+    if (GuestState gs = backend_.State(); !Migratable(gs))
+      return Error(Code::kUnsupported, "the source guest is " + std::string(GuestStateName(gs)) +
+                                           " (the hypervisor's view): there is nothing to migrate");
     XM_TRY(Connect());
     XM_TRY(Handshake());
     XM_TRY(OpenDataStreams());
@@ -342,7 +346,10 @@ MigrationReport SourceEngine::Impl::Run() {
     Status rs = backend_.Resume();
     if (!rs.ok()) report_.error += "; RESUMING THE SOURCE GUEST FAILED: " + rs.message();
   }
-  report_.source_guest = backend_.Running() ? "running" : "paused";
+  GuestState after = backend_.State();
+  report_.source_guest = GuestStateName(after);
+  if (after == GuestState::kCrashed && report_.error.find("source guest is crashed") == std::string::npos)
+    report_.error += "; the source guest has CRASHED (the hypervisor's view)";
   if (auto p = backend_.Progress(); p.available) {
     // Show the guest really runs on: its own counter must move.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

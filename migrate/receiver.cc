@@ -473,6 +473,7 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
     if (guest_) {
       guest_->Discard();
       guest_.reset();
+      report_.destination_guest = GuestStateName(GuestState::kGone);
     }
     report_.result = st.code() == Code::kAborted ? "aborted" : "failed";
     report_.error = st.message();
@@ -514,6 +515,7 @@ MigrationReport Receiver::Impl::Run(Listener& listener) {
                                                {"status", passed ? "passed" : "failed"}};
     }
   }
+  report_.destination_guest = GuestStateName(guest_->State());
   return report_;
 }
 

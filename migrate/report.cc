@@ -44,6 +44,7 @@ nlohmann::json MigrationReport::ToJson() const {
   j["streams"] = streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;
+  if (!destination_guest.empty()) j["destination_guest"] = destination_guest;
   if (guest) j["guest"] = *guest;
   if (guest_selfcheck) j["guest_selfcheck"] = *guest_selfcheck;
   if (peer) j["peer"] = *peer;

@@ -52,7 +52,10 @@ struct MigrationReport {
   uint32_t streams = 1;
   std::string verify = "incremental";
   uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)
-  std::string source_guest;  // source: "running" | "paused" | "released"
+  // The guest as the hypervisor sees it when the report is written (GuestStateName),
+  // or "released" once the destination owns it. Never guessed from the engine's flags.
+  std::string source_guest;       // source side
+  std::string destination_guest;  // destination side; "gone" after a failure discarded it
   std::optional<nlohmann::json> guest;  // guest's own progress/self-check, when it reports any
   std::optional<nlohmann::json> guest_selfcheck;  // destination: the self-checking guest's verdict
   std::optional<nlohmann::json> peer;   // the other side's report, when received
