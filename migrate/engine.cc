@@ -280,6 +280,7 @@ MigrationReport SourceEngine::Impl::Run() {
   report_.memory_bytes = backend_.shape().memory_bytes();
   report_.streams = 1;
   report_.verify = opts_.verify == VerifyMode::kFull ? "full" : "incremental";
+  report_.downtime_target_ms = opts_.policy.downtime_target_ms;
 
   auto body = [&]() -> Status {
     // A crashed or shut-down guest has nothing to migrate; say so before touching the network.
@@ -311,6 +312,8 @@ MigrationReport SourceEngine::Impl::Run() {
       RoundObservation obs{round, rr.pages_sent, rr.bytes_wire, rr.ms, todo.Count(),
                            std::chrono::duration<double>(Clock::now() - start_).count()};
       Decision d = policy_.Decide(obs);
+      rr.dirty_next = obs.dirty_next;
+      rr.predicted_downtime_ms = policy_.last_prediction_ms();
       report_.rounds.push_back(rr);
       Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
             {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"dirty_next", obs.dirty_next},

@@ -23,6 +23,10 @@ struct RoundReport {
   bool compression = true;
   double throttle = 1.0;     // guest run fraction during the round
   double fetch_ms = 0;       // reading (and clearing) the dirty log after the round; in `ms` for the final round
+  // Pre-copy rounds only: pages dirty when the round ended, and the downtime the
+  // policy predicted for stopping then (what `xmotion plot` draws against the target).
+  uint64_t dirty_next = 0;
+  std::optional<double> predicted_downtime_ms;
 };
 
 struct DowntimeParts {
@@ -41,6 +45,7 @@ struct MigrationReport {
   double total_ms = 0;
   double downtime_ms = 0;
   DowntimeParts downtime;
+  double downtime_target_ms = 0;  // source: the policy's target (0 = not a source report)
   uint64_t memory_bytes = 0;
   uint64_t bytes_wire = 0;
   std::vector<RoundReport> rounds;

@@ -18,6 +18,7 @@ void AddSend(CLI::App& app, Runner& run);
 void AddReceive(CLI::App& app, Runner& run);
 void AddDemo(CLI::App& app, Runner& run);
 void AddCpu(CLI::App& app, Runner& run);
+void AddPlot(CLI::App& app, Runner& run);
 
 // Options every migrating command shares (guest, policy, progress).
 struct CommonOptions {

@@ -179,10 +179,13 @@ int RunDemo(DemoArgs& a) {
     auto p = sender.value("pages", nlohmann::json::object());
     shown.pages = {p.value("zero", 0ull), p.value("unchanged", 0ull), p.value("duplicate", 0ull),
                    p.value("delta", 0ull), p.value("lz4", 0ull),      p.value("raw", 0ull)};
-    for (const auto& r : sender.value("rounds", nlohmann::json::array()))
-      shown.rounds.push_back({r.value("round", 0u), r.value("dirty_pages", 0ull), r.value("pages_sent", 0ull),
-                              r.value("bytes_wire", 0ull), r.value("ms", 0.0), r.value("compression", true),
-                              r.value("throttle", 1.0), r.value("fetch_ms", 0.0)});
+    for (const auto& r : sender.value("rounds", nlohmann::json::array())) {
+      RoundReport rr{r.value("round", 0u), r.value("dirty_pages", 0ull), r.value("pages_sent", 0ull),
+                     r.value("bytes_wire", 0ull), r.value("ms", 0.0), r.value("compression", true),
+                     r.value("throttle", 1.0), r.value("fetch_ms", 0.0), r.value("dirty_next", 0ull), std::nullopt};
+      if (r.contains("predicted_downtime_ms")) rr.predicted_downtime_ms = r.value("predicted_downtime_ms", 0.0);
+      shown.rounds.push_back(rr);
+    }
     std::printf("%s", shown.Summary().c_str());
     PrintGuest("source", sender);
   }

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   xm::cli::AddReceive(app, run);
   xm::cli::AddDemo(app, run);
   xm::cli::AddCpu(app, run);
+  xm::cli::AddPlot(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
