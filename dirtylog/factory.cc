@@ -18,7 +18,7 @@ Status BackendUsable(const std::string& name) {
   if (name == "sim") return {};
   if (name == "kvm") return KvmBackend::Usable();
   if (name == "xen") return xen::BackendUsable();
-  return Error(Code::kUnsupported, "backend '" + name + "' is not built into this xmotion");
+  return Error(Code::kInvalidArgument, "--backend " + name + ": unknown backend (sim, kvm or xen)");
 }
 
 Result<std::unique_ptr<Backend>> OpenSource(const BackendOptions& opts) {

@@ -65,6 +65,24 @@ ProgressFn MakeProgress(const std::string& mode_in, const std::string& who) {
   };
 }
 
+std::string ExitCodeHelp() {
+  struct Row {
+    int code;
+    const char* meaning;
+  };
+  static constexpr Row kRows[] = {
+      {kExitCompleted, "completed (send/receive/demo), compatible (cpu check), chart written (plot)"},
+      {kExitFailed, "failed before GO: the source guest runs on, the destination copy is discarded"},
+      {kExitUsage, "usage: a bad argument or input file; nothing was started"},
+      {kExitIncompatible, "incompatible: the destination cannot host the guest (CPU features, size)"},
+      {kExitOutcomeUnknown, "GO was sent but DONE never came: the guest is paused here; ask the destination"},
+      {kExitAuth, "wrong peer: authentication failed, or the peer is not xmotion / speaks another protocol"},
+  };
+  std::string out = "Exit codes (every command):\n";
+  for (const Row& r : kRows) out += "  " + std::to_string(r.code) + "  " + r.meaning + "\n";
+  return out;
+}
+
 int Finish(const MigrationReport& r, const CommonOptions& o) {
   const std::string& report_path = o.report;
   const std::string& progress = o.progress;

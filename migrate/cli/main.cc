@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%^%l%$ %v");
   CLI::App app{"xmotion: live migration of virtual machines (the XenMotion data path)"};
   app.require_subcommand(1);
+  app.footer(xm::cli::ExitCodeHelp());
   app.set_version_flag("--version", "xmotion 0.1 (protocol 1)");
   xm::cli::Runner run;
   xm::cli::AddSend(app, run);

@@ -29,17 +29,37 @@ TICK = re.compile(r"XTICK seq=(\d+) boot_ms=(\d+) rt_ms=(\d+) writes=(\d+) verif
 G_GUEST, G_DOM0, G_XL, G_XM, G_ABORT, G_CRASHED, G_LAB = "guest", "dom0", "xl", "xmotion", "abort", "crashed", "lab"
 
 
+def deliberate_crash_cutoff(out):
+    """Console line counts taken just before the lab crashed the guest on
+    purpose (step xm-crashed), or None: the oops that crash makes the guest
+    kernel print must not count as the guest's own."""
+    path = os.path.join(out, "console-lines-before-deliberate-crash.txt")
+    if not os.path.exists(path):
+        return None
+    cut = {}
+    with open(path) as f:
+        for line in f:
+            name, _, count = line.strip().rpartition(" ")
+            if name and count.isdigit():
+                cut[name] = int(count)
+    return cut
+
+
 def read_consoles(out):
     """Every tick from every guest console log, by sequence number; lines the
-    guest's memory check flagged; kernel crash lines; and where the first
-    crash happened (the last tick seq before it in the same console)."""
+    guest's memory check flagged; kernel crash lines (not those of the lab's
+    deliberate crash); and where the first crash happened (the last tick seq
+    before it in the same console)."""
     ticks, bad, oops = {}, [], []
     crash = None
     cdir = os.path.join(out, "console")
+    cut = deliberate_crash_cutoff(out)
     for fn in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
         last_seq = None
         with open(os.path.join(cdir, fn), errors="replace") as f:
-            for line in f:
+            for number, line in enumerate(f):
+                if cut is not None and number >= cut.get(fn, 0):
+                    break
                 m = TICK.search(line)
                 if m:
                     seq, boot, rt, _w, _v, passes, err = map(int, m.groups())
