@@ -27,12 +27,15 @@ double MsSince(Clock::time_point t) {
 
 }  // namespace
 
+constexpr int kHelloTimeoutMs = 10000;
+
 int ExitCodeFor(const Status& st) {
   switch (st.code()) {
     case Code::kOk: return kExitCompleted;
     case Code::kInvalidArgument: return kExitUsage;
     case Code::kIncompatible: return kExitIncompatible;
-    case Code::kAuth: return kExitAuth;
+    case Code::kAuth:
+    case Code::kVersion: return kExitAuth;  // the wrong peer, whatever it is
     default: return kExitFailed;
   }
 }
@@ -81,6 +84,8 @@ bool SourceEngine::Impl::IsPopulated(uint64_t pfn) const {
 Status SourceEngine::Impl::Connect() {
   std::string why;
   auto s = ConnectStream(opts_.to, opts_.connect_timeout_ms, opts_.transport, &why);
+  if (!s.ok() && s.status().message().find("refused") != std::string::npos)
+    return Error(Code::kAuth, s.status().message() + ": no xmotion receiver listens at " + opts_.to.ToString());
   if (!s.ok()) return std::move(s).status();
   control_ = std::move(s).value();
   control_->SetTimeoutMs(opts_.io_timeout_ms);
@@ -122,16 +127,19 @@ Status SourceEngine::Impl::Handshake() {
   hello_.auth = opts_.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kHello, EncodeHello(hello_)), "handshake");
   Record rec;
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
+  // An xmotion receiver answers HELLO at once; anything else is named within seconds.
+  control_->SetTimeoutMs(std::min(opts_.io_timeout_ms, kHelloTimeoutMs));
+  XM_TRY(ExpectHello(*control_, rec, "handshake", kPreAuthMaxBody));
+  control_->SetTimeoutMs(opts_.io_timeout_ms);
   auto peer = DecodeHello(rec.body);
   if (!peer.ok()) return std::move(peer).With("handshake").status();
   peer_hello_ = *peer;
   if (peer_hello_.role != Role::kDestination)
     return Error(Code::kProtocol, "handshake: peer at " + opts_.to.ToString() + " is not a receiver");
   if (peer_hello_.version_max < kProtocolVersion || peer_hello_.version_min > kProtocolVersion)
-    return Error(Code::kVersion, "handshake: receiver speaks protocol " + std::to_string(peer_hello_.version_min) +
-                                     ".." + std::to_string(peer_hello_.version_max) + ", we speak " +
-                                     std::to_string(kProtocolVersion));
+    return Error(Code::kVersion, "handshake: xmotion protocol " + std::to_string(kProtocolVersion) +
+                                     " here, the receiver speaks " + std::to_string(peer_hello_.version_min) + ".." +
+                                     std::to_string(peer_hello_.version_max));
   if (peer_hello_.session_id != hello_.session_id)
     return Error(Code::kProtocol, "handshake: receiver did not echo our session id");
   if (peer_hello_.streams == 0 || peer_hello_.streams > hello_.streams)

@@ -92,7 +92,7 @@ std::unique_ptr<Backend> Receiver::TakeGuest() { return impl_->TakeGuest(); }
 
 Status Receiver::Impl::Handshake() {
   Record rec;
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
+  XM_TRY(ExpectHello(*control_, rec, "handshake", kPreAuthMaxBody));
   auto peer = DecodeHello(rec.body);
   if (!peer.ok()) {
     SendAbort(*control_, peer.status());
@@ -105,9 +105,9 @@ Status Receiver::Impl::Handshake() {
     return std::move(st).With("handshake");
   }
   if (peer_hello_.version_min > kProtocolVersion || peer_hello_.version_max < kProtocolVersion) {
-    Status st(Code::kVersion, "source speaks protocol " + std::to_string(peer_hello_.version_min) + ".." +
-                                  std::to_string(peer_hello_.version_max) + ", this receiver speaks " +
-                                  std::to_string(kProtocolVersion));
+    Status st(Code::kVersion, "xmotion protocol " + std::to_string(kProtocolVersion) + " here, the source speaks " +
+                                  std::to_string(peer_hello_.version_min) + ".." +
+                                  std::to_string(peer_hello_.version_max));
     SendAbort(*control_, st);
     return std::move(st).With("handshake");
   }
