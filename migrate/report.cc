@@ -71,7 +71,7 @@ std::string MigrationReport::Summary() const {
     s += line;
   }
   std::snprintf(line, sizeof line,
-                " total %.1f ms, downtime %.1f ms (pause %.1f, final round %.1f, state+verify %.1f, resume %.1f)\n",
+                " total %.1f ms, downtime %.1f ms (pause %.1f ms, final round %.1f ms, state+verify %.1f ms, resume %.1f ms)\n",
                 total_ms, downtime_ms, downtime.pause_ms, downtime.final_round_ms, downtime.state_ms,
                 downtime.resume_ms);
   s += line;

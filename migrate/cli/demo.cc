@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/units.h"
 #include "migrate/cli/commands.h"
 #include "migrate/report.h"
 
@@ -76,6 +77,46 @@ void PrintGuest(const char* who, const nlohmann::json& r) {
   rest.erase("says");
   std::printf("%s guest: %s\n", who, rest.dump().c_str());
   if (r.contains("guest_selfcheck")) std::printf("%s guest self-check: %s\n", who, r["guest_selfcheck"].dump().c_str());
+}
+
+// Both reports in one table: each side's own measurements, with units.
+void PrintSideBySide(const nlohmann::json& src, const nlohmann::json& dst) {
+  if (!src.is_object() || !dst.is_object()) return;
+  auto ms = [](const nlohmann::json& r, const char* k) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f ms", r.value(k, 0.0));
+    return std::string(b);
+  };
+  auto part = [](const nlohmann::json& r, const char* k) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f ms", r.value("downtime", nlohmann::json::object()).value(k, 0.0));
+    return std::string(b);
+  };
+  auto str = [](const nlohmann::json& r, const char* k) {
+    if (!r.contains(k)) return std::string("-");
+    return r[k].is_string() ? r[k].get<std::string>() : r[k].dump();
+  };
+  struct Row {
+    const char* what;
+    std::string s, d;
+  };
+  const Row rows[] = {
+      {"result", str(src, "result"), str(dst, "result")},
+      {"total", ms(src, "total_ms"), ms(dst, "total_ms")},
+      {"downtime (own view)", ms(src, "downtime_ms"), ms(dst, "downtime_ms")},
+      {"  final round", part(src, "final_round_ms"), part(dst, "final_round_ms")},
+      {"  state + verify", part(src, "state_ms"), part(dst, "state_ms")},
+      {"  resume", part(src, "resume_ms"), part(dst, "resume_ms")},
+      {"on the wire", FormatBytes(src.value("bytes_wire", 0ull)), FormatBytes(dst.value("bytes_wire", 0ull))},
+      {"rounds", std::to_string(src.value("rounds", nlohmann::json::array()).size()),
+       std::to_string(dst.value("rounds", nlohmann::json::array()).size())},
+      {"digest match", str(src, "digest_match"), str(dst, "digest_match")},
+      {"guest", str(src, "source_guest"), str(dst, "destination_guest")},
+  };
+  std::printf("\n== side by side ==\n%-22s %-22s %-22s\n", "", "source", "destination");
+  for (const Row& r : rows) std::printf("%-22s %-22s %-22s\n", r.what, r.s.c_str(), r.d.c_str());
+  std::printf("(the source times downtime from its pause; the destination from the last pre-copy ROUND_ACK,\n"
+              " after which the source pauses, to the guest running there)\n");
 }
 
 int RunDemo(DemoArgs& a) {
@@ -197,6 +238,7 @@ int RunDemo(DemoArgs& a) {
   } else {
     std::printf("destination wrote no report\n");
   }
+  PrintSideBySide(sender, receiver);
   if (!b.report.empty()) {
     Status ws = WriteReportFile(b.report, combined);
     if (!ws.ok()) std::fprintf(stderr, "xmotion demo: %s\n", ws.message().c_str());
