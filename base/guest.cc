@@ -8,4 +8,16 @@ uint64_t GuestShape::memory_bytes() const {
   return pages * page_size;
 }
 
+std::string_view GuestStateName(GuestState s) {
+  switch (s) {
+    case GuestState::kRunning: return "running";
+    case GuestState::kPaused: return "paused";
+    case GuestState::kSuspended: return "suspended";
+    case GuestState::kCrashed: return "crashed";
+    case GuestState::kShutdown: return "shutdown";
+    case GuestState::kGone: return "gone";
+  }
+  return "unknown";
+}
+
 }  // namespace xm

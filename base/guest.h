@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xm {
@@ -43,5 +44,20 @@ struct CpuPolicy {
   std::string format;               // how `blob` is encoded: "none", "kvm-cpuid2-v1", "xen-policy-v1"
   std::vector<uint8_t> blob;        // hypervisor-specific full policy (leaves, MSRs)
 };
+
+// The guest as its hypervisor sees it right now. Reports take `source_guest`
+// from here after a failure, so an operator reads the hypervisor's truth (a
+// crashed domain is never called "running").
+enum class GuestState {
+  kRunning,
+  kPaused,     // paused by someone (the engine, the toolstack, an operator)
+  kSuspended,  // cooperatively suspended (Xen SHUTDOWN_suspend), resumable
+  kCrashed,    // the guest kernel or the hypervisor killed it; memory may be kept
+  kShutdown,   // powered off / rebooting / halted by the guest itself
+  kGone,       // no longer exists (destroyed, dying, never found)
+};
+std::string_view GuestStateName(GuestState s);
+// True where a migration can start (or resume the guest after a failure).
+inline bool Migratable(GuestState s) { return s == GuestState::kRunning || s == GuestState::kPaused; }
 
 }  // namespace xm

@@ -43,6 +43,7 @@ struct GuestProgress {
 
 enum class Access { kRead, kWrite };
 
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -70,6 +71,9 @@ class Backend {
   virtual Status Resume() = 0;
   virtual Status SetThrottle(double run_fraction) = 0;
   virtual bool Running() const = 0;
+  // The hypervisor's view of the guest (queries it where there is one). The
+  // default serves backends whose guest lives in this process.
+  virtual GuestState State() const { return Running() ? GuestState::kRunning : GuestState::kPaused; }
 
   // vCPU state as an opaque, versioned blob. Save only while paused; load before resume.
   virtual Result<std::vector<uint8_t>> SaveVcpuState() = 0;

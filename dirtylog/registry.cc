@@ -36,7 +36,7 @@ std::string BackendNamesText() {
 Result<const BackendInfo*> FindBackend(std::string_view name) {
   for (const BackendInfo* b : kTable)
     if (b->name == name) return b;
-  return Error(Code::kUnsupported, "backend '" + std::string(name) + "' is not built into this xmotion");
+  return Error(Code::kInvalidArgument, "--backend " + std::string(name) + ": unknown backend (" + BackendNamesText() + ")");
 }
 
 std::vector<std::string> AvailableBackends() {

@@ -1,5 +1,7 @@
 #include "transport/record.h"
 
+#include <array>
+
 #include <xxhash.h>
 
 #include <algorithm>
@@ -108,6 +110,50 @@ Status WriteRecord(Stream& s, RecordType type, std::span<const iovec> body, uint
 Status WriteRecord(Stream& s, RecordType type, std::span<const uint8_t> body, uint32_t flags) {
   iovec v{const_cast<uint8_t*>(body.data()), body.size()};
   return WriteRecord(s, type, std::span<const iovec>(&v, 1), flags);
+}
+
+namespace {
+
+// What a foreign peer's first bytes look like, for the error message.
+std::string DescribeForeignBytes(std::span<const uint8_t> b) {
+  auto starts = [&](std::string_view p) {
+    return b.size() >= p.size() && std::equal(p.begin(), p.end(), b.begin(),
+                                              [](char c, uint8_t x) { return static_cast<uint8_t>(c) == x; });
+  };
+  std::string what;
+  if (starts("HTTP/")) what = "an HTTP server";
+  else if (starts("SSH-")) what = "an SSH server";
+  else if (b.size() >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03) what = "a TLS endpoint";
+  std::string shown;
+  for (uint8_t c : b.first(std::min<size_t>(b.size(), 24)))
+    shown += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
+  return (what.empty() ? "it sent" : "it answered like " + what + ":") + " \"" + shown + "\"";
+}
+
+}  // namespace
+
+Status ReadFirstRecord(Stream& s, Record& into, uint64_t max_body) {
+  std::array<uint8_t, kRecordHeaderSize> raw{};
+  size_t got = 0;
+  for (; got < raw.size(); ++got) {
+    Status st = s.Recv(std::as_writable_bytes(std::span(&raw[got], 1)));
+    if (st.ok()) continue;
+    if (got == 0 && st.code() == Code::kTimeout) return Error(Code::kAuth, "not an xmotion peer: " + st.message());
+    if (got == 0) return Error(Code::kAuth, "not an xmotion peer: it closed the connection without a word");
+    return Error(Code::kAuth, "not an xmotion peer: " + DescribeForeignBytes(std::span(raw).first(got)) +
+                                  " and then " + (st.code() == Code::kTimeout ? "went silent" : "closed the connection"));
+  }
+  RecordHeader h;
+  std::memcpy(&h, raw.data(), sizeof h);
+  if (!CheckHeader(h, max_body).ok() || !KnownType(h.type))
+    return Error(Code::kAuth, "not an xmotion peer: " + DescribeForeignBytes(raw));
+  into.body.resize(h.length);
+  XM_TRY(s.Recv(std::as_writable_bytes(std::span(into.body))).With(std::string("receive ") + std::string(RecordName(h.type))));
+  if (RecordBodyHash(h.type, into.body) != h.body_hash)
+    return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record body hash mismatch (corrupt stream)");
+  into.type = static_cast<RecordType>(h.type);
+  into.flags = h.flags;
+  return {};
 }
 
 Status ReadRecord(Stream& s, Record& into, uint64_t max_body) {

@@ -73,5 +73,10 @@ Status WriteRecord(Stream& s, RecordType type, std::span<const uint8_t> body, ui
 // Bodies over `max_body` are refused before they are read (use a small limit
 // before the peer is authenticated).
 Status ReadRecord(Stream& s, Record& into, uint64_t max_body = kMaxRecordBody);
+// The first record from a new peer. Reads the header a byte at a time so that
+// a peer that is not xmotion at all (an HTTP, SSH or TLS server, anything that
+// answers with text or hangs up) is named for what it sent: kAuth, "not an
+// xmotion peer: ...". Anything that frames as a record goes on as ReadRecord.
+Status ReadFirstRecord(Stream& s, Record& into, uint64_t max_body);
 
 }  // namespace xm

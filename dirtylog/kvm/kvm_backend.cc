@@ -234,6 +234,11 @@ Status KvmBackend::SetThrottle(double run_fraction) {
 
 bool KvmBackend::Running() const { return runner_->running() && runner_->fatal().empty(); }
 
+GuestState KvmBackend::State() const {
+  if (!runner_->fatal().empty()) return GuestState::kCrashed;
+  return runner_->running() ? GuestState::kRunning : GuestState::kPaused;
+}
+
 Result<std::vector<uint8_t>> KvmBackend::SaveVcpuState() {
   if (runner_->running()) return Error(Code::kInternal, "kvm: vCPU state saved while the guest runs");
   if (auto f = runner_->fatal(); !f.empty()) return Error(Code::kInternal, "kvm: the guest crashed: " + f);

@@ -87,6 +87,8 @@ class KvmBackend final : public Backend {
   Status Resume() override;
   Status SetThrottle(double run_fraction) override;
   bool Running() const override;
+  // kCrashed once the vCPU hit a fatal exit (triple fault, internal error).
+  GuestState State() const override;
 
   Result<std::vector<uint8_t>> SaveVcpuState() override;
   Status LoadVcpuState(std::span<const uint8_t> blob) override;

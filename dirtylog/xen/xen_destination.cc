@@ -227,6 +227,11 @@ Status XenDestination::Resume() {
   return guard_.Keep();
 }
 
+GuestState XenDestination::State() const {
+  if (!built_ || domid_ == 0) return GuestState::kGone;
+  return h_->DomainState(domid_);
+}
+
 void XenDestination::Discard() {
   if (runner_) runner_->Abort();
   guard_.Close();  // destroys the domain if the runner left it behind

@@ -66,6 +66,8 @@ class XenDestination final : public Backend {
   Status Resume() override;
   Status SetThrottle(double) override { return {}; }
   bool Running() const override { return running_; }
+  // Xen's view of the domain once it is built; kGone before or after it existed.
+  GuestState State() const override;
 
   Result<std::vector<uint8_t>> SaveVcpuState() override;
   Status LoadVcpuState(std::span<const uint8_t> blob) override;

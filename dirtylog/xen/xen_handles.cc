@@ -64,6 +64,24 @@ int ShutdownReason(const xc_domaininfo_t& info) {
   return static_cast<int>((info.flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask);
 }
 
+GuestState DomainStateOf(const xc_domaininfo_t& info) {
+  if (info.flags & XEN_DOMINF_dying) return GuestState::kGone;
+  switch (ShutdownReason(info)) {
+    case -1: break;
+    case SHUTDOWN_crash: return GuestState::kCrashed;
+    case SHUTDOWN_suspend: return GuestState::kSuspended;
+    default: return GuestState::kShutdown;  // poweroff, reboot, watchdog, soft_reset
+  }
+  return (info.flags & XEN_DOMINF_paused) ? GuestState::kPaused : GuestState::kRunning;
+}
+
+GuestState XenHandles::DomainState(uint32_t domid) const {
+  xc_domaininfo_t info{};
+  int n = xc_domain_getinfolist(xch_, domid, 1, &info);
+  if (n <= 0 || info.domain != domid) return GuestState::kGone;
+  return DomainStateOf(info);
+}
+
 Result<XenCpuPolicy> XenHandles::DomainCpuPolicy(uint32_t domid) const {
   const std::string dom = "xen: domain " + std::to_string(domid);
   uint32_t nl = 0, nm = 0;

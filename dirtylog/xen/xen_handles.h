@@ -9,6 +9,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "dirtylog/backend.h"
 #include "dirtylog/xen/stream/cpu_policy.h"
 
 namespace xm::xen {
@@ -28,6 +29,8 @@ class XenHandles {
   Result<xc_domaininfo_t> DomainInfo(uint32_t domid) const;
   // A domain name or decimal id to a domid.
   Result<uint32_t> ResolveDomain(const std::string& name_or_id) const;
+  // The domain as Xen sees it now; kGone when it no longer exists.
+  GuestState DomainState(uint32_t domid) const;
   // The CPU policy Xen enforces for the domain, serialised (leaves and MSRs).
   Result<XenCpuPolicy> DomainCpuPolicy(uint32_t domid) const;
 
@@ -41,5 +44,7 @@ class XenHandles {
 
 // Shutdown reason of a shut-down domain (SHUTDOWN_*), or -1 if it is not shut down.
 int ShutdownReason(const xc_domaininfo_t& info);
+// What a domain's info flags say about it (dying counts as gone: it will never run again).
+GuestState DomainStateOf(const xc_domaininfo_t& info);
 
 }  // namespace xm::xen

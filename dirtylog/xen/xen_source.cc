@@ -92,15 +92,25 @@ Result<std::unique_ptr<XenSource>> XenSource::Open(const std::string& domain) {
     return Error(Code::kUnsupported,
                  Dom(s->domid_) + " is a PV guest; xmotion migrates HVM and PVH guests only (PV needs MFN-addressed "
                                   "page tables rewritten in flight, which xc_domain_save does). Use `xl migrate`.");
-  if (info.flags & XEN_DOMINF_dying) return Error(Code::kInvalidArgument, Dom(s->domid_) + " is dying");
-  if (ShutdownReason(info) >= 0) return Error(Code::kInvalidArgument, Dom(s->domid_) + " is shut down");
+  if (info.flags & XEN_DOMINF_dying) return Error(Code::kUnsupported, Dom(s->domid_) + " is dying: nothing to migrate");
   s->shape_.page_size = kXenPageSize;
   s->shape_.vcpus = info.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID ? 0 : info.max_vcpu_id + 1;
   s->paused_ = info.flags & XEN_DOMINF_paused;
+  if (!Migratable(DomainStateOf(info))) {
+    // Nothing to migrate, but the engine reports the domain's state: no shape probe
+    // (a crashed domain's memory is kept for inspection, not for a new host).
+    s->paused_ = true;
+    return s;
+  }
   // An HVM guest with upstream QEMU has libxl's QMP socket; a PVH guest has none.
   s->has_device_model_ = ::access(QmpSocketPath(s->domid_).c_str(), F_OK) == 0;
   XM_TRY(s->ProbeShape());
   return s;
+}
+
+GuestState XenSource::State() const {
+  if (released_) return GuestState::kGone;
+  return h_->DomainState(domid_);
 }
 
 XenSource::~XenSource() {

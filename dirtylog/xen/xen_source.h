@@ -63,6 +63,9 @@ class XenSource final : public Backend {
   Status Resume() override;
   Status SetThrottle(double run_fraction) override;
   bool Running() const override { return !paused_; }
+  // Asks Xen. Open() accepts a crashed or shut-down domain (and probes nothing)
+  // so that the engine refuses it with the hypervisor's view in the report.
+  GuestState State() const override;
 
   Result<std::vector<uint8_t>> SaveVcpuState() override;
   Status LoadVcpuState(std::span<const uint8_t>) override;

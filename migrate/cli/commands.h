@@ -22,6 +22,7 @@ void AddReceive(CLI::App& app, Runner& run);
 void AddDemo(CLI::App& app, Runner& run);
 void AddCpu(CLI::App& app, Runner& run);
 void AddBackends(CLI::App& app, Runner& run);
+void AddPlot(CLI::App& app, Runner& run);
 
 // Options every migrating command shares (guest, policy, progress).
 struct CommonOptions {
@@ -38,6 +39,8 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
 Status FinishBackendOptions(CommonOptions& o);
 Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o);
 ProgressFn MakeProgress(const std::string& mode, const std::string& who);
+// The exit-code table every command uses, for --help (README "Exit codes").
+std::string ExitCodeHelp();
 // Prints the summary and writes --report; returns the exit code.
 int Finish(const MigrationReport& r, const CommonOptions& o);
 

@@ -1,10 +1,14 @@
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "base/log.h"
 #include "base/units.h"
+#include "dirtylog/workload.h"
 #include "migrate/cli/commands.h"
 #include "transport/auth.h"
 
@@ -34,6 +38,31 @@ Status FinishBackendOptions(CommonOptions& o) {
   if (!mem.ok()) return std::move(mem).With("--memory").status();
   if (*mem == 0 || *mem % 4096 != 0) return Error(Code::kInvalidArgument, "--memory must be a non-zero multiple of 4 KiB");
   o.backend.memory_bytes = *mem;
+  // Everything the command will need is checked now, before a guest is built or
+  // a peer contacted: a mistake costs a second, not a migration.
+  if (!o.backend.workload.empty()) {
+    auto w = ParseWorkload(o.backend.workload, o.backend.memory_bytes);
+    if (!w.ok()) return std::move(w).With("--workload").status();
+  }
+  if (!o.report.empty()) {
+    std::filesystem::path p = std::filesystem::absolute(o.report);
+    if (!std::filesystem::is_directory(p.parent_path()))
+      return Error(Code::kInvalidArgument, "--report " + o.report + ": the folder " + p.parent_path().string() +
+                                               " does not exist");
+    // The report is written as a temporary file renamed into place: try exactly that
+    // (access() says yes to root everywhere, /proc included).
+    std::string probe = (p.parent_path() / ".xmotion-report-XXXXXX").string();
+    int fd = ::mkstemp(probe.data());
+    if (fd < 0)
+      return Error(Code::kInvalidArgument, "--report " + o.report + ": cannot create files in " +
+                                               p.parent_path().string() + " (" + std::strerror(errno) + ")");
+    ::close(fd);
+    ::unlink(probe.c_str());
+  }
+  if (!o.key_file.empty()) {
+    auto key = LoadKey(o);
+    if (!key.ok()) return std::move(key).With("--key-file").status();
+  }
   return {};
 }
 
@@ -63,6 +92,24 @@ ProgressFn MakeProgress(const std::string& mode_in, const std::string& who) {
                    e.contains("decision") ? " — " + e["decision"].get<std::string>() : std::string());
     }
   };
+}
+
+std::string ExitCodeHelp() {
+  struct Row {
+    int code;
+    const char* meaning;
+  };
+  static constexpr Row kRows[] = {
+      {kExitCompleted, "completed (send/receive/demo), compatible (cpu check), chart written (plot)"},
+      {kExitFailed, "failed before GO: the source guest runs on, the destination copy is discarded"},
+      {kExitUsage, "usage: a bad argument or input file; nothing was started"},
+      {kExitIncompatible, "incompatible: the destination cannot host the guest (CPU features, size)"},
+      {kExitOutcomeUnknown, "GO was sent but DONE never came: the guest is paused here; ask the destination"},
+      {kExitAuth, "wrong peer: authentication failed, or the peer is not xmotion / speaks another protocol"},
+  };
+  std::string out = "Exit codes (every command):\n";
+  for (const Row& r : kRows) out += "  " + std::to_string(r.code) + "  " + r.meaning + "\n";
+  return out;
 }
 
 int Finish(const MigrationReport& r, const CommonOptions& o) {

@@ -29,7 +29,7 @@ namespace cm = xm::cpumask;
 using nlohmann::json;
 
 constexpr int kCompatible = 0;
-constexpr int kNotCompatible = 1;
+constexpr int kNotCompatible = kExitIncompatible;  // the same code send uses for it
 constexpr int kBadInput = kExitUsage;  // as for every xmotion command
 
 struct NamedPolicy {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/units.h"
 #include "migrate/cli/commands.h"
 #include "migrate/common/report.h"
 
@@ -89,6 +90,46 @@ std::string DefaultDemoBackend() {
         b->usable().ok())
       best = b;
   return std::string(best ? best->name : Backends().front()->name);
+}
+
+// Both reports in one table: each side's own measurements, with units.
+void PrintSideBySide(const nlohmann::json& src, const nlohmann::json& dst) {
+  if (!src.is_object() || !dst.is_object()) return;
+  auto ms = [](const nlohmann::json& r, const char* k) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f ms", r.value(k, 0.0));
+    return std::string(b);
+  };
+  auto part = [](const nlohmann::json& r, const char* k) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.1f ms", r.value("downtime", nlohmann::json::object()).value(k, 0.0));
+    return std::string(b);
+  };
+  auto str = [](const nlohmann::json& r, const char* k) {
+    if (!r.contains(k)) return std::string("-");
+    return r[k].is_string() ? r[k].get<std::string>() : r[k].dump();
+  };
+  struct Row {
+    const char* what;
+    std::string s, d;
+  };
+  const Row rows[] = {
+      {"result", str(src, "result"), str(dst, "result")},
+      {"total", ms(src, "total_ms"), ms(dst, "total_ms")},
+      {"downtime (own view)", ms(src, "downtime_ms"), ms(dst, "downtime_ms")},
+      {"  final round", part(src, "final_round_ms"), part(dst, "final_round_ms")},
+      {"  state + verify", part(src, "state_ms"), part(dst, "state_ms")},
+      {"  resume", part(src, "resume_ms"), part(dst, "resume_ms")},
+      {"on the wire", FormatBytes(src.value("bytes_wire", 0ull)), FormatBytes(dst.value("bytes_wire", 0ull))},
+      {"rounds", std::to_string(src.value("rounds", nlohmann::json::array()).size()),
+       std::to_string(dst.value("rounds", nlohmann::json::array()).size())},
+      {"digest match", str(src, "digest_match"), str(dst, "digest_match")},
+      {"guest", str(src, "source_guest"), str(dst, "destination_guest")},
+  };
+  std::printf("\n== side by side ==\n%-22s %-22s %-22s\n", "", "source", "destination");
+  for (const Row& r : rows) std::printf("%-22s %-22s %-22s\n", r.what, r.s.c_str(), r.d.c_str());
+  std::printf("(the source times downtime from its pause; the destination from the last pre-copy ROUND_ACK,\n"
+              " after which the source pauses, to the guest running there)\n");
 }
 
 int RunDemo(DemoArgs& a) {
@@ -193,10 +234,13 @@ int RunDemo(DemoArgs& a) {
     auto p = sender.value("pages", nlohmann::json::object());
     shown.pages = {p.value("zero", 0ull), p.value("unchanged", 0ull), p.value("duplicate", 0ull),
                    p.value("delta", 0ull), p.value("lz4", 0ull),      p.value("raw", 0ull)};
-    for (const auto& r : sender.value("rounds", nlohmann::json::array()))
-      shown.rounds.push_back({r.value("round", 0u), r.value("dirty_pages", 0ull), r.value("pages_sent", 0ull),
-                              r.value("bytes_wire", 0ull), r.value("ms", 0.0), r.value("compression", true),
-                              r.value("throttle", 1.0), r.value("fetch_ms", 0.0)});
+    for (const auto& r : sender.value("rounds", nlohmann::json::array())) {
+      RoundReport rr{r.value("round", 0u), r.value("dirty_pages", 0ull), r.value("pages_sent", 0ull),
+                     r.value("bytes_wire", 0ull), r.value("ms", 0.0), r.value("compression", true),
+                     r.value("throttle", 1.0), r.value("fetch_ms", 0.0), r.value("dirty_next", 0ull), std::nullopt};
+      if (r.contains("predicted_downtime_ms")) rr.predicted_downtime_ms = r.value("predicted_downtime_ms", 0.0);
+      shown.rounds.push_back(rr);
+    }
     std::printf("%s", shown.Summary().c_str());
     PrintGuest("source", sender);
   }
@@ -208,6 +252,7 @@ int RunDemo(DemoArgs& a) {
   } else {
     std::printf("destination wrote no report\n");
   }
+  PrintSideBySide(sender, receiver);
   if (!b.report.empty()) {
     Status ws = WriteReportFile(b.report, combined);
     if (!ws.ok()) spdlog::error("xmotion demo: {}", ws.message());

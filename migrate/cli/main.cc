@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a dead peer must be an error code, not a dead process
   CLI::App app{"xmotion: live migration of virtual machines (the XenMotion data path)"};
   app.require_subcommand(1);
+  app.footer(xm::cli::ExitCodeHelp());
   app.fallthrough();  // the logging options below may follow the subcommand
   app.set_version_flag("--version", "xmotion 0.1 (protocol " + std::to_string(xm::kProtocolVersion) + ")");
   xm::LogOptions log;
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   xm::cli::AddDemo(app, run);
   xm::cli::AddCpu(app, run);
   xm::cli::AddBackends(app, run);
+  xm::cli::AddPlot(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

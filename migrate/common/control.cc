@@ -20,6 +20,18 @@ Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_
   return {};
 }
 
+Status ExpectHello(Stream& s, Record& rec, std::string_view phase, uint64_t max_body) {
+  XM_TRY(ReadFirstRecord(s, rec, max_body).With(phase));
+  if (rec.type == RecordType::kAbort) {
+    auto a = DecodeAbort(rec.body);
+    if (!a.ok()) return std::move(a).With(phase).status();
+    return Status(a->code == Code::kOk ? Code::kAborted : a->code, "peer aborted: " + a->reason).With(phase);
+  }
+  if (rec.type != RecordType::kHello)
+    return Status(Code::kProtocol, "expected HELLO, got " + std::string(RecordName(rec.type))).With(phase);
+  return {};
+}
+
 Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view phase, uint64_t max_body) {
   XM_TRY(ReadControl(s, rec, phase, max_body));
   if (rec.type != want)

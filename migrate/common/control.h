@@ -14,6 +14,9 @@ constexpr uint64_t kPreAuthMaxBody = 64 * 1024;
 // Reads one record; an ABORT from the peer becomes an error with its code and reason.
 Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_body = kMaxRecordBody);
 // Reads one record and requires it to be `want`.
+// The peer's first record, which must be HELLO (or ABORT); a peer that is not
+// xmotion at all is refused as kAuth naming what it sent (ReadFirstRecord).
+Status ExpectHello(Stream& s, Record& rec, std::string_view phase, uint64_t max_body);
 Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view phase,
                     uint64_t max_body = kMaxRecordBody);
 // Tells the peer why we stop; errors sending it are ignored (the peer may be gone).

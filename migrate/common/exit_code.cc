@@ -7,7 +7,8 @@ int ExitCodeFor(const Status& st) {
     case Code::kOk: return kExitCompleted;
     case Code::kInvalidArgument: return kExitUsage;
     case Code::kIncompatible: return kExitIncompatible;
-    case Code::kAuth: return kExitAuth;
+    case Code::kAuth:
+    case Code::kVersion: return kExitAuth;  // the wrong peer, whatever it is
     default: return kExitFailed;
   }
 }

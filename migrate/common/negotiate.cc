@@ -29,10 +29,9 @@ Status CheckRole(const Hello& peer, const NegotiateOptions& o) {
 // Rule: the peer's version range contains ours (PROTOCOL.md HELLO).
 Status CheckVersion(const Hello& peer, const NegotiateOptions& o) {
   if (peer.version_min <= kProtocolVersion && peer.version_max >= kProtocolVersion) return {};
-  return Error(Code::kVersion, std::string(PeerName(o.role)) + " speaks protocol " + std::to_string(peer.version_min) +
-                                   ".." + std::to_string(peer.version_max) + ", this " +
-                                   (o.role == Role::kSource ? "source" : "receiver") + " speaks " +
-                                   std::to_string(kProtocolVersion));
+  return Error(Code::kVersion, "xmotion protocol " + std::to_string(kProtocolVersion) + " here, the " +
+                                   std::string(PeerName(o.role)) + " speaks " + std::to_string(peer.version_min) +
+                                   ".." + std::to_string(peer.version_max));
 }
 
 // Rule: the destination's answer echoes the session and accepts no more
@@ -79,9 +78,13 @@ Hello DestinationHello(const NegotiateOptions& o, const Hello& source) {
   return h;
 }
 
-Result<Hello> ReadHello(Stream& control) {
+// The peer's first record: a peer that is not xmotion at all is named (kAuth).
+Result<Hello> ReadHello(Stream& control, const NegotiateOptions& o) {
   Record rec;
-  XM_TRY(ExpectRecord(control, rec, RecordType::kHello, "handshake", kPreAuthMaxBody));
+  if (o.hello_timeout_ms > 0) control.SetTimeoutMs(o.hello_timeout_ms);
+  Status st = ExpectHello(control, rec, "handshake", kPreAuthMaxBody);
+  if (o.hello_timeout_ms > 0 && o.io_timeout_ms > 0) control.SetTimeoutMs(o.io_timeout_ms);
+  XM_TRY(std::move(st));
   return DecodeHello(rec.body);
 }
 
@@ -91,14 +94,14 @@ Result<Session> ExchangeHellos(Stream& control, const NegotiateOptions& o) {
   if (o.role == Role::kSource) {
     s.source = SourceHello(o);
     XM_TRY_CTX(WriteRecord(control, RecordType::kHello, EncodeHello(s.source)), "handshake");
-    auto peer = ReadHello(control);
+    auto peer = ReadHello(control, o);
     if (!peer.ok()) return std::move(peer).With("handshake").status();
     s.destination = *peer;
     XM_TRY_CTX(CheckRole(s.destination, o), "handshake");
     XM_TRY_CTX(CheckVersion(s.destination, o), "handshake");
     XM_TRY_CTX(CheckAnswer(s.destination, s.source), "handshake");
   } else {
-    auto peer = ReadHello(control);
+    auto peer = ReadHello(control, o);
     if (!peer.ok()) {
       if (peer.status().code() == Code::kProtocol) return Refuse(control, peer.status(), "handshake");
       return std::move(peer).With("handshake").status();

@@ -32,6 +32,10 @@ struct NegotiateOptions {
   uint64_t features = kFeaturesKnown;  // source: offered; destination: supported
   uint32_t streams = 1;      // source: wanted; destination: the most it accepts
   std::string peer;          // the peer's address, for messages
+  // Source: how long the peer may take to answer HELLO (an xmotion receiver
+  // answers at once; anything else is named within seconds), then io_timeout_ms again.
+  int hello_timeout_ms = 0;  // 0 = the stream's timeout as it is
+  int io_timeout_ms = 0;
 };
 
 // Source: the guest it offers. Called once the peer is authenticated, so a

@@ -21,18 +21,25 @@ nlohmann::json MigrationReport::ToJson() const {
                    {"final_round_ms", downtime.final_round_ms},
                    {"state_ms", downtime.state_ms},
                    {"resume_ms", downtime.resume_ms}};
+  if (downtime_target_ms > 0) j["downtime_target_ms"] = downtime_target_ms;
   j["memory_bytes"] = memory_bytes;
   j["bytes_wire"] = bytes_wire;
   nlohmann::json rs = nlohmann::json::array();
-  for (const auto& r : rounds)
-    rs.push_back({{"round", r.round},
-                  {"dirty_pages", r.dirty_pages},
-                  {"pages_sent", r.pages_sent},
-                  {"bytes_wire", r.bytes_wire},
-                  {"ms", r.ms},
-                  {"fetch_ms", r.fetch_ms},
-                  {"compression", r.compression},
-                  {"throttle", r.throttle}});
+  for (const auto& r : rounds) {
+    nlohmann::json jr{{"round", r.round},
+                      {"dirty_pages", r.dirty_pages},
+                      {"pages_sent", r.pages_sent},
+                      {"bytes_wire", r.bytes_wire},
+                      {"ms", r.ms},
+                      {"fetch_ms", r.fetch_ms},
+                      {"compression", r.compression},
+                      {"throttle", r.throttle}};
+    if (r.predicted_downtime_ms) {
+      jr["dirty_next"] = r.dirty_next;
+      jr["predicted_downtime_ms"] = *r.predicted_downtime_ms;
+    }
+    rs.push_back(jr);
+  }
   j["rounds"] = rs;
   j["pages"] = {{"zero", pages.zero},   {"unchanged", pages.unchanged}, {"duplicate", pages.duplicate},
                 {"delta", pages.delta}, {"lz4", pages.lz4},             {"raw", pages.raw}};
@@ -44,6 +51,7 @@ nlohmann::json MigrationReport::ToJson() const {
   j["streams"] = streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;
+  if (!destination_guest.empty()) j["destination_guest"] = destination_guest;
   if (guest) j["guest"] = *guest;
   if (guest_selfcheck) j["guest_selfcheck"] = *guest_selfcheck;
   if (peer) j["peer"] = *peer;
@@ -63,7 +71,7 @@ std::string MigrationReport::Summary() const {
     s += line;
   }
   std::snprintf(line, sizeof line,
-                " total %.1f ms, downtime %.1f ms (pause %.1f, final round %.1f, state+verify %.1f, resume %.1f)\n",
+                " total %.1f ms, downtime %.1f ms (pause %.1f ms, final round %.1f ms, state+verify %.1f ms, resume %.1f ms)\n",
                 total_ms, downtime_ms, downtime.pause_ms, downtime.final_round_ms, downtime.state_ms,
                 downtime.resume_ms);
   s += line;

@@ -23,6 +23,10 @@ struct RoundReport {
   bool compression = true;
   double throttle = 1.0;     // guest run fraction during the round
   double fetch_ms = 0;       // reading (and clearing) the dirty log after the round; in `ms` for the final round
+  // Pre-copy rounds only: pages dirty when the round ended, and the downtime the
+  // policy predicted for stopping then (what `xmotion plot` draws against the target).
+  uint64_t dirty_next = 0;
+  std::optional<double> predicted_downtime_ms;
 };
 
 struct DowntimeParts {
@@ -41,6 +45,7 @@ struct MigrationReport {
   double total_ms = 0;
   double downtime_ms = 0;
   DowntimeParts downtime;
+  double downtime_target_ms = 0;  // source: the policy's target (0 = not a source report)
   uint64_t memory_bytes = 0;
   uint64_t bytes_wire = 0;
   std::vector<RoundReport> rounds;
@@ -52,7 +57,10 @@ struct MigrationReport {
   uint32_t streams = 1;
   std::string verify = "incremental";
   uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)
-  std::string source_guest;  // source: "running" | "paused" | "released"
+  // The guest as the hypervisor sees it when the report is written (GuestStateName),
+  // or "released" once the destination owns it. Never guessed from the engine's flags.
+  std::string source_guest;       // source side
+  std::string destination_guest;  // destination side; "gone" after a failure discarded it
   std::optional<nlohmann::json> guest;  // guest's own progress/self-check, when it reports any
   std::optional<nlohmann::json> guest_selfcheck;  // destination: the self-checking guest's verdict
   std::optional<nlohmann::json> peer;   // the other side's report, when received

@@ -76,6 +76,10 @@ class Receiver::Impl {
   Session session_;
   CpuPolicy policy_;
   bool resumed_ = false;
+  // When each ROUND_ACK went out. The source pauses the guest right after reading
+  // the one before the final round's: that is where this side's downtime starts.
+  std::vector<Clock::time_point> ack_at_;
+  Clock::time_point commit_at_ = Clock::now();
   GuestProgress at_resume_;  // the guest's own view just before it first runs here
 };
 
@@ -248,6 +252,7 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
                    "round " + std::to_string(re->round));
         round = re->round + 1;
         round_start = Clock::now();
+        ack_at_.push_back(round_start);
         break;
       }
       case RecordType::kVcpuState: {
@@ -262,6 +267,7 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         auto c = DecodeCommit(rec.body);
         if (!c.ok()) return std::move(c).status();
         commit = *c;
+        commit_at_ = Clock::now();
         return {};
       }
       default:
@@ -302,15 +308,26 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
     if (!warnings.empty()) report_.guest = nlohmann::json{{"cpu_warnings", warnings}};
   }
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kReady, EncodeReady({mine})), "handoff");
+  auto ready_at = Clock::now();
   Record rec;
   control_->SetTimeoutMs(opts_.go_timeout_ms);
   XM_TRY(ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO"));
   XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
   at_resume_ = guest_->Progress();
-  auto t = Clock::now();
   XM_TRY_CTX(guest_->Resume(), "resume guest");
   resumed_ = true;
-  report_.downtime.resume_ms = MsSince(t);
+  // This side's own view of the downtime: from the last pre-copy ROUND_ACK (the
+  // source pauses the guest as soon as it reads it) to the guest running here.
+  // A migration with no pre-copy round to ack starts it at COMMIT (an underestimate).
+  auto ms = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  };
+  auto now = Clock::now();
+  Clock::time_point paused_at = ack_at_.size() >= 2 ? ack_at_[ack_at_.size() - 2] : commit_at_;
+  report_.downtime.final_round_ms = ms(paused_at, commit_at_);
+  report_.downtime.state_ms = ms(commit_at_, ready_at);
+  report_.downtime.resume_ms = ms(ready_at, now);
+  report_.downtime_ms = ms(paused_at, now);
   return {};
 }
 
@@ -345,6 +362,7 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
     if (guest_) {
       guest_->Discard();
       guest_.reset();
+      report_.destination_guest = GuestStateName(GuestState::kGone);
     }
     report_.result = st.code() == Code::kAborted ? "aborted" : "failed";
     report_.error = st.message();
@@ -363,6 +381,7 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   auto resumed_at = Clock::now();
   if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
   WatchResumedGuest(*guest_, at_resume_, resumed_at, opts_.selfcheck_wait_ms, report_);
+  report_.destination_guest = GuestStateName(guest_->State());
   return report_;
 }
 

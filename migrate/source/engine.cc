@@ -20,6 +20,8 @@
 #include "transport/record.h"
 
 namespace xm {
+
+constexpr int kHelloTimeoutMs = 10000;
 class SourceEngine::Impl {
  public:
   Impl(Backend& b, SourceOptions o) : backend_(b), opts_(std::move(o)), policy_(opts_.policy) {}
@@ -62,6 +64,8 @@ Status SourceEngine::Impl::Connect() {
   }
   std::string why;
   auto s = opts_.dialer->Dial(&why);
+  if (!s.ok() && s.status().message().find("refused") != std::string::npos)
+    return Error(Code::kAuth, s.status().message() + ": no xmotion receiver listens at " + opts_.to.ToString());
   if (!s.ok()) return std::move(s).status();
   control_ = std::move(s).value();
   control_->SetTimeoutMs(opts_.io_timeout_ms);
@@ -101,6 +105,8 @@ Status SourceEngine::Impl::Handshake() {
   no.features = (opts_.compress ? kFeatureLz4 : 0) | kFeatureDelta | kFeatureDupRef;
   no.streams = opts_.streams;
   no.peer = opts_.to.ToString();
+  no.hello_timeout_ms = std::min(opts_.io_timeout_ms, kHelloTimeoutMs);
+  no.io_timeout_ms = opts_.io_timeout_ms;
   auto offer = [this]() -> Result<std::pair<Shape, CpuPolicy>> {
     auto policy = backend_.GetCpuPolicy();
     if (!policy.ok()) return std::move(policy).With("read guest CPU policy").status();
@@ -227,8 +233,13 @@ MigrationReport SourceEngine::Impl::Run() {
   report_.memory_bytes = backend_.shape().memory_bytes();
   report_.streams = 1;
   report_.verify = opts_.verify == VerifyMode::kFull ? "full" : "incremental";
+  report_.downtime_target_ms = opts_.policy.downtime_target_ms;
 
   auto body = [&]() -> Status {
+    // A crashed or shut-down guest has nothing to migrate; say so before touching the network.
+    if (GuestState gs = backend_.State(); !Migratable(gs))
+      return Error(Code::kUnsupported, "the source guest is " + std::string(GuestStateName(gs)) +
+                                           " (the hypervisor's view): there is nothing to migrate");
     XM_TRY(Connect());
     XM_TRY(Handshake());
     XM_TRY(OpenDataStreams());
@@ -254,6 +265,8 @@ MigrationReport SourceEngine::Impl::Run() {
       RoundObservation obs{round, rr.pages_sent, rr.bytes_wire, rr.ms, todo.Count(),
                            std::chrono::duration<double>(Clock::now() - start_).count()};
       Decision d = policy_.Decide(obs);
+      rr.dirty_next = obs.dirty_next;
+      rr.predicted_downtime_ms = policy_.last_prediction_ms();
       spdlog::debug("send: round {} sent {} pages in {:.1f} ms (dirty log {:.1f} ms), {} dirty next: {}", round,
                     rr.pages_sent, rr.ms, rr.fetch_ms, obs.dirty_next, policy_.reason());
       report_.rounds.push_back(rr);
@@ -291,7 +304,10 @@ MigrationReport SourceEngine::Impl::Run() {
     Status rs = backend_.Resume();
     if (!rs.ok()) report_.error += "; RESUMING THE SOURCE GUEST FAILED: " + rs.message();
   }
-  report_.source_guest = backend_.Running() ? "running" : "paused";
+  GuestState after = backend_.State();
+  report_.source_guest = GuestStateName(after);
+  if (after == GuestState::kCrashed && report_.error.find("source guest is crashed") == std::string::npos)
+    report_.error += "; the source guest has CRASHED (the hypervisor's view)";
   if (auto p = backend_.Progress(); p.available) {
     // Show the guest really runs on: its own counter must move.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

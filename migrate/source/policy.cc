@@ -31,6 +31,7 @@ Decision Policy::Decide(const RoundObservation& obs) {
   // round is mostly pages that were just written.
   if (obs.pages_sent >= 256 && obs.ms > 0)
     predicted = 1.5 * static_cast<double>(obs.dirty_next) * obs.ms / static_cast<double>(obs.pages_sent);
+  last_prediction_ms_ = predicted;
   char buf[160];
   if (predicted <= cfg_.downtime_target_ms) {
     std::snprintf(buf, sizeof buf, "%llu dirty pages fit the %.0f ms downtime target (predicted %.1f ms)",

@@ -40,6 +40,8 @@ class Policy {
   // (Decide prefers the last round's cost per page when it has one).
   double PredictDowntimeMs(uint64_t pages) const;
   const std::string& reason() const { return reason_; }
+  // The stop-and-copy time the last Decide() judged by (for reports and plots).
+  double last_prediction_ms() const { return last_prediction_ms_; }
 
  private:
   PolicyConfig cfg_;
@@ -48,6 +50,7 @@ class Policy {
   double total_ms_ = 0;
   uint32_t not_converging_ = 0;
   double run_fraction_ = 1.0;
+  double last_prediction_ms_ = 0;
   std::string reason_;
 };
 

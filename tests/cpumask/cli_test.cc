@@ -1,4 +1,4 @@
-// `xmotion cpu …` end to end: output and exit codes (0 compatible, 1 not,
+// `xmotion cpu …` end to end: output and exit codes (0 compatible, 3 not,
 // 2 bad input), run as a separate process like an operator would.
 #include <sys/wait.h>
 
@@ -76,7 +76,7 @@ TEST(CpuCli, LevelLabelsAndInlineStrings) {
 
 TEST(CpuCli, LevelAcrossVendorsIsIncompatible) {
   CliRun r = Cpu("level haswell.fs epyc-rome.fs");
-  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.code, 3) << r.out;
   EXPECT_THAT(r.out, HasSubstr("different CPU vendors cannot share a pool"));
   EXPECT_THAT(r.out, HasSubstr("2=epyc-rome"));
 }
@@ -98,22 +98,22 @@ TEST(CpuCli, BadInputExitsTwoAndNamesTheProblem) {
 TEST(CpuCli, CheckExitCodes) {
   EXPECT_EQ(Cpu("check --vm haswell.fs --host skylake.fs").code, 0);
   CliRun r = Cpu("check --vm skylake.fs --host icelake.fs");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 3);
   EXPECT_THAT(r.out, HasSubstr("incompatible: skylake cannot move to icelake: destination lacks mpx"));
   r = Cpu("check --json --vm icelake.fs --host skylake.fs");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 3);
   auto j = nlohmann::json::parse(r.out);
   EXPECT_FALSE(j["compatible"].get<bool>());
   EXPECT_EQ(j["missing_on_host"].size(), 15u);
   r = Cpu("check --vm haswell.fs --host icelake.fs --pool-level intel:sse2,avx2");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 3);
   EXPECT_THAT(r.out, HasSubstr("destination pool level lacks"));
-  EXPECT_EQ(Cpu("check --vm epyc-rome.fs --host icelake.fs").code, 1);
+  EXPECT_EQ(Cpu("check --vm epyc-rome.fs --host icelake.fs").code, 3);
 }
 
 TEST(CpuCli, CheckJoin) {
   CliRun r = Cpu("check-join --pool skylake.fs,icelake.fs --host haswell.fs --vms a=intel:sse2,avx2,b=intel:avx512f");
-  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.code, 3) << r.out;
   EXPECT_THAT(r.out, HasSubstr("haswell can join"));
   EXPECT_THAT(r.out, HasSubstr("the pool level loses 17"));
   EXPECT_THAT(r.out, HasSubstr("VM a can still move to haswell"));
@@ -124,7 +124,7 @@ TEST(CpuCli, CheckJoin) {
   EXPECT_THAT(r.out, HasSubstr("the pool level keeps all"));
 
   r = Cpu("check-join --json --pool haswell.fs,skylake.fs --host epyc-rome.fs");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 3);
   auto j = nlohmann::json::parse(r.out);
   EXPECT_FALSE(j["can_join"].get<bool>());
   EXPECT_THAT(j["error"].get<std::string>(), HasSubstr("different CPU vendors"));

@@ -23,14 +23,16 @@ TEST(BackendRegistry, NamesAreUniqueAndEveryEntryIsComplete) {
   EXPECT_TRUE(names.count("xen"));
 }
 
-TEST(BackendRegistry, UnknownNameIsUnsupportedEverywhere) {
-  EXPECT_EQ(FindBackend("bhyve").status().code(), Code::kUnsupported);
-  EXPECT_EQ(BackendUsable("bhyve").code(), Code::kUnsupported);
+// An unknown name is a usage error (exit 2) everywhere, naming the choices.
+TEST(BackendRegistry, UnknownNameIsAUsageErrorEverywhere) {
+  EXPECT_EQ(FindBackend("bhyve").status().code(), Code::kInvalidArgument);
+  EXPECT_NE(FindBackend("bhyve").status().message().find("unknown backend (sim"), std::string::npos);
+  EXPECT_EQ(BackendUsable("bhyve").code(), Code::kInvalidArgument);
   BackendOptions o;
   o.backend = "bhyve";
-  EXPECT_EQ(OpenSource(o).status().code(), Code::kUnsupported);
+  EXPECT_EQ(OpenSource(o).status().code(), Code::kInvalidArgument);
   GuestShape shape{4096, 16, {{0, 16}}, 1};
-  EXPECT_EQ(CreateDestination(o, shape, "bhyve").status().code(), Code::kUnsupported);
+  EXPECT_EQ(CreateDestination(o, shape, "bhyve").status().code(), Code::kInvalidArgument);
 }
 
 TEST(BackendRegistry, DestinationMustHostTheSourcesKindOfGuest) {

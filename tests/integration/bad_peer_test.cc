@@ -3,6 +3,7 @@
 // with a one-line reason, and the source's guest keeps running whenever the
 // migration fails before GO.
 #include <signal.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -87,10 +88,11 @@ TEST(IntegrationBadPeer, ReceiverGivenGarbageExitsWithOneLineReason) {
   std::vector<uint8_t> junk(4096);
   for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<uint8_t>(i * 131 + 7);
   (void)s->Send(junk.data(), junk.size());
-  EXPECT_EQ(r.Wait(), 1);
+  EXPECT_EQ(r.Wait(), 5) << "the wrong peer's exit code";
   std::string err = r.Stderr();
   EXPECT_EQ(Lines(err), 1) << err;
   EXPECT_NE(err.find("xmotion receive:"), std::string::npos) << err;
+  EXPECT_NE(err.find("not an xmotion peer"), std::string::npos) << err;
   EXPECT_EQ(ReadJsonFile(dir.path("recv.json"))["result"], "failed");
 }
 
@@ -123,10 +125,13 @@ TEST(IntegrationBadPeer, ReceiverRefusesAnotherProtocolVersion) {
   Record rec;
   Status st = ReadControl(*s, rec, "test");
   EXPECT_EQ(st.code(), Code::kVersion) << st.ToString();  // the receiver said why, in an ABORT
-  EXPECT_EQ(r.Wait(), 1);
+  EXPECT_EQ(r.Wait(), 5);
   std::string err = r.Stderr();
   EXPECT_EQ(Lines(err), 1) << err;
-  EXPECT_NE(err.find("protocol"), std::string::npos) << err;
+  EXPECT_NE(err.find("xmotion protocol " + std::to_string(kProtocolVersion) + " here, the source speaks " +
+                     std::to_string(kProtocolVersion + 1)),
+            std::string::npos)
+      << err;
 }
 
 TEST(IntegrationBadPeer, ReceiverRejectsCorruptPageData) {
@@ -219,9 +224,63 @@ TEST(IntegrationBadPeer, SourceKeepsRunningWhenThePeerSpeaksAnotherVersion) {
   });
   SourceRun o = RunSender(dir, l->port());
   fake.join();
-  EXPECT_EQ(o.rc, 1);
+  EXPECT_EQ(o.rc, 5);
   ExpectSourceGuestRunning(o);
-  EXPECT_NE(o.report["error"].get<std::string>().find("protocol"), std::string::npos);
+  EXPECT_NE(o.report["error"].get<std::string>().find("xmotion protocol " + std::to_string(kProtocolVersion) +
+                                                      " here, the receiver speaks " +
+                                                      std::to_string(kProtocolVersion + 1)),
+            std::string::npos)
+      << o.report["error"];
+}
+
+// Whatever listens at --to, if it is not xmotion the sender says so within
+// seconds (exit 5), names what it met, and the guest runs on.
+TEST(IntegrationBadPeer, SourceNamesAPeerThatIsNotXmotion) {
+  struct Case {
+    const char* what;
+    std::string answer;  // written after reading the source's first bytes; then close
+    bool silent;         // write nothing, keep the connection open
+    const char* expect;
+  };
+  const std::vector<Case> cases = {
+      {"http", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", false, "like an HTTP server"},
+      {"ssh", "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", false, "like an SSH server"},
+      {"tls", std::string("\x15\x03\x03\x00\x02\x02\x32", 7), false, "like a TLS endpoint"},
+      {"hangs up", "", false, "closed the connection without a word"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    TempDir dir;
+    auto l = Listener::Bind({"127.0.0.1", 0});
+    ASSERT_TRUE(l.ok());
+    std::thread fake([&] {
+      auto fd = l->Accept(10000);
+      if (!fd.ok()) return;
+      char buf[64];
+      (void)::read(fd->get(), buf, sizeof buf);
+      if (!c.answer.empty()) (void)!::write(fd->get(), c.answer.data(), c.answer.size());
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    SourceRun o = RunSender(dir, l->port());
+    fake.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+    EXPECT_EQ(o.rc, 5) << o.err;
+    EXPECT_NE(o.err.find("not an xmotion peer"), std::string::npos) << o.err;
+    EXPECT_NE(o.err.find(c.expect), std::string::npos) << o.err;
+    ExpectSourceGuestRunning(o);
+  }
+  // Nothing listening at all.
+  TempDir dir;
+  uint16_t closed;
+  {
+    auto l = Listener::Bind({"127.0.0.1", 0});
+    ASSERT_TRUE(l.ok());
+    closed = l->port();
+  }
+  SourceRun o = RunSender(dir, closed);
+  EXPECT_EQ(o.rc, 5) << o.err;
+  EXPECT_NE(o.err.find("refused"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("no xmotion receiver listens"), std::string::npos) << o.err;
 }
 
 TEST(IntegrationBadPeer, SourceKeepsRunningWhenTheReceiverIsKilledMidMigration) {

@@ -14,6 +14,7 @@ extern "C" {
 #include "dirtylog/xen/stream/cpu_policy.h"
 #include "dirtylog/xen/stream/hvm_cpu_layout.h"
 #include "dirtylog/xen/stream/records.h"
+#include "dirtylog/xen/xen_handles.h"
 
 namespace xm::xen {
 namespace {
@@ -65,6 +66,28 @@ TEST(XenAbi, PolicyAndParamNumbersMatchXen) {
   EXPECT_EQ(XEN_DOMCTL_PFINFO_XTAB >> 28, static_cast<uint32_t>(PfnType::kXtab));
   EXPECT_EQ(XEN_DOMCTL_PFINFO_XALLOC >> 28, static_cast<uint32_t>(PfnType::kXalloc));
   EXPECT_EQ(XEN_DOMCTL_PFINFO_BROKEN >> 28, static_cast<uint32_t>(PfnType::kBroken));
+}
+
+// What the reports call a domain, from the flags xc_domain_getinfolist returns
+// (the lab's crashed-source step checks the same on a real crashed domain).
+TEST(XenAbi, DomainInfoFlagsGiveTheReportsGuestState) {
+  auto with = [](uint32_t flags) {
+    xc_domaininfo_t info{};
+    info.flags = flags;
+    return DomainStateOf(info);
+  };
+  auto shut = [](uint32_t reason) {
+    return XEN_DOMINF_shutdown | (reason << XEN_DOMINF_shutdownshift);
+  };
+  EXPECT_EQ(with(XEN_DOMINF_running), GuestState::kRunning);
+  EXPECT_EQ(with(XEN_DOMINF_blocked), GuestState::kRunning);
+  EXPECT_EQ(with(XEN_DOMINF_paused), GuestState::kPaused);
+  EXPECT_EQ(with(shut(SHUTDOWN_crash)), GuestState::kCrashed);
+  EXPECT_EQ(with(shut(SHUTDOWN_crash) | XEN_DOMINF_paused), GuestState::kCrashed);
+  EXPECT_EQ(with(shut(SHUTDOWN_suspend)), GuestState::kSuspended);
+  EXPECT_EQ(with(shut(SHUTDOWN_poweroff)), GuestState::kShutdown);
+  EXPECT_EQ(with(shut(SHUTDOWN_reboot)), GuestState::kShutdown);
+  EXPECT_EQ(with(XEN_DOMINF_dying | shut(SHUTDOWN_crash)), GuestState::kGone);
 }
 
 }  // namespace

@@ -1,0 +1,344 @@
+"""The nested-Xen lab's judge: what dom0 brought back -> checks and an outcome.
+
+Pure functions over the files dom0 wrote (facts, steps.tsv, the guests'
+console logs, xmotion's JSON reports), so they are tested on hand-made inputs
+(tests/lab/judge_test.py) without running a lab.
+
+Outcomes (results.json "outcome"):
+  passed       every check passed
+  guest-panic  the guest's kernel crashed (its console says so) and every
+               failed check is one a dead guest explains: the migration it
+               was in, the ones after it, the ticks that never came. Under
+               QEMU's emulated SVM the guest kernel has panicked with no
+               migration running (scripts/xen-lab.d/README.md), so this is
+               kept apart from a migration failure.
+  failed       anything else, including a failed check a dead guest does not
+               explain (a digest mismatch, memory the guest found corrupted,
+               a half-built destination left behind, a migration that failed
+               while the guest was demonstrably alive).
+CI retries the whole lab only for "guest-panic" (retry_allowed).
+"""
+import json
+import os
+import re
+
+GUEST_OOPS = re.compile(r"\] (BUG: |Oops|Kernel panic|general protection fault|stack guard page)")
+TICK = re.compile(r"XTICK seq=(\d+) boot_ms=(\d+) rt_ms=(\d+) writes=(\d+) verified=(\d+) passes=(\d+) errors=(\d+)")
+
+# Check groups: which part of the lab a check belongs to.
+G_GUEST, G_DOM0, G_XL, G_XM, G_ABORT, G_CRASHED, G_LAB = "guest", "dom0", "xl", "xmotion", "abort", "crashed", "lab"
+
+
+def deliberate_crash_cutoff(out):
+    """Console line counts taken just before the lab crashed the guest on
+    purpose (step xm-crashed), or None: the oops that crash makes the guest
+    kernel print must not count as the guest's own."""
+    path = os.path.join(out, "console-lines-before-deliberate-crash.txt")
+    if not os.path.exists(path):
+        return None
+    cut = {}
+    with open(path) as f:
+        for line in f:
+            name, _, count = line.strip().rpartition(" ")
+            if name and count.isdigit():
+                cut[name] = int(count)
+    return cut
+
+
+def read_consoles(out):
+    """Every tick from every guest console log, by sequence number; lines the
+    guest's memory check flagged; kernel crash lines (not those of the lab's
+    deliberate crash); and where the first crash happened (the last tick seq
+    before it in the same console)."""
+    ticks, bad, oops = {}, [], []
+    crash = None
+    cdir = os.path.join(out, "console")
+    cut = deliberate_crash_cutoff(out)
+    for fn in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
+        last_seq = None
+        with open(os.path.join(cdir, fn), errors="replace") as f:
+            for number, line in enumerate(f):
+                if cut is not None and number >= cut.get(fn, 0):
+                    break
+                m = TICK.search(line)
+                if m:
+                    seq, boot, rt, _w, _v, passes, err = map(int, m.groups())
+                    ticks.setdefault(seq, {"boot": boot, "rt": rt, "passes": passes, "errors": err, "log": fn})
+                    last_seq = seq
+                elif "XTICK-BAD" in line or "XTICK-FATAL" in line:
+                    bad.append(line.strip())
+                elif GUEST_OOPS.search(line):
+                    oops.append(f"{fn}: {line.strip()}")
+                    if crash is None:
+                        crash = {"console": fn, "after_seq": last_seq, "line": line.strip()[:200]}
+    if crash is not None and crash["after_seq"] is None and ticks:
+        # It died in a console with no tick yet (right after arriving): after the newest tick anywhere.
+        crash["after_seq"] = max(ticks)
+    return ticks, bad, oops, crash
+
+
+def window(ticks, facts, prefix):
+    """The ticks printed while a migration ran: by sequence numbers when dom0
+    recorded them, else by time (the guest's CLOCK_REALTIME and dom0's clock
+    both come from Xen's wallclock)."""
+    try:
+        return int(facts[prefix + "_seq_before"]), int(facts[prefix + "_seq_after"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        t0 = float(facts[prefix + "_t0"]) * 1000 - 1000
+        t1 = float(facts[prefix + "_t1"]) * 1000 + 5000
+    except (KeyError, ValueError):
+        return None, None
+    seqs = [s for s, t in ticks.items() if t0 <= t["rt"] <= t1]
+    return (min(seqs), max(seqs)) if seqs else (None, None)
+
+
+def guest_view(ticks, seq_from, seq_to, tick_ms):
+    """Downtime as the guest saw it: the longest gap between consecutive ticks
+    printed between seq_from and seq_to, less the tick period."""
+    if seq_from is None or seq_to is None:
+        return None
+    seqs = sorted(s for s in ticks if seq_from <= s <= seq_to)
+    if len(seqs) < 2:
+        return None
+    worst, worst_rt, missing, at = 0, 0, 0, None
+    for a, b in zip(seqs, seqs[1:]):
+        missing += b - a - 1
+        gap = (ticks[b]["boot"] - ticks[a]["boot"]) - (b - a - 1) * tick_ms
+        gap_rt = (ticks[b]["rt"] - ticks[a]["rt"]) - (b - a - 1) * tick_ms
+        if gap > worst:
+            worst, at = gap, (a, b)
+        worst_rt = max(worst_rt, gap_rt)
+    return {"downtime_ms": max(0, worst - tick_ms), "max_tick_gap_ms": worst,
+            "max_tick_gap_realtime_ms": worst_rt, "gap_between_seqs": at, "ticks": len(seqs),
+            "missing_lines": missing}
+
+
+def load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def tail(path, n=15):
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip() for line in f.readlines()[-n:]]
+    except OSError:
+        return []
+
+
+def read_facts(out):
+    facts = {}
+    if os.path.exists(os.path.join(out, "facts")):
+        with open(os.path.join(out, "facts")) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition("=")
+                facts[k] = v
+    steps = []
+    if os.path.exists(os.path.join(out, "steps.tsv")):
+        with open(os.path.join(out, "steps.tsv")) as f:
+            lines = f.read().splitlines()
+        for line in lines:
+            name, t0, t1, rc = line.split("\t")
+            steps.append({"step": name, "where": "dom0", "seconds": round(float(t1) - float(t0), 1), "rc": int(rc)})
+    return facts, steps
+
+
+def analyse(out, settings):
+    """Checks over dom0's results folder. Each check: name, ok, detail, group,
+    and for the migrations the tick window (seq_before, seq_after) it ran in,
+    which classify() compares with when the guest crashed."""
+    facts, steps = read_facts(out)
+    ticks, bad, oops, crash = read_consoles(out)
+    tick_ms = int(settings["GUEST_TICK_MS"])
+    after_ticks = int(settings["AFTER_TICKS"])
+    checks = []
+
+    def check(name, ok, detail="", group=G_LAB, win=None, guest_independent=False):
+        checks.append({"check": name, "ok": bool(ok), "detail": detail, "group": group,
+                       "window": list(win) if win else None, "guest_independent": guest_independent})
+
+    def num(k, default=None):
+        try:
+            return int(facts[k])
+        except (KeyError, ValueError):
+            return default
+
+    max_err = max((t["errors"] for t in ticks.values()), default=None)
+    max_pass = max((t["passes"] for t in ticks.values()), default=0)
+    check("guest ticks seen", len(ticks) > 0, f"{len(ticks)} ticks", G_GUEST)
+    check("guest kernel never crashed", not oops, "; ".join(oops[:2]), G_GUEST)
+    # Errors the guest found in its own memory are never a crash's doing: it
+    # reports them on ticks printed while it was alive.
+    check("guest memory self-check", max_err == 0 and not bad,
+          f"errors={max_err}, full verify passes={max_pass}" + (f"; {bad[:3]}" if bad else ""), G_GUEST,
+          guest_independent=bool(bad) or (max_err or 0) > 0)
+
+    res = {"facts": facts, "dom0_steps": steps, "ticks": len(ticks), "guest_crash": crash}
+    ran = {st["step"] for st in steps}
+    for name in ("xen-daemons", "guest-create", "guest-ticks"):
+        rc = next((st["rc"] for st in steps if st["step"] == name), None)
+        # Xen's daemons and the domain's creation do not depend on the guest kernel.
+        check(f"dom0 step {name}", rc == 0, "did not run" if rc is None else f"rc={rc}", G_DOM0,
+              guest_independent=name != "guest-ticks" and rc is not None)
+    if settings["RUN_XL"] == "1" and "xl-migrate" not in ran:
+        check("xl migrate ran", False, "dom0 never got to it", G_XL)
+    if settings["RUN_XM"] == "1" and "xm-migrate" not in ran:
+        check("xmotion migration ran", False, "dom0 never got to it", G_XM)
+    if settings["RUN_XL"] == "1" and "xl-migrate" in ran:
+        s0, s1 = window(ticks, facts, "xl")
+        gv = guest_view(ticks, s0, s1, tick_ms)
+        xl = {"rc": num("xl_rc"), "total_s": round(float(facts["xl_t1"]) - float(facts["xl_t0"]), 2),
+              "bytes": num("xl_bytes"), "guest": gv, "domid_before": facts.get("xl_domid_before"),
+              "domid_after": facts.get("xl_domid_after"), "state_after": facts.get("xl_state_after")}
+        res["xl_migrate"] = xl
+        w = (s0, s1)
+        check("xl migrate: exit 0", xl["rc"] == 0, f"rc={xl['rc']}", G_XL, w)
+        check("xl migrate: new domain", xl["domid_after"] and xl["domid_after"] != xl["domid_before"],
+              f"domid {xl['domid_before']} -> {xl['domid_after']}", G_XL, w)
+        check("xl migrate: guest ticks continue", s0 is not None and s1 is not None and
+              s1 >= s0 + after_ticks, f"seq {s0} -> {s1}", G_XL, w)
+    if settings["RUN_XM"] == "1" and "xm-migrate" in ran:
+        send = load_json(os.path.join(out, "xm-send.json")) or {}
+        recv = load_json(os.path.join(out, "xm-recv.json")) or {}
+        s0, s1 = window(ticks, facts, "xm")
+        gv = guest_view(ticks, s0, s1, tick_ms)
+        xm = {"send_rc": num("xm_send_rc"), "recv_rc": num("xm_recv_rc"),
+              "total_s": round(float(facts["xm_t1"]) - float(facts["xm_t0"]), 2) if "xm_t1" in facts else None,
+              "send_report": send, "recv_report": recv, "guest": gv,
+              "src_domid": facts.get("xm_src_domid"), "dst_domid": facts.get("xm_dst_domid"),
+              "src_gone": facts.get("xm_src_gone") == "1", "state_after": facts.get("xm_state_after"),
+              "send_stderr": tail(os.path.join(out, "xm-send.err")),
+              "recv_stderr": tail(os.path.join(out, "xm-recv.err"))}
+        res["xmotion"] = xm
+        w = (s0, s1)
+        both_done = send.get("result") == "completed" and recv.get("result") == "completed"
+        check("xmotion: send exit 0", xm["send_rc"] == 0, f"rc={xm['send_rc']}", G_XM, w)
+        check("xmotion: receive exit 0", xm["recv_rc"] == 0, f"rc={xm['recv_rc']}", G_XM, w)
+        check("xmotion: completed", both_done,
+              f"send={send.get('result')} receive={recv.get('result')} {send.get('error', '') or recv.get('error', '')}",
+              G_XM, w)
+        # A completed migration whose digests differ, or that left the source
+        # domain behind, is wrong whatever the guest did afterwards.
+        check("xmotion: digest_match", send.get("digest_match") is True and recv.get("digest_match") is True,
+              f"send={send.get('digest_match')} receive={recv.get('digest_match')}", G_XM, w,
+              guest_independent=both_done)
+        check("xmotion: destination domain exists", bool(xm["dst_domid"]), f"guest-xm domid={xm['dst_domid']}", G_XM, w)
+        check("xmotion: source domain gone", xm["src_gone"], f"domid {xm['src_domid']}", G_XM, w,
+              guest_independent=both_done)
+        on_dst = sorted(q for q, t in ticks.items() if t["log"] == "guest-guest-xm.log" and q > (s0 or 0))
+        check("xmotion: guest ticks continue on the destination",
+              len(on_dst) >= after_ticks,
+              f"{len(on_dst)} ticks in guest-xm's console after seq {s0}"
+              + (f" (seq {on_dst[0]}..{on_dst[-1]})" if on_dst else ""), G_XM, w)
+    if settings["RUN_XM"] == "1" and "xm-abort" in ran:
+        ab = {"receiver_killed": facts.get("abort_receiver_killed") == "1",
+              "send_rc": num("abort_send_rc"), "src": facts.get("abort_src_name"),
+              "src_alive": facts.get("abort_src_alive") == "1", "src_state": facts.get("abort_src_state"),
+              "dst_left": facts.get("abort_dst_left") == "1",
+              "seq": [num("abort_seq_before_wait"), num("abort_seq_after")],
+              "send_report": load_json(os.path.join(out, "abort-send.json")),
+              "send_stderr": tail(os.path.join(out, "abort-send.err"))}
+        res["xmotion_abort"] = ab
+        a0, a1 = ab["seq"]
+        w = (a0, a1)
+        check("abort: receiver killed before GO", ab["receiver_killed"],
+              "the source never started pre-copy" if not ab["receiver_killed"] else "", G_ABORT, w)
+        check("abort: send fails", ab["send_rc"] not in (None, 0), f"rc={ab['send_rc']}", G_ABORT, w)
+        check("abort: source domain still running",
+              ab["src_alive"] and (ab["src_state"] or "").strip("-") in ("r", "b", "rb", ""),
+              f"{ab['src']} state={ab['src_state']}", G_ABORT, w)
+        check("abort: source guest keeps ticking", a0 is not None and a1 is not None and
+              a1 >= a0 + after_ticks, f"seq {a0} -> {a1}", G_ABORT, w)
+        check("abort: no half-built destination left", not ab["dst_left"], "", G_ABORT, w,
+              guest_independent=True)
+    if settings["RUN_XM"] == "1" and "xm-crashed" in ran:
+        # A crashed source domain: xmotion must refuse it at once, in one line,
+        # and report the hypervisor's view. Independent of how the guest died.
+        rep = load_json(os.path.join(out, "crashed-send.json")) or {}
+        err = tail(os.path.join(out, "crashed-send.err"), 5)
+        cr = {"state": facts.get("crashed_state"), "send_rc": num("crashed_send_rc"),
+              "send_ms": num("crashed_send_ms"), "report": rep, "stderr": err}
+        res["xmotion_crashed_source"] = cr
+        check("crashed source: the domain is crashed", "c" in (cr["state"] or ""),
+              f"xl list state {cr['state']}", G_CRASHED, guest_independent=True)
+        check("crashed source: send exits 1 at once", cr["send_rc"] == 1 and (cr["send_ms"] or 1e9) < 10000,
+              f"rc={cr['send_rc']} in {cr['send_ms']} ms", G_CRASHED, guest_independent=True)
+        check("crashed source: stderr says crashed", any("crashed" in line for line in err),
+              " | ".join(err)[:200], G_CRASHED, guest_independent=True)
+        check("crashed source: report source_guest crashed", rep.get("source_guest") == "crashed",
+              f"source_guest={rep.get('source_guest')}", G_CRASHED, guest_independent=True)
+    res["checks"] = checks
+    return res, steps
+
+
+def explained_by_crash(check, crash):
+    """Whether a dead guest explains this failed check: not for checks that
+    hold whatever the guest does, and for a migration only if the guest died
+    before that migration's window closed (it was not seen ticking on after)."""
+    if crash is None or check["ok"]:
+        return False
+    if check.get("guest_independent"):
+        return False
+    if check["group"] == G_LAB:
+        return False  # Xen or dom0 died, or a host deadline passed: not the guest kernel
+    win = check.get("window")
+    if check["group"] in (G_XL, G_XM, G_ABORT) and win and win[1] is not None:
+        return crash["after_seq"] is None or crash["after_seq"] <= win[1]
+    return True
+
+
+def classify(results):
+    """The run's outcome (module docstring) and, for guest-panic, why."""
+    if results.get("status") == "skipped":
+        return "skipped", ""
+    checks = results.get("checks") or []
+    failed = [c for c in checks if not c["ok"]]
+    if not checks:
+        return "failed", results.get("reason", "no checks ran")
+    if not failed:
+        return "passed", ""
+    crash = results.get("guest_crash")
+    if crash is None:
+        return "failed", f"{len(failed)} failed check(s), no guest kernel crash on the consoles"
+    unexplained = [c["check"] for c in failed if not explained_by_crash(c, crash)]
+    if unexplained:
+        return "failed", "a guest kernel crash does not explain: " + "; ".join(unexplained)
+    return "guest-panic", (f"guest kernel crashed in {crash['console']} after tick {crash['after_seq']} "
+                           f"({crash['line'][:120]}); {len(failed)} failed check(s), all after it")
+
+
+def retry_allowed(results):
+    """CI's rule: the whole lab is run again (at most three attempts in all)
+    only when this run's outcome is a classified guest kernel panic."""
+    return classify(results)[0] == "guest-panic"
+
+
+CI_ATTEMPTS = 3
+
+
+def ci_verdict(results, attempt, attempts=CI_ATTEMPTS):
+    """What CI does after one whole lab run: "pass", "retry" or "fail", and why.
+    A retry is allowed only for a classified guest kernel panic, and at most
+    `attempts` runs in all; every other failure fails CI at once."""
+    outcome, why = classify(results)
+    if outcome in ("passed", "skipped"):
+        return "pass", outcome
+    if outcome == "guest-panic" and attempt < attempts:
+        return "retry", f"attempt {attempt}/{attempts}: {why}"
+    if outcome == "guest-panic":
+        return "fail", f"the guest kernel panicked in all {attempts} attempts: {why}"
+    return "fail", why
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 4 or sys.argv[1] != "--ci-verdict":
+        sys.exit("usage: judge.py --ci-verdict RESULTS.json ATTEMPT   (prints: pass|retry|fail <why>)")
+    with open(sys.argv[2]) as fh:
+        verdict, reason = ci_verdict(json.load(fh), int(sys.argv[3]))
+    print(verdict, reason)

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""The nested-Xen lab's judge (scripts/xen-lab.d/judge.py) on hand-made dom0
+results: the console of a guest that panicked under QEMU's emulated SVM (the
+panic CI saw), with and without real migration failures around it, and CI's
+retry rule. No lab runs here."""
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts", "xen-lab.d"))
+import judge  # noqa: E402
+
+SETTINGS = {"GUEST_TICK_MS": "100", "AFTER_TICKS": "20", "RUN_XL": "1", "RUN_XM": "1"}
+
+# What the guest's console showed in CI (trimmed): the panic in the entry path.
+PANIC = """[   41.120733] BUG: ENTRY_TRAMPOLINE stack guard page was hit at 00000000a4d6b6f2 (stack is 0000000062f1a0c3..00000000e2bd2a4d)
+[   41.120739] stack guard page: 0000 [#1] PREEMPT SMP NOPTI
+[   41.120745] RIP: 0010:error_entry+0x10/0x130
+[   41.120790]  asm_sysvec_xen_hvm_callback+0x1a/0x20
+[   41.120811] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+
+
+def tick(seq, errors=0):
+    return (f"XTICK seq={seq} boot_ms={seq * 100 + 5000} rt_ms={1796391960000 + seq * 100} "
+            f"writes={seq * 32} verified={seq * 32} passes={seq // 130} errors={errors}\n")
+
+
+class Lab:
+    """A dom0 results folder as dom0-boot writes it."""
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.out = self.dir.name
+        os.makedirs(os.path.join(self.out, "console"))
+        self.facts = {}
+        self.steps = []
+        self.consoles = {}
+
+    def step(self, name, rc=0):
+        t = 1000.0 + len(self.steps) * 10
+        self.steps.append(f"{name}\t{t}\t{t + 5}\t{rc}")
+
+    def console(self, domain, *parts):
+        self.consoles.setdefault(f"guest-{domain}.log", []).extend(parts)
+
+    def ticks(self, domain, first, last, errors=0):
+        self.console(domain, *[tick(s, errors) for s in range(first, last + 1)])
+
+    def report(self, name, **fields):
+        with open(os.path.join(self.out, name), "w") as f:
+            json.dump(fields, f)
+
+    def judge(self):
+        with open(os.path.join(self.out, "facts"), "w") as f:
+            f.writelines(f"{k}={v}\n" for k, v in self.facts.items())
+        with open(os.path.join(self.out, "steps.tsv"), "w") as f:
+            f.writelines(s + "\n" for s in self.steps)
+        for fn, parts in self.consoles.items():
+            with open(os.path.join(self.out, "console", fn), "w") as f:
+                f.write("".join(parts))
+        res, _ = judge.analyse(self.out, SETTINGS)
+        res["status"] = "passed" if all(c["ok"] for c in res["checks"]) else "failed"
+        self.dir.cleanup()
+        return res
+
+    # The parts of a healthy run, each usable on its own.
+    def boot(self):
+        for s in ("xen-daemons", "guest-create", "guest-ticks"):
+            self.step(s)
+        self.ticks("guest", 1, 40)
+
+    def xmotion_ok(self):
+        self.step("xm-migrate")
+        self.facts.update(xm_send_rc=0, xm_recv_rc=0, xm_t0=1.0, xm_t1=9.0, xm_seq_before=40, xm_seq_after=70,
+                          xm_src_domid=1, xm_dst_domid=2, xm_src_gone=1)
+        self.ticks("guest", 41, 48)
+        self.ticks("guest-xm", 49, 70)
+        self.report("xm-send.json", result="completed", digest_match=True, source_guest="released")
+        self.report("xm-recv.json", result="completed", digest_match=True)
+
+    def abort_ok(self):
+        self.step("xm-abort")
+        self.facts.update(abort_receiver_killed=1, abort_send_rc=1, abort_src_name="guest-xm", abort_src_alive=1,
+                          abort_src_state="-b----", abort_dst_left=0, abort_seq_before_wait=80, abort_seq_after=100)
+        self.ticks("guest-xm", 71, 100)
+
+    def xl_ok(self):
+        self.step("xl-migrate")
+        self.facts.update(xl_rc=0, xl_t0=20.0, xl_t1=25.0, xl_domid_before=2, xl_domid_after=4, xl_bytes=150000000,
+                          xl_seq_before=100, xl_seq_after=130)
+        self.ticks("guest-xm", 101, 130)
+
+    def crashed_ok(self):
+        # The lab crashes the guest on purpose (xen-hvmcrash); its kernel prints an oops.
+        with open(os.path.join(self.out, "console-lines-before-deliberate-crash.txt"), "w") as f:
+            for fn, parts in self.consoles.items():
+                f.write(f"{fn} {''.join(parts).count(chr(10))}\n")
+        last = sorted(self.consoles)[-1][len("guest-"):-len(".log")]
+        self.console(last, "[  111.158735] BUG: unable to handle page fault for address: 000000000000f001\n",
+                      "[  111.160445] Oops: 0010 [#1] PREEMPT SMP NOPTI\n")
+        self.step("xm-crashed")
+        self.facts.update(crashed_state="----c-", crashed_send_rc=1, crashed_send_ms=230)
+        self.report("crashed-send.json", result="failed", source_guest="crashed")
+        with open(os.path.join(self.out, "crashed-send.err"), "w") as f:
+            f.write("xmotion send: the source guest is crashed (the hypervisor's view): there is nothing to migrate\n")
+
+
+def failed(res):
+    return [c["check"] for c in res["checks"] if not c["ok"]]
+
+
+class JudgeTest(unittest.TestCase):
+    def test_a_healthy_run_passes(self):
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        res = lab.judge()
+        self.assertEqual(failed(res), [])
+        self.assertEqual(judge.classify(res)[0], "passed")
+        self.assertFalse(judge.retry_allowed(res))
+        self.assertIsNone(res["guest_crash"])
+
+    def test_panic_during_xmotions_final_round_is_a_guest_panic_and_may_be_retried(self):
+        # CI's second run: the guest died 0.35 s after xmotion asked it to
+        # suspend; xmotion, the abort check and xl migrate all failed on it.
+        lab = Lab()
+        lab.boot()
+        lab.step("xm-migrate", 1)
+        lab.ticks("guest", 41, 47)
+        lab.console("guest", PANIC)
+        lab.facts.update(xm_send_rc=1, xm_recv_rc=1, xm_t0=1.0, xm_t1=9.0, xm_seq_before=40, xm_seq_after=47,
+                         xm_src_domid=1, xm_dst_domid="", xm_src_gone=0)
+        lab.report("xm-send.json", result="failed", error="suspend: domain crashed", source_guest="crashed")
+        lab.report("xm-recv.json", result="failed")
+        lab.step("xm-abort", 2)
+        lab.facts.update(abort_receiver_killed=0, abort_send_rc=1, abort_src_name="guest", abort_src_alive=1,
+                         abort_src_state="----c-", abort_dst_left=0, abort_seq_before_wait=47, abort_seq_after=47)
+        lab.step("xl-migrate", 1)
+        lab.facts.update(xl_rc=1, xl_t0=20.0, xl_t1=21.0, xl_domid_before=1, xl_domid_after=1, xl_seq_before=47)
+        lab.crashed_ok()
+        res = lab.judge()
+        self.assertIn("xmotion: completed", failed(res))
+        self.assertIn("xl migrate: exit 0", failed(res))
+        self.assertIn("guest kernel never crashed", failed(res))
+        self.assertEqual(res["guest_crash"]["after_seq"], 47)
+        self.assertIn("ENTRY_TRAMPOLINE", res["guest_crash"]["line"])
+        outcome, why = judge.classify(res)
+        self.assertEqual(outcome, "guest-panic", why)
+        self.assertTrue(judge.retry_allowed(res))
+
+    def test_panic_during_xl_migrate_after_xmotion_passed_is_a_guest_panic(self):
+        # CI's third run: xmotion and the abort check passed, the guest died on xl's suspend.
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok()
+        lab.step("xl-migrate", 1)
+        lab.ticks("guest-xm", 101, 104)
+        lab.console("guest-xm", PANIC)
+        lab.facts.update(xl_rc=1, xl_t0=20.0, xl_t1=21.0, xl_domid_before=2, xl_domid_after=2, xl_seq_before=100)
+        lab.crashed_ok()
+        res = lab.judge()
+        self.assertEqual(set(failed(res)), {"guest kernel never crashed", "xl migrate: exit 0",
+                                            "xl migrate: new domain", "xl migrate: guest ticks continue"})
+        self.assertEqual(judge.classify(res)[0], "guest-panic")
+
+    def test_panic_soon_after_boot_before_any_migration_is_a_guest_panic(self):
+        lab = Lab()
+        for s in ("xen-daemons", "guest-create"):
+            lab.step(s)
+        lab.step("guest-ticks", 1)
+        lab.ticks("guest", 1, 12)
+        lab.console("guest", PANIC)
+        res = lab.judge()
+        self.assertIn("xmotion migration ran", failed(res))
+        self.assertEqual(judge.classify(res)[0], "guest-panic")
+
+    def test_a_failed_migration_without_a_panic_fails_at_once(self):
+        lab = Lab()
+        lab.boot(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        lab.step("xm-migrate", 1)
+        lab.facts.update(xm_send_rc=1, xm_recv_rc=1, xm_t0=1.0, xm_t1=9.0, xm_seq_before=40, xm_seq_after=60,
+                         xm_src_domid=1, xm_dst_domid="", xm_src_gone=0)
+        lab.report("xm-send.json", result="failed", source_guest="running")
+        lab.ticks("guest", 41, 60)
+        res = lab.judge()
+        outcome, why = judge.classify(res)
+        self.assertEqual(outcome, "failed")
+        self.assertIn("no guest kernel crash", why)
+        self.assertFalse(judge.retry_allowed(res))
+
+    def test_a_digest_mismatch_is_not_excused_by_a_later_panic(self):
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok()
+        lab.report("xm-send.json", result="completed", digest_match=False)
+        lab.report("xm-recv.json", result="completed", digest_match=False)
+        lab.step("xl-migrate", 1)
+        lab.console("guest-xm", PANIC)
+        lab.facts.update(xl_rc=1, xl_t0=20.0, xl_t1=21.0, xl_seq_before=100)
+        res = lab.judge()
+        outcome, why = judge.classify(res)
+        self.assertEqual(outcome, "failed")
+        self.assertIn("xmotion: digest_match", why)
+        self.assertFalse(judge.retry_allowed(res))
+
+    def test_a_migration_that_failed_while_the_guest_lived_on_is_not_excused(self):
+        # xmotion failed and the guest ticked on for 20 more ticks; the panic came later, in xl migrate.
+        lab = Lab()
+        lab.boot()
+        lab.step("xm-migrate", 1)
+        lab.facts.update(xm_send_rc=1, xm_recv_rc=0, xm_t0=1.0, xm_t1=9.0, xm_seq_before=40, xm_seq_after=60,
+                         xm_src_domid=1, xm_dst_domid="", xm_src_gone=0)
+        lab.report("xm-send.json", result="failed", source_guest="running")
+        lab.ticks("guest", 41, 100)
+        lab.step("xl-migrate", 1)
+        lab.console("guest", PANIC)
+        lab.facts.update(xl_rc=1, xl_t0=20.0, xl_t1=21.0, xl_seq_before=100)
+        res = lab.judge()
+        outcome, why = judge.classify(res)
+        self.assertEqual(outcome, "failed")
+        self.assertIn("xmotion: send exit 0", why)
+
+    def test_memory_errors_and_a_left_over_destination_are_never_the_panics_doing(self):
+        for spoil in ("memory", "half-built"):
+            with self.subTest(spoil=spoil):
+                lab = Lab()
+                lab.boot(), lab.xmotion_ok(), lab.abort_ok()
+                if spoil == "memory":
+                    lab.ticks("guest-xm", 101, 101, errors=3)
+                else:
+                    lab.facts["abort_dst_left"] = 1
+                lab.step("xl-migrate", 1)
+                lab.console("guest-xm", PANIC)
+                lab.facts.update(xl_rc=1, xl_t0=20.0, xl_t1=21.0, xl_seq_before=100)
+                res = lab.judge()
+                self.assertEqual(judge.classify(res)[0], "failed")
+                self.assertFalse(judge.retry_allowed(res))
+
+    def test_a_crashed_source_that_xmotion_calls_running_fails(self):
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        lab.report("crashed-send.json", result="failed", source_guest="running")
+        res = lab.judge()
+        self.assertEqual(failed(res), ["crashed source: report source_guest crashed"])
+        self.assertEqual(judge.classify(res)[0], "failed")
+
+    def test_a_lab_that_broke_or_was_skipped(self):
+        self.assertEqual(judge.classify({"status": "skipped"})[0], "skipped")
+        self.assertFalse(judge.retry_allowed({"status": "skipped"}))
+        self.assertEqual(judge.classify({"status": "error", "reason": "QEMU exited"})[0], "failed")
+        lab = Lab()
+        lab.boot()
+        lab.console("guest", PANIC)
+        res = lab.judge()
+        res["checks"].insert(0, {"check": "lab ran to the end", "ok": False, "detail": "Xen panicked",
+                                 "group": judge.G_LAB, "window": None, "guest_independent": True})
+        self.assertEqual(judge.classify(res)[0], "failed")
+
+    def test_ci_retries_a_guest_panic_at_most_three_times_in_all(self):
+        lab = Lab()
+        for st in ("xen-daemons", "guest-create"):
+            lab.step(st)
+        lab.step("guest-ticks", 1)
+        lab.console("guest", PANIC)
+        panicked = lab.judge()
+        self.assertEqual(judge.ci_verdict(panicked, 1)[0], "retry")
+        self.assertEqual(judge.ci_verdict(panicked, 2)[0], "retry")
+        verdict, why = judge.ci_verdict(panicked, 3)
+        self.assertEqual(verdict, "fail")
+        self.assertIn("all 3 attempts", why)
+        self.assertEqual(judge.ci_verdict({"status": "skipped"}, 1)[0], "pass")
+        self.assertEqual(judge.ci_verdict({"status": "error", "reason": "x"}, 1)[0], "fail")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
