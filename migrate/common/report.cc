@@ -10,6 +10,7 @@ namespace xm {
 
 nlohmann::json MigrationReport::ToJson() const {
   nlohmann::json j;
+  j["schema"] = kReportSchema;
   j["role"] = role;
   j["result"] = result;
   if (result != "completed") j["error"] = error;

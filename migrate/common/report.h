@@ -14,6 +14,10 @@
 
 namespace xm {
 
+// The report's schema (migrate/common/REPORT.md): bumped when a field changes
+// meaning or goes; new fields may appear within a version.
+inline constexpr const char* kReportSchema = "xmotion-report/1";
+
 struct RoundReport {
   uint32_t round = 0;
   uint64_t dirty_pages = 0;  // pages the dirty log handed this round

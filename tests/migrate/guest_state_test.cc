@@ -158,6 +158,9 @@ TEST(GuestState, ACompletedMigrationReportsTheDestinationGuestRunning) {
   ASSERT_EQ(dst.result, "completed") << dst.error;
   EXPECT_EQ(src.source_guest, "released");
   EXPECT_EQ(dst.destination_guest, "running");
+  EXPECT_EQ(src.ToJson()["schema"], kReportSchema);
+  EXPECT_EQ(dst.ToJson()["schema"], "xmotion-report/1");
+  EXPECT_EQ(dst.ToJson()["destination_guest"], "running");
   // The destination's own downtime: positive, its parts add up, and it is not
   // longer than the source's (which also counts the pause and the DONE trip).
   EXPECT_GT(dst.downtime_ms, 0);
