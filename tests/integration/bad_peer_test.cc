@@ -288,7 +288,7 @@ TEST(IntegrationBadPeer, SourceKeepsRunningWhenTheReceiverIsKilledMidMigration) 
   Child r(ReceiverArgs(dir), true);
   std::thread killer([&] {
     // Once pre-copy is under way (tens of MiB of 512 MiB arrived), the receiver dies without a word.
-    EXPECT_TRUE(WaitForRss(r.pid(), 32 << 20, 30000));
+    EXPECT_TRUE(WaitForRssGrowth(r.pid(), 32 << 20, 30000));
     r.Kill(SIGKILL);
   });
   SourceRun o = RunSender(dir, r.port(), {"--no-compress"}, "ws=100%,hot=8M,rate=50M/s", "512M");
@@ -351,7 +351,7 @@ TEST(IntegrationBadPeer, ReceiverDiscardsWhenTheSourceDiesBeforeGo) {
   Child s({XmotionBin(), "send", "--to", "127.0.0.1:" + std::to_string(r.port()), "--backend", "sim", "--memory", "512M",
            "--workload", "ws=100%,hot=8M,rate=0", "--no-compress", "--quiet"},
           false);
-  EXPECT_TRUE(WaitForRss(r.pid(), 32 << 20, 30000));
+  EXPECT_TRUE(WaitForRssGrowth(r.pid(), 32 << 20, 30000));
   s.Kill(SIGKILL);
   EXPECT_EQ(r.Wait(), 1);
   auto rep = ReadJsonFile(dir.path("recv.json"));

@@ -97,12 +97,24 @@ nlohmann::json ReadJsonFile(const std::string& path) {
   return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 
-bool WaitForRss(pid_t pid, uint64_t bytes, int timeout_ms) {
+namespace {
+
+uint64_t RssBytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+}  // namespace
+
+bool WaitForRssGrowth(pid_t pid, uint64_t bytes, int timeout_ms) {
+  // Growth, not a level: under ASan a process starts with tens of MiB of shadow
+  // memory, which must not pass for guest memory that arrived.
+  const uint64_t base = RssBytes(pid);
   for (int waited = 0; waited < timeout_ms; ++waited) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("VmRSS:", 0) == 0 && std::stoull(line.substr(6)) * 1024 >= bytes) return true;
+    if (RssBytes(pid) >= base + bytes) return true;
     ::usleep(1000);
   }
   return false;

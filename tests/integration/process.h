@@ -49,9 +49,10 @@ class TempDir {
 };
 
 nlohmann::json ReadJsonFile(const std::string& path);
-// Waits until process `pid` has at least `bytes` resident (VmRSS). A receiver's
-// RSS grows as guest pages land, so this is a deterministic "pre-copy is under way".
-bool WaitForRss(pid_t pid, uint64_t bytes, int timeout_ms);
+// Waits until process `pid` has `bytes` more resident (VmRSS) than when called. A
+// receiver's RSS grows as guest pages land, so this is a deterministic "pre-copy
+// is under way".
+bool WaitForRssGrowth(pid_t pid, uint64_t bytes, int timeout_ms);
 // True when both files exist and have identical bytes; `why` says where they differ.
 bool SameFile(const std::string& a, const std::string& b, std::string* why);
 

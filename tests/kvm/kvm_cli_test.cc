@@ -91,7 +91,7 @@ TEST(KvmCli, SourceGuestKeepsRunningWhenTheReceiverIsKilledMidMigration) {
   bool underway = false;
   std::thread killer([&] {
     // Once pre-copy is under way (tens of MiB of 512 MiB arrived), the receiver dies without a word.
-    underway = WaitForRss(r.pid(), 32 << 20, 30000);
+    underway = WaitForRssGrowth(r.pid(), 32 << 20, 30000);
     r.Kill(SIGKILL);
   });
   Child s({XmotionBin(), "send", "--to", "127.0.0.1:" + std::to_string(r.port()), "--backend", "kvm", "--memory",
