@@ -1,7 +1,6 @@
 // Transport throughput over loopback TCP, 2 MiB batches shaped like a PAGES
 // record (24-byte header, 512 descriptors, 512 scattered 4 KiB pages):
-// plain sockets against io_uring, io_uring from registered send buffers, and
-// SEND_ZC, over 1 and 2 connections (one sending thread each), each beside a memcpy of the same
+// plain sockets against io_uring and io_uring with SEND_ZC, over 1 and 2 connections (one sending thread each), each beside a memcpy of the same
 // gather in the same run. The far end of every connection is the same plain
 // recv() loop, so the send-side variants are compared on equal terms; the Recv
 // benchmarks swap the roles.
@@ -31,7 +30,6 @@ namespace {
 
 constexpr size_t kPages = 512;
 constexpr size_t kPage = 4096;
-constexpr size_t kSlotBytes = 1 << 20;
 
 struct Batch {
   std::vector<std::byte> header, descriptors, memory;
@@ -137,17 +135,13 @@ struct DrainedConnection {
   }
 };
 
-enum Variant { kSockets, kUring, kUringRegistered, kUringZc, kUringZcRegistered };
+enum Variant { kSockets, kUring, kUringZc };
 
 std::unique_ptr<Stream> MakeSender(Variant v, UniqueFd fd, std::string* error) {
   if (v == kSockets) return std::make_unique<SocketStream>(std::move(fd));
   UringOptions o;
-  o.zero_copy = v == kUringZc || v == kUringZcRegistered;
+  o.zero_copy = v == kUringZc;
   o.zc_min_bytes = kPage;
-  if (v == kUringRegistered || v == kUringZcRegistered) {
-    o.send_buffers = 8;
-    o.send_buffer_bytes = kSlotBytes;
-  }
   auto ring = UringStream::MakeRing(o);
   if (!ring.ok()) {
     *error = ring.status().ToString();
@@ -165,24 +159,9 @@ std::unique_ptr<Stream> MakeSender(Variant v, UniqueFd fd, std::string* error) {
   return std::move(s).value();
 }
 
-// Registered variants: the batch's bytes are produced straight into pool
-// buffers (as an encoder would), handed over with SendAcquired and not waited
-// for; the pool's size bounds what is in flight. The content is whatever the
-// buffer held: producing it is the encoder's cost, not the transport's.
-Status SendBatchRegistered(UringStream& s, size_t bytes) {
-  while (bytes > 0) {
-    XM_ASSIGN_OR_RETURN(UringStream::SendBuffer buf, s.AcquireSendBuffer());
-    const size_t n = std::min(bytes, buf.data.size());
-    XM_TRY(s.SendAcquired(buf, n));
-    bytes -= n;
-  }
-  return {};
-}
-
 void BM_Send(benchmark::State& state, Variant variant) {
   const Batch& b = TheBatch();
   const int n = int(state.range(0));
-  const bool registered = variant == kUringRegistered || variant == kUringZcRegistered;
   std::vector<std::unique_ptr<DrainedConnection>> conns;
   std::vector<std::unique_ptr<Stream>> streams;
   std::vector<Status> status(n);
@@ -197,15 +176,9 @@ void BM_Send(benchmark::State& state, Variant variant) {
   } else {
     Gang gang(n, [&](int i) {
       if (!status[i].ok()) return;
-      status[i] = registered ? SendBatchRegistered(static_cast<UringStream&>(*streams[i]), b.bytes)
-                             : streams[i]->Send(b.iov);
+      status[i] = streams[i]->Send(b.iov);
     });
     for (auto _ : state) gang.Run();
-    // What is still queued (at most the pool, 8 MiB) leaves untimed; against
-    // hundreds of 2 MiB iterations that is well under 1%.
-    if (registered)
-      for (int i = 0; i < n; ++i)
-        if (status[i].ok()) status[i] = static_cast<UringStream&>(*streams[i]).Flush();
     for (const Status& st : status)
       if (!st.ok()) state.SkipWithError(st.ToString().c_str());
     SetRate(state, b.bytes * size_t(n));
@@ -259,9 +232,7 @@ void BM_Recv(benchmark::State& state, bool use_uring) {
 BENCHMARK(BM_MemcpyGather)->ArgName("conns")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Send, sockets, kSockets)->ArgName("conns")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Send, io_uring, kUring)->ArgName("conns")->Arg(1)->Arg(2)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Send, io_uring_registered, kUringRegistered)->ArgName("conns")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Send, io_uring_send_zc, kUringZc)->ArgName("conns")->Arg(1)->Arg(2)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Send, io_uring_registered_send_zc, kUringZcRegistered)->ArgName("conns")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Recv, sockets, false)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Recv, io_uring, true)->UseRealTime();
 

@@ -5,6 +5,8 @@
 //
 // Adding a backend: a folder dirtylog/<name>/ that defines its BackendInfo
 // (see sim/sim_info.cc) and one line in XM_BACKENDS in registry.cc.
+//
+// The table is constant after static initialization: safe to read from any thread.
 #pragma once
 
 #include <memory>

@@ -24,7 +24,6 @@ struct SendPlanLimits {
 struct SendOp {
   std::vector<iovec> iov;
   bool zero_copy = false;
-  int slot = -1;  // registered send buffer this op sends from, or -1
 
   size_t bytes() const;
   // Drops the first `n` bytes (n <= bytes()), after the kernel sent only those.

@@ -20,17 +20,14 @@
 namespace xm {
 namespace {
 
-// user_data layout: tag in the top byte, registered slot + 1 in bits 32..55, a
-// per-stream send sequence number in the low 32 bits. A zero-copy notification
+// user_data layout: tag in the top byte, a per-stream send sequence number in
+// the low 32 bits. A zero-copy notification
 // carries the user_data of its send, so the sequence number tells which send it
 // belongs to even after that chain is gone.
 enum Tag : uint64_t { kTagSend = 1, kTagRecv = 2, kTagRecvTimeout = 3, kTagCancel = 4 };
 
-uint64_t MakeUserData(Tag tag, int slot, uint32_t seq) {
-  return (uint64_t(tag) << 56) | (uint64_t(uint32_t(slot + 1) & 0xffffff) << 32) | seq;
-}
+uint64_t MakeUserData(Tag tag, uint32_t seq) { return (uint64_t(tag) << 56) | seq; }
 Tag TagOf(uint64_t ud) { return static_cast<Tag>(ud >> 56); }
-int SlotOf(uint64_t ud) { return int((ud >> 32) & 0xffffff) - 1; }
 uint32_t SeqOf(uint64_t ud) { return uint32_t(ud); }
 
 __kernel_timespec Timespec(int ms) {
@@ -78,7 +75,6 @@ Result<std::unique_ptr<UringStream>> UringStream::Create(UniqueFd fd, UringRing 
     }
   }
   s->rbuf_.resize(options.read_ahead_bytes);
-  if (options.send_buffers > 0) XM_TRY(s->SetUpSendBuffers());
   return s;
 }
 
@@ -86,29 +82,6 @@ UringStream::~UringStream() {
   // The ring goes first: it cancels whatever the kernel still holds before the
   // buffers and the socket those requests point at are released.
   ring_.reset();
-}
-
-Status UringStream::SetUpSendBuffers() {
-  const size_t size = (opt_.send_buffer_bytes + 4095) & ~size_t(4095);
-  opt_.send_buffer_bytes = size;
-  XM_ASSIGN_OR_RETURN(pool_, Mapping::Anonymous(size * opt_.send_buffers));
-  slots_.assign(opt_.send_buffers, Slot{});
-  std::vector<iovec> iov(opt_.send_buffers);
-  for (unsigned i = 0; i < opt_.send_buffers; ++i) {
-    iov[i] = iovec{pool_.data() + i * size, size};
-    free_slots_.push_back(int(opt_.send_buffers - 1 - i));
-  }
-  // Registration pins the pool once, so zero-copy sends from it skip pinning
-  // pages on every send. Copying sends gain nothing from it (the kernel rejects
-  // IORING_RECVSEND_FIXED_BUF on plain IORING_OP_SEND), so a failure here is
-  // not fatal: the pool still works, and Describe says so.
-  int rc = io_uring_register_buffers(ring_.get(), iov.data(), unsigned(iov.size()));
-  if (rc < 0) {
-    pool_note_ = std::string("registration failed: ") + std::strerror(-rc);
-  } else {
-    registered_ = true;
-  }
-  return {};
 }
 
 io_uring_sqe* UringStream::GetSqe() {
@@ -127,11 +100,7 @@ io_uring_sqe* UringStream::PrepSend(InFlight& f, uint64_t user_data) {
   const bool single = op.iov.size() == 1;
   f.zc = op.zero_copy && zc_ok_ && (single ? ring_.caps().send_zc : ring_.caps().sendmsg_zc);
   io_uring_sqe* sqe = GetSqe();
-  if (single && f.zc && op.slot >= 0 && registered_) {
-    io_uring_prep_send_zc_fixed(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags, zc_flags,
-                                unsigned(op.slot));
-    ++stats_.zc_fixed_sqes;
-  } else if (single && f.zc) {
+  if (single && f.zc) {
     io_uring_prep_send_zc(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags, zc_flags);
   } else if (single) {
     io_uring_prep_send(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags);
@@ -161,7 +130,7 @@ void UringStream::SubmitChain() {
     f = InFlight{};
     f.op = std::move(pending_.front());
     pending_.pop_front();
-    io_uring_sqe* sqe = PrepSend(f, MakeUserData(kTagSend, f.op.slot, next_seq_++));
+    io_uring_sqe* sqe = PrepSend(f, MakeUserData(kTagSend, next_seq_++));
     // The link keeps the sends in order; MSG_WAITALL makes the kernel finish a
     // short send itself and break the link if it cannot (FinishChain).
     if (i + 1 < n) sqe->flags |= IOSQE_IO_LINK;
@@ -175,7 +144,6 @@ void UringStream::Reap(io_uring_cqe* cqe) {
   const uint64_t ud = io_uring_cqe_get_data64(cqe);
   switch (TagOf(ud)) {
     case kTagSend: {
-      const int slot = SlotOf(ud);
       if (cqe->flags & IORING_CQE_F_NOTIF) {
         // The kernel let go of a zero-copy buffer. A send cancelled before it
         // ran gets one too, without having announced it (no F_MORE on its
@@ -185,12 +153,7 @@ void UringStream::Reap(io_uring_cqe* cqe) {
         zc_awaiting_.erase(it);
         ++stats_.zc_notifs;
         if (zc_report_usage_ && (uint32_t(cqe->res) & IORING_NOTIF_USAGE_ZC_COPIED)) ++stats_.zc_copied;
-        if (slot >= 0) {
-          --slots_[slot].notifs;
-          ReleaseSlotIfIdle(slot);
-        } else {
-          --caller_notifs_;
-        }
+        --zc_notifs_owed_;
         return;
       }
       const uint32_t index = SeqOf(ud) - chain_seq_;
@@ -201,11 +164,7 @@ void UringStream::Reap(io_uring_cqe* cqe) {
       ++chain_done_;
       if (cqe->flags & IORING_CQE_F_MORE) {
         zc_awaiting_.push_back(SeqOf(ud));
-        if (slot >= 0) {
-          ++slots_[slot].notifs;
-        } else {
-          ++caller_notifs_;
-        }
+        ++zc_notifs_owed_;
       }
       return;
     }
@@ -247,14 +206,6 @@ Status UringStream::Fail(Status st) {
   return st;
 }
 
-void UringStream::ReleaseSlotIfIdle(int slot) {
-  Slot& s = slots_[slot];
-  if (!s.free && s.sent && s.notifs == 0) {
-    s = Slot{};
-    free_slots_.push_back(slot);
-  }
-}
-
 Status UringStream::FinishChain() {
   std::vector<SendOp> requeue;
   Status err;
@@ -275,10 +226,6 @@ Status UringStream::FinishChain() {
     if (f.res >= 0 && size_t(f.res) == want) {
       progress += want;
       stats_.bytes_sent += want;
-      if (f.op.slot >= 0) {
-        slots_[f.op.slot].sent = true;
-        ReleaseSlotIfIdle(f.op.slot);
-      }
       continue;
     }
     broke = true;
@@ -341,8 +288,8 @@ Status UringStream::CancelChainAfterTimeout() {
   for (size_t i = 0; i < chain_.size(); ++i) {
     if (chain_[i].done) continue;
     io_uring_sqe* sqe = GetSqe();
-    io_uring_prep_cancel64(sqe, MakeUserData(kTagSend, chain_[i].op.slot, chain_seq_ + uint32_t(i)), 0);
-    io_uring_sqe_set_data64(sqe, MakeUserData(kTagCancel, -1, 0));
+    io_uring_prep_cancel64(sqe, MakeUserData(kTagSend, chain_seq_ + uint32_t(i)), 0);
+    io_uring_sqe_set_data64(sqe, MakeUserData(kTagCancel, 0));
   }
   io_uring_submit(ring_.get());
   // A cancelled send completes at once; if one is stuck inside the socket
@@ -404,43 +351,6 @@ Status UringStream::Send(std::span<const iovec> iov) {
   return Flush();
 }
 
-Result<UringStream::SendBuffer> UringStream::AcquireSendBuffer() {
-  if (slots_.empty()) return Error(Code::kUnsupported, "io_uring stream to " + peer_ + " has no send buffers");
-  if (!broken_.ok()) return broken_;
-  XM_TRY(Pump());
-  while (free_slots_.empty()) {
-    if (std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.queued; }))
-      return Error(Code::kInternal, "every send buffer of the stream to " + peer_ + " is held by the caller");
-    XM_TRY(Step());
-  }
-  const int slot = free_slots_.back();
-  free_slots_.pop_back();
-  slots_[slot] = Slot{false, false, false, 0};
-  return SendBuffer{std::span<std::byte>(pool_.data() + size_t(slot) * opt_.send_buffer_bytes, opt_.send_buffer_bytes),
-                    slot};
-}
-
-Status UringStream::SendAcquired(SendBuffer buf, size_t len) {
-  if (buf.slot < 0 || size_t(buf.slot) >= slots_.size() || slots_[buf.slot].free)
-    return Error(Code::kInvalidArgument, "SendAcquired: not an acquired send buffer");
-  if (len > opt_.send_buffer_bytes)
-    return Error(Code::kInvalidArgument, "SendAcquired: " + std::to_string(len) + " bytes do not fit a " +
-                                             std::to_string(opt_.send_buffer_bytes) + "-byte send buffer");
-  Slot& s = slots_[buf.slot];
-  s.queued = true;
-  if (len == 0 || !broken_.ok()) {
-    s.sent = true;
-    ReleaseSlotIfIdle(buf.slot);
-    return broken_;
-  }
-  SendOp op;
-  op.iov.push_back(iovec{pool_.data() + size_t(buf.slot) * opt_.send_buffer_bytes, len});
-  op.slot = buf.slot;
-  op.zero_copy = zc_ok_ && len >= opt_.zc_min_bytes;
-  pending_.push_back(std::move(op));
-  return Pump();
-}
-
 Status UringStream::EndOfStream(size_t got, size_t want) const {
   if (shut_down_.load()) return Error(Code::kAborted, "stream to " + peer_ + " shut down");
   if (got == 0) return Error(Code::kAborted, "connection closed by " + peer_);
@@ -453,7 +363,7 @@ Status UringStream::RecvInto(std::byte* dst, size_t len, bool waitall, size_t* g
   for (;;) {
     io_uring_sqe* sqe = GetSqe();
     io_uring_prep_recv(sqe, fd_.get(), dst, len, waitall ? MSG_WAITALL : 0);
-    io_uring_sqe_set_data64(sqe, MakeUserData(kTagRecv, -1, 0));
+    io_uring_sqe_set_data64(sqe, MakeUserData(kTagRecv, 0));
     recv_done_ = false;
     recv_timed_out_ = false;
     recv_timeout_done_ = true;
@@ -463,7 +373,7 @@ Status UringStream::RecvInto(std::byte* dst, size_t len, bool waitall, size_t* g
       sqe->flags |= IOSQE_IO_LINK;
       io_uring_sqe* lt = GetSqe();
       io_uring_prep_link_timeout(lt, &ts, 0);
-      io_uring_sqe_set_data64(lt, MakeUserData(kTagRecvTimeout, -1, 0));
+      io_uring_sqe_set_data64(lt, MakeUserData(kTagRecvTimeout, 0));
       recv_timeout_done_ = false;
     }
     io_uring_submit(ring_.get());
@@ -539,11 +449,6 @@ std::string UringStream::Describe() const {
     d += ", SEND_ZC off: " + zc_note_;
   } else {
     d += ", SEND_ZC off";
-  }
-  if (!slots_.empty()) {
-    d += ", " + std::to_string(slots_.size()) + (registered_ ? " registered" : "") + " send buffers of " +
-         Mib(opt_.send_buffer_bytes);
-    if (!registered_) d += " (" + pool_note_ + ")";
   }
   return d;
 }

@@ -3,10 +3,7 @@
 // Sends are cut into send SQEs (uring_send_plan.h) that go to the kernel as one
 // linked chain, so a batch of many iovecs costs one submission and the kernel
 // keeps them in order; at most `max_inflight` are in flight. Large buffers can go
-// out with IORING_OP_SEND_ZC. A pool of registered send buffers lets a caller
-// build a batch in memory the kernel already knows, hand it over and carry on
-// while it is sent (AcquireSendBuffer / SendAcquired / Flush). Receives run on the
-// ring too, through a small read-ahead buffer so that a record header and a
+// out with IORING_OP_SEND_ZC. Receives run on the ring too, through a small read-ahead buffer so that a record header and a
 // short body cost one completion, with io_uring link timeouts for SetTimeoutMs.
 //
 // One thread drives a stream (the ring is not shared); Shutdown() may be called
@@ -20,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "base/mapping.h"
 #include "base/unique_fd.h"
 #include "transport/stream.h"
 #include "transport/uring_ring.h"
@@ -35,8 +31,6 @@ struct UringOptions {
   // it. Loopback and most virtual NICs copy anyway; stats() says what happened.
   bool zero_copy = false;
   size_t zc_min_bytes = 64 << 10;
-  unsigned send_buffers = 0;        // registered send buffers in the pool (0: none)
-  size_t send_buffer_bytes = 1 << 20;
   size_t read_ahead_bytes = 256 << 10;  // receive staging buffer (0: read straight into the caller's buffer)
 };
 
@@ -47,7 +41,6 @@ struct UringStats {
   uint64_t short_sends = 0;     // send completions short of their length (resumed)
   uint64_t retried_sends = 0;   // sends resubmitted after being cancelled, EAGAIN or EINTR
   uint64_t zc_sqes = 0;         // sends that went as SEND_ZC / SENDMSG_ZC
-  uint64_t zc_fixed_sqes = 0;   // of which from a registered buffer
   uint64_t zc_notifs = 0;
   uint64_t zc_copied = 0;       // notifications where the kernel reported it copied after all
   uint64_t recv_sqes = 0;
@@ -71,31 +64,19 @@ class UringStream final : public Stream {
   std::string_view kind() const override { return "io_uring"; }
   std::string peer() const override { return peer_; }
 
-  // Registered send buffers. Acquire blocks (reaping completions) until one is
-  // free; fill it and give it back with SendAcquired, which queues it behind
-  // everything sent before and returns without waiting for the kernel. The
-  // buffer belongs to the stream again from that call on. Flush waits until
-  // every queued byte has left. Send and Recv flush first, so the byte order on
-  // the wire is always the order of the calls.
-  struct SendBuffer {
-    std::span<std::byte> data;
-    int slot = -1;
-  };
-  Result<SendBuffer> AcquireSendBuffer();
-  Status SendAcquired(SendBuffer buf, size_t len);
+  // Waits until every queued byte has left and every zero-copy buffer is
+  // released. Send and Recv flush first, so the byte order on the wire is the
+  // order of the calls.
   Status Flush();
 
-  size_t send_buffer_count() const { return slots_.size(); }
-  bool registered() const { return registered_; }  // false: pool works, but the kernel could not pin it
   bool zero_copy_active() const { return zc_ok_; }
   const UringStats& stats() const { return stats_; }
   // One line for reports, e.g. "io_uring: linked sends (32 in flight), SEND_ZC
-  // on (kernel copied 100% of 812 sends), 8 registered send buffers of 1 MiB".
+  // on (kernel copied 100% of 812 sends)".
   std::string Describe() const;
 
  private:
   UringStream(UniqueFd fd, UringRing ring, const UringOptions& options);
-  Status SetUpSendBuffers();
 
   struct InFlight {
     SendOp op;
@@ -103,12 +84,6 @@ class UringStream final : public Stream {
     int res = 0;
     bool zc = false;  // went out as a zero-copy send
     bool done = false;
-  };
-  struct Slot {
-    bool free = true;
-    bool queued = false;  // handed back by SendAcquired
-    bool sent = false;    // its op finished; waits for zero-copy notifications only
-    unsigned notifs = 0;
   };
 
   io_uring_sqe* GetSqe();
@@ -124,9 +99,8 @@ class UringStream final : public Stream {
   Status WaitAndReap(int timeout_ms);
   void Reap(io_uring_cqe* cqe);
   Status CancelChainAfterTimeout();
-  void ReleaseSlotIfIdle(int slot);
   Status Fail(Status st);
-  bool SendsIdle() const { return pending_.empty() && chain_.empty() && caller_notifs_ == 0; }
+  bool SendsIdle() const { return pending_.empty() && chain_.empty() && zc_notifs_owed_ == 0; }
   Status RecvInto(std::byte* dst, size_t len, bool waitall, size_t* got);
   Status EndOfStream(size_t got, size_t want) const;
 
@@ -149,14 +123,8 @@ class UringStream final : public Stream {
   uint32_t next_seq_ = 0;   // sequence number of the next send SQE
   uint32_t chain_seq_ = 0;  // that of chain_[0]
   std::vector<uint32_t> zc_awaiting_;  // zero-copy sends whose notification is due
-  unsigned caller_notifs_ = 0;  // zero-copy notifications owed for caller buffers
+  unsigned zc_notifs_owed_ = 0;  // zero-copy notifications not yet received
   unsigned stalls_ = 0;
-
-  Mapping pool_;
-  std::vector<Slot> slots_;
-  std::vector<int> free_slots_;
-  bool registered_ = false;
-  std::string pool_note_;
 
   // Receive: the one recv in flight and its link timeout.
   int recv_res_ = 0;

@@ -1,5 +1,6 @@
 // Helpers both sides use on the control stream: reading with phase context,
-// turning a peer's ABORT into an error, and aborting politely.
+// turning a peer's ABORT into an error, and aborting politely. They use only
+// the stream they are given; one thread per stream at a time.
 #pragma once
 
 #include <string_view>

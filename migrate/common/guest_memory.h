@@ -1,6 +1,7 @@
 // Whole-guest memory walks both sides need: the COMMIT digest, rehashing memory
 // against the page hashes sent or received (`--verify full`), and the test
-// hook that dumps memory to a file.
+// hook that dumps memory to a file. The walks read guest memory as it is: call
+// them while the guest is paused (source) or not yet resumed (destination).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // MigrationReport: what one side of a migration did, as the JSON that control
 // planes and benchmarks read (field names are a stable interface; see README),
-// and as a human summary table.
+// and as a human summary table. A plain value: filled by one engine thread.
 #pragma once
 
 #include <cstdint>

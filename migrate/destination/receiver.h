@@ -1,9 +1,15 @@
-// Receiver: the destination side of one live migration.
+// Receiver: the destination side of one live migration (DESIGN.md §1.2), the
+// mirror of the source's SourceEngine.
 //
-// Accepts one source, checks it (version, key, guest shape, CPU policy) before
-// any page moves, builds the guest in a fresh backend, verifies every page and
-// the final digest, and resumes the guest only after the source's GO. Any
-// failure discards the half-built guest (PROTOCOL.md §6).
+// Accepts one source, negotiates (common/negotiate.h) and checks the guest
+// (size, CPU policy) before any page moves, builds it in a fresh backend from
+// the registry, applies pages from every stream (PageApplier), verifies every
+// page and the final digest, and resumes the guest only after the source's GO.
+// Any failure discards the half-built guest (PROTOCOL.md §6).
+//
+// One receiver serves one migration. Run() blocks the calling thread and runs
+// one reader thread per data stream; the callbacks in ReceiverOptions are
+// called from the thread that called Run().
 #pragma once
 
 #include <functional>
@@ -51,13 +57,16 @@ struct ReceiverOptions {
 
 class Receiver {
  public:
+  // REQUIRES: opts.make_backend is set.
   explicit Receiver(ReceiverOptions opts);
   ~Receiver();
-  // Serves exactly one migration on `listener`.
+  // Serves exactly one migration on `listener`; never throws.
+  // REQUIRES: called at most once (either overload).
   MigrationReport Run(Listener& listener);
   // The same, with streams from `acceptor` (the in-process harness's seam).
   MigrationReport Run(Acceptor& acceptor);
-  // The guest, after a completed migration (owned by the receiver until then).
+  // The guest, after a completed migration (owned by the receiver until then);
+  // nullptr after a failed one, whose guest was discarded.
   std::unique_ptr<Backend> TakeGuest();
 
  private:

@@ -1,9 +1,14 @@
-// SourceEngine: the source side of one live migration (DESIGN.md §1).
+// SourceEngine: the source side of one live migration (DESIGN.md §1.1), the
+// mirror of the destination's Receiver.
 //
-// Connects to a receiver, runs the handshake, pre-copy rounds over the
-// backend's dirty log, stop-and-copy and the two-phase handoff. Whatever fails
-// before GO is written, the guest is resumed here; after GO it never runs here
-// again (PROTOCOL.md §6). One engine migrates one guest once.
+// Connects to a receiver, negotiates (common/negotiate.h), runs pre-copy rounds
+// over the backend's dirty log through the SendPipeline, stop-and-copy and the
+// two-phase handoff. Whatever fails before GO is written, the guest is resumed
+// here; after GO it never runs here again (PROTOCOL.md §6).
+//
+// One engine migrates one guest once. Run() drives the backend from the
+// calling thread (and the pipeline's threads for MapPages); the caller must
+// not touch the backend while Run() runs.
 #pragma once
 
 #include <cstdint>
@@ -14,13 +19,13 @@
 #include <nlohmann/json.hpp>
 
 #include "dirtylog/backend.h"
-#include "migrate/source/policy.h"
 #include "migrate/common/exit_code.h"
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
-#include "transport/messages.h"
 #include "migrate/source/pipeline.h"
+#include "migrate/source/policy.h"
 #include "transport/endpoint.h"
+#include "transport/messages.h"
 #include "transport/socket_stream.h"
 #include "transport/stream_factory.h"
 
@@ -45,9 +50,12 @@ struct SourceOptions {
 
 class SourceEngine {
  public:
+  // REQUIRES: `backend` is an opened source guest and outlives the engine.
   SourceEngine(Backend& backend, SourceOptions opts);
   ~SourceEngine();
-  // Runs the whole migration; never throws. report.exit_code is the process's.
+  // Runs the whole migration; never throws. report.exit_code is the process's
+  // (common/exit_code.h); report.source_guest says where the guest was left.
+  // REQUIRES: called at most once.
   MigrationReport Run();
 
  private:

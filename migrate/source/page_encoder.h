@@ -1,4 +1,5 @@
-// PageEncoder: the source's per-worker page classifier (DESIGN.md §3). For each
+// PageEncoder: the source's per-worker page classifier (DESIGN.md §3), the
+// mirror of the destination's PageApplier. For each
 // dirty page it decides, in this order: zero, unchanged since last sent,
 // XOR delta against the last sent version, duplicate of a page the destination
 // holds, LZ4, raw — and appends the result to a batch.
@@ -39,10 +40,13 @@ struct CodecStats {
   std::atomic<uint64_t> lz4_in{0}, lz4_out{0}, lz4_ns{0};
 };
 
+// Thread-safety: one encoder per worker thread; RoundContext is shared
+// read-only except for the atomics and the per-pfn slots of the worker's region.
 class PageEncoder {
  public:
   PageEncoder();
   // Encodes `page` (live guest memory) for `pfn` into `batch`.
+  // REQUIRES: `batch` has room for one more page; no other worker holds `pfn`'s region.
   void Encode(const RoundContext& ctx, uint64_t pfn, const std::byte* page, BatchBuilder& batch, EncodeCounts& counts,
               CodecStats& stats);
   // Pages sent in full this round, for the dup index after the round.

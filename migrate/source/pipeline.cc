@@ -52,9 +52,9 @@ class SendPipeline::Impl {
 
   std::mutex mu_;
   // One condition per kind of wait, so that handing over a chunk or a batch
-  // wakes only a thread that can use it (a single shared condition woke every
-  // worker and sender for each batch: thousands of useless context switches
-  // per GiB on a machine where the migration is CPU-bound).
+  // wakes only a thread that can use it: one shared condition would wake every
+  // worker and sender for each batch, thousands of useless context switches
+  // per GiB on a machine where the migration is CPU-bound.
   std::condition_variable chunk_cv_;  // workers: a chunk is queued (or stop)
   std::condition_variable space_cv_;  // engine: room in the chunk queue, outstanding_ reached 0, or an error
   std::condition_variable free_cv_;   // workers: a batch buffer is free (or stop/failure)

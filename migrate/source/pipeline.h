@@ -36,6 +36,8 @@ struct PipelineRound {
   bool compression = true;    // the governor's decision when the round ended
 };
 
+// Thread-safety: SendRound and the accessors are called from one thread (the
+// engine's); the pipeline's own threads touch nothing the caller can see.
 class SendPipeline {
  public:
   // `streams[0]` is the control stream; the pipeline only writes PAGES to them
@@ -44,7 +46,9 @@ class SendPipeline {
   ~SendPipeline();
 
   // Sends every populated pfn set in `pages`, as round `round`. Blocks until all
-  // batches are written; the first error of any thread ends the round.
+  // batches are written; the first error of any thread ends the round, and every
+  // later call returns it.
+  // REQUIRES: rounds are numbered upwards; `pages` is as large as the guest.
   Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
 
   const std::vector<uint64_t>& last_hash() const;

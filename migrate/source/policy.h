@@ -1,6 +1,7 @@
 // Policy: after each pre-copy round, decides whether to go on, slow the guest
 // down, or stop it and copy the rest — from measured wire bandwidth and dirty
-// rate against the downtime target (DESIGN.md §1.3).
+// rate against the downtime target (DESIGN.md §1.3). Pure arithmetic on what
+// it is told: no clock, no I/O, so it is tested round by round. Not thread-safe.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "tests/integration/process.h"
 #include "transport/messages.h"
@@ -13,15 +14,41 @@
 namespace xm::testing {
 namespace {
 
-TEST(IntegrationCli, VersionNamesTheProtocolSpoken) {
-  std::string cmd = XmotionBin() + " --version";
+// Runs `xmotion ARGS`; returns its stdout, and its exit status in *status.
+std::string Stdout(const std::string& args, int* status) {
+  std::string cmd = XmotionBin() + " " + args;
   FILE* p = ::popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
+  if (!p) return {};
   std::string out;
   char buf[256];
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  EXPECT_EQ(::pclose(p), 0);
+  *status = ::pclose(p);
+  return out;
+}
+
+TEST(IntegrationCli, VersionNamesTheProtocolSpoken) {
+  int status = -1;
+  std::string out = Stdout("--version", &status);
+  EXPECT_EQ(status, 0);
   EXPECT_NE(out.find("(protocol " + std::to_string(kProtocolVersion) + ")"), std::string::npos) << out;
+}
+
+TEST(IntegrationCli, BackendsListsTheRegistry) {
+  int status = -1;
+  auto j = nlohmann::json::parse(Stdout("backends --json", &status), nullptr, false);
+  EXPECT_EQ(status, 0);
+  ASSERT_TRUE(j.is_array()) << j;
+  std::vector<std::string> names;
+  for (const auto& b : j) {
+    names.push_back(b["name"]);
+    if (b["name"] == "sim") {
+      EXPECT_TRUE(b["usable"].get<bool>()) << b;
+    }
+    if (!b["usable"].get<bool>()) {
+      EXPECT_FALSE(b["why_not"].get<std::string>().empty()) << b;
+    }
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"sim", "kvm", "xen"}));
 }
 
 TEST(IntegrationCli, LogFileGetsTheErrorWithTimeAndLevel) {
