@@ -104,11 +104,16 @@ TEST(GuestState, ACrashedSourceIsRefusedBeforeAnyConnection) {
   EXPECT_FALSE(fd.ok()) << "the engine connected for a crashed guest";
 }
 
-TEST(GuestState, AGuestThatCrashesDuringPrecopyIsReportedCrashedOnBothSides) {
-  auto guest = SmallGuest();
-  guest->CrashAfterRounds(1);
+struct Both {
+  MigrationReport src, dst;
+};
+
+// One migration of `guest` to a sim receiver in this process, over loopback TCP.
+Both Migrate(Backend& guest, double downtime_target_ms) {
+  Both out;
   auto listener = Listener::Bind({"127.0.0.1", 0});
-  ASSERT_TRUE(listener.ok());
+  EXPECT_TRUE(listener.ok());
+  if (!listener.ok()) return out;
   ReceiverOptions ro;
   ro.accept_timeout_ms = 20000;
   ro.io_timeout_ms = 20000;
@@ -118,15 +123,22 @@ TEST(GuestState, AGuestThatCrashesDuringPrecopyIsReportedCrashedOnBothSides) {
     return std::unique_ptr<Backend>(std::move(b).value());
   };
   Receiver receiver(ro);
-  MigrationReport dst;
-  std::thread t([&] { dst = receiver.Run(*listener); });
+  std::thread t([&] { out.dst = receiver.Run(*listener); });
   SourceOptions so;
   so.to = HostPort{"127.0.0.1", listener->port()};
   so.io_timeout_ms = 20000;
-  so.policy.downtime_target_ms = 0.001;  // keep iterating: the crash comes at the second dirty-log read
-  SourceEngine engine(*guest, so);
-  MigrationReport src = engine.Run();
+  so.policy.downtime_target_ms = downtime_target_ms;
+  SourceEngine engine(guest, so);
+  out.src = engine.Run();
   t.join();
+  return out;
+}
+
+TEST(GuestState, AGuestThatCrashesDuringPrecopyIsReportedCrashedOnBothSides) {
+  auto guest = SmallGuest();
+  guest->CrashAfterRounds(1);
+  // A tiny target keeps it iterating: the crash comes at the second dirty-log read.
+  auto [src, dst] = Migrate(*guest, 0.001);
   EXPECT_EQ(src.result, "failed");
   EXPECT_EQ(src.source_guest, "crashed") << src.error;
   EXPECT_NE(src.error.find("CRASHED"), std::string::npos) << src.error;
@@ -137,23 +149,7 @@ TEST(GuestState, AGuestThatCrashesDuringPrecopyIsReportedCrashedOnBothSides) {
 
 TEST(GuestState, ACompletedMigrationReportsTheDestinationGuestRunning) {
   auto guest = SmallGuest();
-  auto listener = Listener::Bind({"127.0.0.1", 0});
-  ASSERT_TRUE(listener.ok());
-  ReceiverOptions ro;
-  ro.accept_timeout_ms = 20000;
-  ro.make_backend = [](const GuestShape& shape, std::string_view) -> Result<std::unique_ptr<Backend>> {
-    auto b = SimBackend::CreateDestination(shape);
-    if (!b.ok()) return b.status();
-    return std::unique_ptr<Backend>(std::move(b).value());
-  };
-  Receiver receiver(ro);
-  MigrationReport dst;
-  std::thread t([&] { dst = receiver.Run(*listener); });
-  SourceOptions so;
-  so.to = HostPort{"127.0.0.1", listener->port()};
-  SourceEngine engine(*guest, so);
-  MigrationReport src = engine.Run();
-  t.join();
+  auto [src, dst] = Migrate(*guest, 300);
   ASSERT_EQ(src.result, "completed") << src.error;
   ASSERT_EQ(dst.result, "completed") << dst.error;
   EXPECT_EQ(src.source_guest, "released");
