@@ -3,11 +3,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <shared_mutex>
 #include <thread>
 
 #include "base/log.h"
@@ -15,6 +11,7 @@
 #include "migrate/common/guest_memory.h"
 #include "migrate/common/negotiate.h"
 #include "migrate/destination/guest_watch.h"
+#include "migrate/destination/lanes.h"
 #include "migrate/destination/page_applier.h"
 #include "migrate/common/page_codec.h"
 #include "migrate/common/control.h"
@@ -26,34 +23,18 @@ namespace xm {
 class Receiver::Impl {
  public:
   explicit Impl(ReceiverOptions o) : opts_(std::move(o)) {}
-  ~Impl() { StopDataThreads(); }
+  ~Impl() {
+    if (lanes_) lanes_->Stop();
+  }
   MigrationReport Run(Acceptor& acceptor);
   std::unique_ptr<Backend> TakeGuest() { return std::move(guest_); }
   TransportKind transport() const { return opts_.transport; }
 
  private:
-  // What one stream's receiving thread owns. Stream affinity (PROTOCOL.md §1)
-  // means each pfn is only ever touched by one stream, so per-pfn state needs no lock.
-  struct Lane {
-    std::unique_ptr<Stream> stream;
-    Record rec;
-    PagesView view;
-    EncodeCounts counts;
-    std::atomic<uint64_t> batches{0};
-    std::atomic<uint64_t> bytes{0};
-  };
-
   Status Handshake();
   Status Admit(const Shape& shape, const CpuPolicy& policy);
   Status AcceptDataStreams(Acceptor& acceptor);
   Status Rounds(Commit& commit, VcpuState& vcpu);
-  Status ApplyPages(uint32_t lane, std::span<const uint8_t> body) {
-    Lane& l = *lanes_[lane];
-    return applier_->Apply(lane, body, l.view, l.counts);
-  }
-  Status WaitForBatches(const std::vector<uint64_t>& want, std::string_view what);
-  void DataLoop(uint32_t lane);
-  void StopDataThreads();
   Status Handoff(const Commit& commit, const VcpuState& vcpu);
   void Emit(nlohmann::json e) {
     if (opts_.progress) opts_.progress(e);
@@ -61,18 +42,15 @@ class Receiver::Impl {
 
   ReceiverOptions opts_;
   MigrationReport report_;
-  std::vector<std::unique_ptr<Lane>> lanes_;  // lane 0 is the control stream
-  Stream* control_ = nullptr;
-  std::vector<std::thread> data_threads_;
-  std::atomic<bool> finishing_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  Status data_error_;
-  std::shared_mutex apply_mu_;          // shared: applying pages; exclusive: round-end hook
   std::vector<uint64_t> final_batches_;  // per stream, from the last ROUND_END
 
+  // Declared so that they are destroyed lanes first, the guest last.
   std::unique_ptr<Backend> guest_;
+  std::unique_ptr<Stream> control_stream_;
+  Stream* control_ = nullptr;
+  Record rec_;  // the control stream's current record
   std::unique_ptr<PageApplier> applier_;  // exists once the guest does
+  std::unique_ptr<ReceiveLanes> lanes_;   // exists once the session's streams are known
   Session session_;
   CpuPolicy policy_;
   bool resumed_ = false;
@@ -131,8 +109,8 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
 Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
   const uint32_t n = session_.streams;
   report_.streams = n;
-  lanes_.resize(n);
   applier_ = std::make_unique<PageApplier>(*guest_, n);
+  lanes_ = std::make_unique<ReceiveLanes>(*control_, *applier_, n, opts_.io_timeout_ms);
   for (uint32_t joined = 1; joined < n; ++joined) {
     std::string why;
     auto s = acceptor.Accept(opts_.io_timeout_ms, &why);
@@ -142,97 +120,36 @@ Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
     XM_TRY(ExpectRecord(**s, rec, RecordType::kJoin, "data stream", kPreAuthMaxBody));
     auto j = DecodeJoin(rec.body);
     if (!j.ok()) return j.status();
-    if (j->session_id != session_.id() || j->stream_index == 0 || j->stream_index >= n || lanes_[j->stream_index])
+    if (j->session_id != session_.id() || j->stream_index == 0 || j->stream_index >= n || lanes_->Has(j->stream_index))
       return Error(Code::kProtocol, "JOIN from " + (*s)->peer() + " for session/stream that is not expected here");
     if (session_.authenticated && !MacEqual(j->mac, session_.JoinMacFor(opts_.key, j->stream_index)))
       return Error(Code::kAuth, "data stream " + std::to_string(j->stream_index) + " failed authentication");
-    lanes_[j->stream_index] = std::make_unique<Lane>();
-    lanes_[j->stream_index]->stream = std::move(s).value();
+    lanes_->Add(j->stream_index, std::move(s).value());
   }
-  for (uint32_t i = 1; i < n; ++i) data_threads_.emplace_back([this, i] { DataLoop(i); });
+  lanes_->Start();
   return {};
 }
 
-void Receiver::Impl::DataLoop(uint32_t lane) {
-  Lane& l = *lanes_[lane];
-  for (;;) {
-    Status st = ReadRecord(*l.stream, l.rec);
-    if (st.ok() && l.rec.type != RecordType::kPages)
-      st = Error(Code::kProtocol, "unexpected " + std::string(RecordName(l.rec.type)) + " on a data stream");
-    if (st.ok()) {
-      std::shared_lock apply_lock(apply_mu_);
-      st = ApplyPages(lane, l.rec.body);
-    }
-    std::lock_guard lock(mu_);
-    if (!st.ok()) {
-      if (!finishing_.load() && data_error_.ok()) {
-        data_error_ = std::move(st).With("stream " + std::to_string(lane));
-        control_->Shutdown();  // the control thread may be blocked reading: end the migration now
-      }
-      cv_.notify_all();
-      return;
-    }
-    l.batches.fetch_add(1);
-    l.bytes.fetch_add(l.rec.body.size() + kRecordHeaderSize);
-    cv_.notify_all();
-  }
-}
-
-void Receiver::Impl::StopDataThreads() {
-  finishing_.store(true);
-  for (auto& l : lanes_)
-    if (l && l->stream && l.get() != lanes_[0].get()) l->stream->Shutdown();
-  for (auto& t : data_threads_) t.join();
-  data_threads_.clear();
-}
-
-Status Receiver::Impl::WaitForBatches(const std::vector<uint64_t>& want, std::string_view what) {
-  if (want.size() != lanes_.size())
-    return Error(Code::kProtocol, std::string(what) + " names " + std::to_string(want.size()) + " streams, session has " +
-                                      std::to_string(lanes_.size()));
-  std::unique_lock lock(mu_);
-  auto deadline = Clock::now() + std::chrono::milliseconds(opts_.io_timeout_ms > 0 ? opts_.io_timeout_ms : 3600000);
-  for (;;) {
-    if (!data_error_.ok()) return data_error_;
-    bool all = true;
-    for (size_t i = 0; i < want.size(); ++i) {
-      // A data stream may already carry the next round's batches: at least is enough.
-      all = all && lanes_[i]->batches.load() >= want[i];
-    }
-    if (all) return {};
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout)
-      return Error(Code::kTimeout, std::string(what) + ": data streams stalled");
-  }
-}
-
 Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
-  Lane& l0 = *lanes_[0];
   bool have_vcpu = false;
   uint32_t round = 0;
   uint64_t bytes_at_round_start = 0;
   auto round_start = Clock::now();
   for (;;) {
-    XM_TRY(ReadControl(*control_, l0.rec, "round " + std::to_string(round)));
-    Record& rec = l0.rec;
+    XM_TRY(ReadControl(*control_, rec_, "round " + std::to_string(round)));
+    Record& rec = rec_;
     switch (rec.type) {
       case RecordType::kPages: {
         if (have_vcpu) return Error(Code::kProtocol, "PAGES after VCPU_STATE");
-        {
-          std::shared_lock apply_lock(apply_mu_);
-          XM_TRY(ApplyPages(0, rec.body));
-        }
-        std::lock_guard lock(mu_);
-        l0.batches.fetch_add(1);
-        l0.bytes.fetch_add(rec.body.size() + kRecordHeaderSize);
+        XM_TRY(lanes_->ApplyControlPages(rec.body));
         break;
       }
       case RecordType::kRoundEnd: {
         auto re = DecodeRoundEnd(rec.body);
         if (!re.ok()) return std::move(re).status();
-        XM_TRY(WaitForBatches(re->batches_per_stream, "ROUND_END " + std::to_string(re->round)));
+        XM_TRY(lanes_->WaitForBatches(re->batches_per_stream, "ROUND_END " + std::to_string(re->round)));
         final_batches_ = re->batches_per_stream;
-        uint64_t bytes = 0;
-        for (auto& l : lanes_) bytes += l->bytes.load();
+        const uint64_t bytes = lanes_->bytes();
         RoundReport rr;
         rr.round = re->round;
         rr.pages_sent = re->pages;
@@ -245,7 +162,7 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
                       rr.bytes_wire, rr.ms);
         {
           // Data streams may be ahead in the next round; the hook must not see half-written pages.
-          std::unique_lock apply_lock(apply_mu_);
+          auto apply_lock = lanes_->HoldApply();
           XM_TRY_CTX(guest_->OnRoundEnd(re->round), "round " + std::to_string(re->round));
         }
         XM_TRY_CTX(WriteRecord(*control_, RecordType::kRoundAck, EncodeRoundAck(re->round)),
@@ -277,15 +194,11 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
 }
 
 Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
-  StopDataThreads();  // the final ROUND_END was waited for: every batch is in
-  if (!data_error_.ok()) return data_error_;
-  for (size_t i = 0; i < lanes_.size(); ++i)
-    if (i >= final_batches_.size() || lanes_[i]->batches.load() != final_batches_[i])
-      return Error(Code::kProtocol, "COMMIT: stream " + std::to_string(i) + " carried batches the last ROUND_END did not count");
-  EncodeCounts total;
-  for (auto& l : lanes_) total += l->counts;
-  report_.pages = total;
-  for (auto& l : lanes_) report_.bytes_wire += l->bytes.load();
+  lanes_->Stop();  // the final ROUND_END was waited for: every batch is in
+  XM_TRY(lanes_->error());
+  XM_TRY(lanes_->CheckFinal(final_batches_));
+  report_.pages = lanes_->counts();
+  report_.bytes_wire += lanes_->bytes();
   // Every populated page must have arrived at least once.
   XM_TRY(applier_->CheckComplete());
   Digest128 mine = applier_->Digest();
@@ -338,9 +251,8 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
     std::string why;
     auto s = acceptor.Accept(opts_.accept_timeout_ms, &why);
     if (!s.ok()) return std::move(s).With("waiting for a source").status();
-    lanes_.push_back(std::make_unique<Lane>());
-    lanes_[0]->stream = std::move(s).value();
-    control_ = lanes_[0]->stream.get();
+    control_stream_ = std::move(s).value();
+    control_ = control_stream_.get();
     control_->SetTimeoutMs(opts_.io_timeout_ms);
     report_.transport = std::string(control_->kind());
     if (!why.empty()) report_.transport_note = why;
@@ -354,8 +266,11 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
     return Handoff(commit, vcpu);
   };
   Status st = body();
-  StopDataThreads();
-  if (!st.ok() && !data_error_.ok()) st = data_error_;  // the root cause, not the control stream's shutdown
+  if (lanes_) {
+    lanes_->Stop();
+    // The root cause, not the control stream's shutdown.
+    if (Status data = lanes_->error(); !st.ok() && !data.ok()) st = data;
+  }
   report_.total_ms = MsSince(start);
   if (!st.ok()) {
     if (control_ && !resumed_) SendAbort(*control_, st);

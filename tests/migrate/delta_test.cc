@@ -24,7 +24,9 @@ std::vector<std::byte> RoundTrip(const std::vector<std::byte>& base, const std::
   std::vector<uint8_t> delta(kPageSize + 64);
   *len = EncodeDelta(base.data(), page.data(), delta.data(), max);
   std::vector<std::byte> out = base;
-  if (*len) EXPECT_TRUE(ApplyDelta(std::span(delta.data(), *len), out.data()).ok());
+  if (*len) {
+    EXPECT_TRUE(ApplyDelta(std::span(delta.data(), *len), out.data()).ok());
+  }
   return out;
 }
 
