@@ -45,6 +45,7 @@ class FaultyBackend final : public Backend {
   Status Resume() override;
   Status SetThrottle(double run_fraction) override { return inner_->SetThrottle(run_fraction); }
   bool Running() const override { return inner_->Running(); }
+  GuestState State() const override { return inner_->State(); }
 
   Result<std::vector<uint8_t>> SaveVcpuState() override { return inner_->SaveVcpuState(); }
   Status LoadVcpuState(std::span<const uint8_t> blob) override { return inner_->LoadVcpuState(blob); }
