@@ -102,11 +102,9 @@ int RunPlot(const PlotArgs& a) {
 void AddPlot(CLI::App& app, Runner& run) {
   auto a = std::make_shared<PlotArgs>();
   CLI::App* cmd = app.add_subcommand("plot", "Draw a send report's rounds (pages, bytes, throttle, downtime) with gnuplot");
-  cmd->add_option("report", a->report, "A report written by `xmotion send --report` (or demo's source side)")
-      ->required();
+  cmd->add_option("report", a->report, "A report written by `xmotion send --report` (or demo's source side)")->required();
   cmd->add_option("-o,--output", a->out, "The chart to write: FILE.png or FILE.svg")->required();
-  cmd->add_option("--format", a->format, "png or svg (default: from the output's extension)")
-      ->check(CLI::IsMember({"png", "svg"}));
+  cmd->add_option("--format", a->format, "png or svg (default: from the output's extension)")->check(CLI::IsMember({"png", "svg"}));
   cmd->callback([&run, a] { run = [a] { return RunPlot(*a); }; });
 }
 
