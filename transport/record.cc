@@ -130,6 +130,21 @@ std::string DescribeForeignBytes(std::span<const uint8_t> b) {
   return (what.empty() ? "it sent" : "it answered like " + what + ":") + " \"" + shown + "\"";
 }
 
+// The body of a record whose header `h` was read and checked, verified against its hash.
+Status ReadBody(Stream& s, const RecordHeader& h, Record& into) {
+  into.body.resize(h.length);
+  Status st = s.Recv(std::as_writable_bytes(std::span(into.body)));
+  if (!st.ok()) {
+    if (st.code() == Code::kAborted)
+      st = Error(Code::kProtocol, "connection closed after the header of a " + std::string(RecordName(h.type)) +
+                                      " record (" + std::to_string(h.length) + " body bytes missing)");
+    return std::move(st).With(std::string("receive ") + std::string(RecordName(h.type)));
+  }
+  if (RecordBodyHash(h.type, into.body) != h.body_hash)
+    return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record body hash mismatch (corrupt stream)");
+  return {};
+}
+
 }  // namespace
 
 Status ReadFirstRecord(Stream& s, Record& into, uint64_t max_body) {
@@ -147,10 +162,7 @@ Status ReadFirstRecord(Stream& s, Record& into, uint64_t max_body) {
   std::memcpy(&h, raw.data(), sizeof h);
   if (!CheckHeader(h, max_body).ok() || !KnownType(h.type))
     return Error(Code::kAuth, "not an xmotion peer: " + DescribeForeignBytes(raw));
-  into.body.resize(h.length);
-  XM_TRY(s.Recv(std::as_writable_bytes(std::span(into.body))).With(std::string("receive ") + std::string(RecordName(h.type))));
-  if (RecordBodyHash(h.type, into.body) != h.body_hash)
-    return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record body hash mismatch (corrupt stream)");
+  XM_TRY(ReadBody(s, h, into));
   into.type = static_cast<RecordType>(h.type);
   into.flags = h.flags;
   return {};
@@ -161,17 +173,7 @@ Status ReadRecord(Stream& s, Record& into, uint64_t max_body) {
     RecordHeader h;
     XM_TRY(s.Recv(std::as_writable_bytes(std::span(&h, 1))));
     XM_TRY(CheckHeader(h, max_body));
-    into.body.resize(h.length);
-    Status st = s.Recv(std::as_writable_bytes(std::span(into.body)));
-    if (!st.ok()) {
-      if (st.code() == Code::kAborted)
-        st = Error(Code::kProtocol, "connection closed after the header of a " + std::string(RecordName(h.type)) +
-                                        " record (" + std::to_string(h.length) + " body bytes missing)");
-      return std::move(st).With(std::string("receive ") + std::string(RecordName(h.type)));
-    }
-    uint64_t hash = RecordBodyHash(h.type, into.body);
-    if (hash != h.body_hash)
-      return Error(Code::kProtocol, std::string(RecordName(h.type)) + " record body hash mismatch (corrupt stream)");
+    XM_TRY(ReadBody(s, h, into));
     if (!KnownType(h.type)) {
       if (h.flags & kRecordOptional) continue;
       return Error(Code::kProtocol, "unknown mandatory record type " + std::to_string(h.type));

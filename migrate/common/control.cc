@@ -5,6 +5,17 @@
 #include "transport/messages.h"
 
 namespace xm {
+namespace {
+
+// An ABORT record as the peer's reason, or OK for any other record.
+Status AbortedByPeer(const Record& rec, std::string_view phase) {
+  if (rec.type != RecordType::kAbort) return {};
+  auto a = DecodeAbort(rec.body);
+  if (!a.ok()) return std::move(a).With(phase).status();
+  return Status(a->code == Code::kOk ? Code::kAborted : a->code, "peer aborted: " + a->reason).With(phase);
+}
+
+}  // namespace
 
 Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_body) {
   Status st = ReadRecord(s, rec, max_body);
@@ -12,21 +23,12 @@ Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_
   // crashed, network gone): that is not an orderly abort.
   if (st.code() == Code::kAborted) st = Status(Code::kIo, st.message() + " without ABORT");
   if (!st.ok()) return std::move(st).With(phase);
-  if (rec.type == RecordType::kAbort) {
-    auto a = DecodeAbort(rec.body);
-    if (!a.ok()) return std::move(a).With(phase).status();
-    return Status(a->code == Code::kOk ? Code::kAborted : a->code, "peer aborted: " + a->reason).With(phase);
-  }
-  return {};
+  return AbortedByPeer(rec, phase);
 }
 
 Status ExpectHello(Stream& s, Record& rec, std::string_view phase, uint64_t max_body) {
   XM_TRY(ReadFirstRecord(s, rec, max_body).With(phase));
-  if (rec.type == RecordType::kAbort) {
-    auto a = DecodeAbort(rec.body);
-    if (!a.ok()) return std::move(a).With(phase).status();
-    return Status(a->code == Code::kOk ? Code::kAborted : a->code, "peer aborted: " + a->reason).With(phase);
-  }
+  XM_TRY(AbortedByPeer(rec, phase));
   if (rec.type != RecordType::kHello)
     return Status(Code::kProtocol, "expected HELLO, got " + std::string(RecordName(rec.type))).With(phase);
   return {};
