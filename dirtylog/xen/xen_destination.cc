@@ -11,6 +11,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <chrono>
+#include <thread>
+
 #include "dirtylog/xen/stream/byte_io.h"
 #include "dirtylog/xen/stream/guest_state.h"
 #include "dirtylog/xen/restore_config.h"
@@ -18,7 +21,13 @@
 namespace xm::xen {
 namespace {
 
-constexpr size_t kVerifyBatch = 1024;
+// 2 MiB: the superpage Xen's p2m maps in one entry (faster to populate, and
+// better TLB reach for the guest, as libxc's own restore does).
+constexpr uint64_t kExtentPages = 512;
+constexpr unsigned kExtentOrder = 9;
+// How long the toolstack may take to create the domain and read the stream's
+// headers: xl parses the config first; both build the domain before reading.
+constexpr auto kDomainWait = std::chrono::seconds(120);
 
 std::string Dom(uint32_t domid) { return "xen: new domain " + std::to_string(domid); }
 
@@ -49,8 +58,7 @@ Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape&
                                              std::to_string(existing) + ") already runs here: pick another with --xen-name");
   XM_ASSIGN_OR_RETURN(d->guard_, DomainGuard::Start(cfg.domain_name));
   d->domain_name_ = cfg.domain_name;
-  d->plan_ = VerifyPlan(shape.page_count);
-  XM_ASSIGN_OR_RETURN(d->staging_, Mapping::Anonymous(shape.page_count * kXenPageSize));
+  d->populated_.Resize(shape.page_count);
   if (d->opts_.restore_via == "xl") {
     XM_ASSIGN_OR_RETURN(d->runner_, StartXlRestore(cfg));
   } else if (d->opts_.restore_via == "libxl") {
@@ -67,8 +75,8 @@ Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape&
     if (!p.ok()) return std::move(p).With("xen: CPU policy").status();
     d->streamed_policy_ = std::move(p).value();
   }
-  XM_ASSIGN_OR_RETURN(d->feeder_, StreamFeeder::Start(shape.page_count, *d->sink_, so,
-                                                      d->streamed_policy_ ? &*d->streamed_policy_ : nullptr));
+  d->writer_ = std::make_unique<StreamWriter>(*d->sink_, std::move(so));
+  XM_TRY_CTX(d->writer_->Begin(d->streamed_policy_ ? &*d->streamed_policy_ : nullptr), "xen stream");
   return d;
 }
 
@@ -79,50 +87,118 @@ XenDestination::~XenDestination() {
 Result<MappedPages> XenDestination::MapPages(std::span<const uint64_t> pfns, Access access) {
   if (built_ && access == Access::kWrite)
     return Error(Code::kInternal, Dom(domid_) + ": pages written after the stream ended");
-  if (access == Access::kWrite) feeder_->Mark(pfns);
-  MappedPages m;
-  m.pages.reserve(pfns.size());
-  for (uint64_t pfn : pfns) {
+  for (uint64_t pfn : pfns)
     if (pfn >= shape_.page_count)
       return Error(Code::kInvalidArgument, "xen: pfn " + std::to_string(pfn) + " outside the guest");
-    m.pages.push_back(staging_.data() + pfn * kXenPageSize);
+  uint32_t domid = 0;
+  {
+    std::lock_guard lock(mu_);
+    XM_TRY(WaitForDomain());
+    XM_TRY(Populate(pfns));
+    domid = building_domid_;
   }
+  std::vector<xen_pfn_t> gfns(pfns.begin(), pfns.end());
+  std::vector<int> errs(pfns.size(), 0);
+  const int prot = access == Access::kWrite ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* addr = xenforeignmemory_map(h_->fmem(), domid, prot, gfns.size(), gfns.data(), errs.data());
+  if (!addr) return ErrnoError(Dom(domid) + ": map " + std::to_string(pfns.size()) + " frames", errno);
+  auto keep = std::make_shared<ForeignMap>(h_->fmem(), addr, gfns.size());
+  for (size_t i = 0; i < errs.size(); ++i)
+    if (errs[i])
+      return Error(Code::kIo, Dom(domid) + ": gfn " + std::to_string(pfns[i]) + " cannot be mapped (" +
+                                  std::strerror(-errs[i]) + ")");
+  MappedPages m;
+  m.pages.reserve(pfns.size());
+  for (size_t i = 0; i < pfns.size(); ++i) m.pages.push_back(static_cast<std::byte*>(addr) + i * kXenPageSize);
+  m.keepalive = std::move(keep);
   return m;
+}
+
+Status XenDestination::WaitForDomain() {
+  if (building_domid_ != 0) return {};
+  const auto deadline = std::chrono::steady_clock::now() + kDomainWait;
+  for (;;) {
+    // The toolstack has read all we wrote: libxc's restore runs, which it only
+    // starts once the domain is built up to its memory limits.
+    int unread = 0;
+    const bool drained = ::ioctl(runner_->stream_fd(), FIONREAD, &unread) == 0 && unread == 0;
+    uint32_t domid = 0;
+    if (drained && libxl_name_to_domid(h_->ctx(), domain_name_.c_str(), &domid) == 0 && domid != 0) {
+      building_domid_ = domid;
+      return {};
+    }
+    if (!runner_->Running())
+      return Error(Code::kIo, "xen: the toolstack's restore ended before domain '" + domain_name_ +
+                                  "' was ready for memory (see its log above)");
+    if (std::chrono::steady_clock::now() > deadline)
+      return Error(Code::kTimeout, "xen: the toolstack did not create domain '" + domain_name_ + "' within " +
+                                       std::to_string(kDomainWait.count()) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// A whole aligned extent inside one populated range goes in as one 2 MiB
+// extent; anything else frame by frame. Only frames the source has populated
+// are ever populated here, so the domain ends with the source's memory layout.
+Status XenDestination::Populate(std::span<const uint64_t> pfns) {
+  std::vector<xen_pfn_t> small;
+  for (uint64_t pfn : pfns) {
+    if (populated_.Test(pfn)) continue;
+    const uint64_t first = pfn & ~(kExtentPages - 1);
+    auto it = std::upper_bound(shape_.ranges.begin(), shape_.ranges.end(), pfn,
+                               [](uint64_t p, const PfnRange& r) { return p < r.first; });
+    if (it == shape_.ranges.begin() || pfn >= std::prev(it)->first + std::prev(it)->count)
+      return Error(Code::kProtocol, Dom(building_domid_) + ": pfn " + std::to_string(pfn) +
+                                        " is not in the guest's populated memory");
+    const PfnRange& r = *std::prev(it);
+    bool whole = first >= r.first && first + kExtentPages <= r.first + r.count;
+    for (uint64_t p = first; whole && p < first + kExtentPages; ++p) whole = !populated_.Test(p);
+    if (whole) {
+      xen_pfn_t extent = first;
+      if (xc_domain_populate_physmap_exact(h_->xch(), building_domid_, 1, kExtentOrder, 0, &extent) == 0) {
+        for (uint64_t p = first; p < first + kExtentPages; ++p) populated_.Set(p);
+        continue;
+      }
+      // No free 2 MiB run: this extent's frames go in one by one (below).
+    }
+    small.push_back(pfn);
+    populated_.Set(pfn);
+  }
+  if (small.empty()) return {};
+  if (xc_domain_populate_physmap_exact(h_->xch(), building_domid_, small.size(), 0, 0, small.data()) != 0) {
+    // The migration fails on this: the bits set above no longer matter.
+    return ErrnoError(Dom(building_domid_) + ": populate " + std::to_string(small.size()) +
+                          " frames (is the host out of memory for the guest?)",
+                      errno);
+  }
+  return {};
+}
+
+Status XenDestination::PopulateRest() {
+  std::lock_guard lock(mu_);
+  XM_TRY(WaitForDomain());
+  std::vector<uint64_t> batch;
+  for (const PfnRange& r : shape_.ranges) {
+    for (uint64_t p = r.first; p < r.first + r.count; ++p) {
+      if (populated_.Test(p)) continue;
+      batch.push_back(p);
+      if (batch.size() == 4 * kExtentPages) {
+        XM_TRY(Populate(batch));
+        batch.clear();
+      }
+    }
+  }
+  return Populate(batch);
 }
 
 Status XenDestination::EnableDirtyLog() { return Error(Code::kInternal, "xen: a destination keeps no dirty log"); }
 Status XenDestination::FetchDirty(DirtyBitmap&) { return Error(Code::kInternal, "xen: a destination keeps no dirty log"); }
 Status XenDestination::Pause() { return {}; }  // it is paused until Resume()
 
-Status XenDestination::OnRoundEnd(uint32_t round) {
-  XM_TRY(feeder_->FlushRound(round, [this](std::span<const uint64_t> pfns) { return MapPages(pfns, Access::kRead); }));
-  plan_.RoundFlushed(feeder_->bytes(), feeder_->last_round_pages());
-  return VerifyConsumed();
-}
-
-// Compares the pages the toolstack has finished with now, so the downtime
-// only pays for the last rounds (see VerifyPlan).
-Status XenDestination::VerifyConsumed() {
-  int unread = 0;
-  if (::ioctl(runner_->stream_fd(), FIONREAD, &unread) != 0 || unread < 0) return {};  // all at the end then
-  std::vector<uint64_t> pfns = plan_.Consumed(feeder_->bytes() - static_cast<uint64_t>(unread));
-  if (pfns.empty()) return {};
-  if (building_domid_ == 0) {
-    // The toolstack names the domain as it creates it, before any page; no
-    // domain had that name when we started (Create checked).
-    uint32_t domid = 0;
-    if (libxl_name_to_domid(h_->ctx(), domain_name_.c_str(), &domid) != 0 || domid == 0) {
-      deferred_.insert(deferred_.end(), pfns.begin(), pfns.end());
-      return {};
-    }
-    building_domid_ = domid;
-  }
-  if (!deferred_.empty()) {
-    pfns.insert(pfns.end(), deferred_.begin(), deferred_.end());
-    deferred_.clear();
-  }
-  return ComparePages(building_domid_, pfns, {});
-}
+// Pages a round never wrote (zero pages need no write: Xen hands out scrubbed
+// frames) must still exist in the domain; after the first round every
+// populated frame of the source has been sent or declared zero.
+Status XenDestination::OnRoundEnd(uint32_t) { return PopulateRest(); }
 
 Result<std::vector<uint8_t>> XenDestination::SaveVcpuState() {
   return Error(Code::kInternal, "xen: a destination does not save vCPU state");
@@ -132,53 +208,14 @@ Status XenDestination::LoadVcpuState(std::span<const uint8_t> blob) {
   if (!IsGuestStateBlob(blob)) return Error(Code::kIncompatible, "xen: the vCPU state is not from a Xen source");
   XM_ASSIGN_OR_RETURN(XenGuestState st, DecodeGuestStateBlob(blob));
   if (st.synthetic) return Error(Code::kIncompatible, "xen: refusing to restore a synthetic HVM context into a real domain");
-  XM_TRY(feeder_->Finish(st));
+  XM_TRY(PopulateRest());
+  XM_TRY_CTX(writer_->Finish(st), "xen stream");
   XM_ASSIGN_OR_RETURN(domid_, runner_->Finish());
   built_ = true;
   XM_TRY(guard_.SetDomid(domid_));
-  if (building_domid_ != 0 && building_domid_ != domid_)
-    return Error(Code::kIntegrity, Dom(domid_) + ": pages were verified in domain " + std::to_string(building_domid_) +
+  if (building_domid_ != domid_)
+    return Error(Code::kIntegrity, Dom(domid_) + ": memory went into domain " + std::to_string(building_domid_) +
                                        " but the toolstack built " + std::to_string(domid_));
-  std::vector<uint64_t> rest = plan_.Remaining(shape_.ranges);
-  rest.insert(rest.end(), deferred_.begin(), deferred_.end());
-  deferred_.clear();
-  return ComparePages(domid_, rest, RingPfns(st));
-}
-
-// The toolstack built (or is building) the domain from our stream; check the
-// pages it has finished hold what we sent.
-Status XenDestination::ComparePages(uint32_t domid, std::span<const uint64_t> pfns,
-                                    const std::vector<uint64_t>& ring_pfns) {
-  std::vector<xen_pfn_t> gfns;
-  std::vector<uint64_t> batch;
-  std::vector<int> errs;
-  for (size_t first = 0; first < pfns.size(); first += kVerifyBatch) {
-    batch.clear();
-    for (size_t i = first; i < std::min(pfns.size(), first + kVerifyBatch); ++i)
-      // The ring pages (xenstore, console, ioreq) are cleared by the restore
-      // and then written by xenstored/xenconsoled as soon as the domain is
-      // introduced: their content is the backends', not the guest's.
-      if (std::find(ring_pfns.begin(), ring_pfns.end(), pfns[i]) == ring_pfns.end()) batch.push_back(pfns[i]);
-    if (batch.empty()) continue;
-    gfns.assign(batch.begin(), batch.end());
-    errs.assign(batch.size(), 0);
-    void* m = xenforeignmemory_map(h_->fmem(), domid, PROT_READ, gfns.size(), gfns.data(), errs.data());
-    if (!m) return ErrnoError(Dom(domid) + ": map for verification", errno);
-    Status st;
-    for (size_t i = 0; i < batch.size() && st.ok(); ++i) {
-      const uint64_t pfn = batch[i];
-      if (pfn >= shape_.page_count) {
-        st = Error(Code::kInternal, Dom(domid) + ": pfn " + std::to_string(pfn) + " outside the guest");
-      } else if (errs[i]) {
-        st = Error(Code::kIntegrity, Dom(domid) + ": pfn " + std::to_string(pfn) + " is not populated");
-      } else if (std::memcmp(static_cast<std::byte*>(m) + i * kXenPageSize, staging_.data() + pfn * kXenPageSize,
-                             kXenPageSize) != 0) {
-        st = Error(Code::kIntegrity, Dom(domid) + ": pfn " + std::to_string(pfn) + " differs from what xmotion streamed");
-      }
-    }
-    xenforeignmemory_unmap(h_->fmem(), m, batch.size());
-    XM_TRY(st);
-  }
   return {};
 }
 

@@ -1,18 +1,22 @@
-// XenDestination: receives a Xen HVM/PVH guest and has Xen's own toolstack
-// build it, from Xen's own stream, while the migration runs.
+// XenDestination: receives a Xen HVM/PVH guest straight into the domain Xen's
+// own toolstack builds for it; dom0 never holds a copy of the guest.
 //
-// The receiver writes each page into a staging copy of guest memory held here;
-// at every ROUND_END the round's pages go down a pipe as PAGE_DATA into
-// libxl's restore (or `xl restore -p`), which populates the new domain as
-// they arrive. At the handoff:
+// Create starts libxl's restore (or `xl restore -p`) on a pipe and writes the
+// stream's headers and static data (the levelled CPU policy) into it. The
+// toolstack creates the domain and its restore then waits for records. From
+// the first page on, this backend populates the domain's frames itself
+// (2 MiB extents where a populated range allows, 4 KiB otherwise) and the
+// receiver writes pages into them through foreign mappings, one batch at a
+// time; deltas and unchanged-page checks read the same frames back. The stream
+// carries no PAGE_DATA at all: libxc's restore never touches guest memory
+// (PROTOCOL of libxc: pages and the tail records are independent; the tail's
+// HVM params clear the ring pages, which is what they would do after PAGE_DATA
+// too). At the handoff:
 //   LoadVcpuState   the source's TSC info, HVM params, HVM context and device
 //                   model records end the stream; the toolstack finishes the
-//                   domain (paused, devices attached); xmotion maps the new
-//                   domain's memory and compares the pages not yet compared
-//                   with what it streamed (kIntegrity on any difference);
-//                   pages of earlier rounds were compared during pre-copy as
-//                   soon as the toolstack had finished with them (VerifyPlan);
-//                   the ring pages, which xenstored/xenconsoled own, are not
+//                   domain (paused, devices attached); the receiver has already
+//                   compared the domain's memory with the source's digest
+//                   (with --verify full, page by page)
 //   ApplyCpuPolicy  reads the policy Xen installed back (the stream carried
 //                   the levelled policy as static data) and returns it, so the
 //                   receiver's check refuses a policy that lost features; a
@@ -21,21 +25,24 @@
 //   Discard         aborts the restore and destroys the half-built domain
 // A DomainGuard child destroys it too if the receiver is killed before GO.
 //
-// Costs: the staging copy holds the whole guest once more on this host while
-// the migration runs (pages must be complete when a round ends, before they
-// are streamed). Needs a Xen dom0: exercised only in the nested-Xen lab.
+// Memory: a populated-frame bitmap (32 KiB per GiB of guest) and one batch's
+// mapping at a time; guest memory is charged to the new domain, not to dom0.
+// Thread-safety: MapPages may be called from several lanes at once (disjoint
+// pfns), everything else from the receiver's control thread.
+// Needs a Xen dom0: exercised only in the nested-Xen lab.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "base/mapping.h"
+#include <mutex>
+
 #include "dirtylog/backend.h"
 #include "dirtylog/xen/stream/cpu_policy.h"
 #include "dirtylog/xen/domain_guard.h"
-#include "dirtylog/xen/stream/feeder.h"
-#include "dirtylog/xen/verify_plan.h"
+#include "dirtylog/bitmap.h"
+#include "dirtylog/xen/stream/writer.h"
 #include "dirtylog/xen/xen_handles.h"
 #include "dirtylog/xen/xen_restore.h"
 
@@ -79,23 +86,27 @@ class XenDestination final : public Backend {
 
  private:
   XenDestination() = default;
-  Status VerifyConsumed();
-  Status ComparePages(uint32_t domid, std::span<const uint64_t> pfns, const std::vector<uint64_t>& ring_pfns);
+  // Blocks until the toolstack has created the domain and its restore has read
+  // everything written so far (so the domain's memory limits are set).
+  Status WaitForDomain();
+  // Populates the not yet populated frames of `pfns` (callers hold mu_).
+  Status Populate(std::span<const uint64_t> pfns);
+  // Populates every frame of the source's populated ranges still missing.
+  Status PopulateRest();
   Result<XenCpuPolicy> ReadDomainPolicy();
 
   GuestShape shape_;
   XenDestinationOptions opts_;
   std::unique_ptr<XenHandles> h_;
   DomainGuard guard_;  // destroys the domain if this process dies before GO
-  Mapping staging_;
   std::unique_ptr<RestoreRunner> runner_;
   std::unique_ptr<ByteSink> sink_;
-  std::unique_ptr<StreamFeeder> feeder_;
+  std::unique_ptr<StreamWriter> writer_;
   std::optional<XenCpuPolicy> streamed_policy_;
   std::string domain_name_;
-  VerifyPlan plan_{0};
-  uint32_t building_domid_ = 0;     // the domain being restored, once found by name
-  std::vector<uint64_t> deferred_;  // final pages seen before that domain was found
+  std::mutex mu_;  // guards populated_ and building_domid_ (lanes map concurrently)
+  DirtyBitmap populated_;
+  uint32_t building_domid_ = 0;  // the domain the toolstack is building, once found
   uint32_t domid_ = 0;
   bool built_ = false;
   bool running_ = false;

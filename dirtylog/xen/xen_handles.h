@@ -42,6 +42,21 @@ class XenHandles {
   libxl_ctx* ctx_ = nullptr;
 };
 
+// A foreign mapping of `pages` guest frames, unmapped when the last MappedPages goes.
+// Not copyable: a copy's destructor would unmap the pages under the original
+// (the nested-Xen lab's first run crashed exactly so).
+struct ForeignMap {
+  ForeignMap(xenforeignmemory_handle* f, void* a, size_t n) : fmem(f), addr(a), pages(n) {}
+  ForeignMap(const ForeignMap&) = delete;
+  ForeignMap& operator=(const ForeignMap&) = delete;
+  ~ForeignMap() {
+    if (addr) xenforeignmemory_unmap(fmem, addr, pages);
+  }
+  xenforeignmemory_handle* fmem;
+  void* addr;
+  size_t pages;
+};
+
 // Shutdown reason of a shut-down domain (SHUTDOWN_*), or -1 if it is not shut down.
 int ShutdownReason(const xc_domaininfo_t& info);
 // What a domain's info flags say about it (dying counts as gone: it will never run again).

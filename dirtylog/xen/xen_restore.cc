@@ -8,6 +8,7 @@
 
 #include "dirtylog/xen/xen_c_headers.h"
 
+#include <atomic>
 #include <cerrno>
 #include <thread>
 
@@ -46,6 +47,7 @@ class LibxlRestore final : public RestoreRunner {
   }
   Framing framing() const override { return Framing::kLibxl; }
   int stream_fd() const override { return wr_.get(); }
+  bool Running() override { return thread_.joinable() && !returned_.load(); }
 
   Status Start(const RestoreConfig& cfg) {
     XM_ASSIGN_OR_RETURN(h_, XenHandles::Open());
@@ -65,6 +67,7 @@ class LibxlRestore final : public RestoreRunner {
       rc_ = libxl_domain_create_restore(h_->ctx(), &config_, &domid, rd_.get(), -1, &params, nullptr, nullptr);
       domid_ = domid;
       libxl_domain_restore_params_dispose(&params);
+      returned_ = true;
     });
     return {};
   }
@@ -98,6 +101,7 @@ class LibxlRestore final : public RestoreRunner {
   std::thread thread_;
   int rc_ = 0;
   uint32_t domid_ = kNoDomid;
+  std::atomic<bool> returned_{false};
   bool finished_ = false;
 };
 
@@ -108,6 +112,15 @@ class XlRestore final : public RestoreRunner {
   }
   Framing framing() const override { return Framing::kXl; }
   int stream_fd() const override { return wr_.get(); }
+  bool Running() override {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == 0) return true;
+    if (r == pid_) exit_status_ = status;
+    pid_ = -1;
+    return false;
+  }
 
   Status Start(const RestoreConfig& cfg, const std::string& xl) {
     name_ = cfg.domain_name;
@@ -164,7 +177,7 @@ class XlRestore final : public RestoreRunner {
  private:
   int Wait() {
     int status = 0;
-    if (pid_ <= 0) return 0;
+    if (pid_ <= 0) return exit_status_;  // reaped by Running(), or never started
     while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
     pid_ = -1;
@@ -174,6 +187,7 @@ class XlRestore final : public RestoreRunner {
   std::unique_ptr<XenHandles> h_;
   UniqueFd wr_;
   pid_t pid_ = -1;
+  int exit_status_ = 0;
   std::string name_;
   uint32_t domid_ = kNoDomid;
   bool finished_ = false;

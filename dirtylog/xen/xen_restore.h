@@ -27,6 +27,8 @@ class RestoreRunner {
   virtual Framing framing() const = 0;
   // Where the stream goes.
   virtual int stream_fd() const = 0;
+  // The toolstack is still restoring (has not failed, nor finished).
+  virtual bool Running() = 0;
   // The stream is complete: closes the pipe and waits until the toolstack has
   // built the domain (paused). Returns its domid.
   virtual Result<uint32_t> Finish() = 0;

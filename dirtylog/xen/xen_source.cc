@@ -20,21 +20,6 @@
 
 namespace xm::xen {
 
-// A foreign mapping of `pages` guest frames, unmapped when the last MappedPages goes.
-// Not copyable: a copy's destructor would unmap the pages under the original
-// (the nested-Xen lab's first run crashed exactly so).
-struct ForeignMap {
-  ForeignMap(xenforeignmemory_handle* f, void* a, size_t n) : fmem(f), addr(a), pages(n) {}
-  ForeignMap(const ForeignMap&) = delete;
-  ForeignMap& operator=(const ForeignMap&) = delete;
-  ~ForeignMap() {
-    if (addr) xenforeignmemory_unmap(fmem, addr, pages);
-  }
-  xenforeignmemory_handle* fmem;
-  void* addr;
-  size_t pages;
-};
-
 namespace {
 
 constexpr size_t kMapBatch = 1024;

@@ -44,8 +44,6 @@
 
 namespace xm::xen {
 
-struct ForeignMap;  // xen_source.cc
-
 class XenSource final : public Backend {
  public:
   static Result<std::unique_ptr<XenSource>> Open(const std::string& domain);
