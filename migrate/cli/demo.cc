@@ -119,7 +119,9 @@ void PrintSideBySide(const nlohmann::json& src, const nlohmann::json& dst) {
       {"downtime (own view)", ms(src, "downtime_ms"), ms(dst, "downtime_ms")},
       {"  final round", part(src, "final_round_ms"), part(dst, "final_round_ms")},
       {"  state + verify", part(src, "state_ms"), part(dst, "state_ms")},
-      {"  resume", part(src, "resume_ms"), part(dst, "resume_ms")},
+      {"  restore", part(src, "restore_ms"), part(dst, "restore_ms")},
+      {"  unpause", part(src, "unpause_ms"), part(dst, "unpause_ms")},
+      {"  handoff", part(src, "handoff_ms"), part(dst, "handoff_ms")},
       {"on the wire", FormatBytes(src.value("bytes_wire", 0ull)), FormatBytes(dst.value("bytes_wire", 0ull))},
       {"rounds", std::to_string(src.value("rounds", nlohmann::json::array()).size()),
        std::to_string(dst.value("rounds", nlohmann::json::array()).size())},
@@ -229,8 +231,8 @@ int RunDemo(DemoArgs& a) {
     shown.transport = sender.value("transport", "");
     shown.streams = sender.value("streams", 1u);
     auto d = sender.value("downtime", nlohmann::json::object());
-    shown.downtime = {d.value("pause_ms", 0.0), d.value("final_round_ms", 0.0), d.value("state_ms", 0.0),
-                      d.value("resume_ms", 0.0)};
+    shown.downtime = {d.value("pause_ms", 0.0),   d.value("final_round_ms", 0.0), d.value("state_ms", 0.0),
+                      d.value("restore_ms", 0.0), d.value("unpause_ms", 0.0),     d.value("handoff_ms", 0.0)};
     auto p = sender.value("pages", nlohmann::json::object());
     shown.pages = {p.value("zero", 0ull), p.value("unchanged", 0ull), p.value("duplicate", 0ull),
                    p.value("delta", 0ull), p.value("lz4", 0ull),      p.value("raw", 0ull)};

@@ -21,7 +21,9 @@ nlohmann::json MigrationReport::ToJson() const {
   j["downtime"] = {{"pause_ms", downtime.pause_ms},
                    {"final_round_ms", downtime.final_round_ms},
                    {"state_ms", downtime.state_ms},
-                   {"resume_ms", downtime.resume_ms}};
+                   {"restore_ms", downtime.restore_ms},
+                   {"unpause_ms", downtime.unpause_ms},
+                   {"handoff_ms", downtime.handoff_ms}};
   if (downtime_target_ms > 0) j["downtime_target_ms"] = downtime_target_ms;
   j["memory_bytes"] = memory_bytes;
   j["bytes_wire"] = bytes_wire;
@@ -49,6 +51,8 @@ nlohmann::json MigrationReport::ToJson() const {
   j["transport"] = transport;
   if (!transport_note.empty()) j["transport_note"] = transport_note;
   if (source_overhead_bytes) j["source_overhead_bytes"] = source_overhead_bytes;
+  if (source_peak_overhead_bytes) j["source_peak_overhead_bytes"] = source_peak_overhead_bytes;
+  if (destination_overhead_bytes) j["destination_overhead_bytes"] = destination_overhead_bytes;
   j["streams"] = streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;
@@ -72,9 +76,9 @@ std::string MigrationReport::Summary() const {
     s += line;
   }
   std::snprintf(line, sizeof line,
-                " total %.1f ms, downtime %.1f ms (pause %.1f ms, final round %.1f ms, state+verify %.1f ms, resume %.1f ms)\n",
+                " total %.1f ms, downtime %.1f ms (pause %.1f ms, final round %.1f ms, state+verify+restore %.1f ms, handoff %.1f ms)\n",
                 total_ms, downtime_ms, downtime.pause_ms, downtime.final_round_ms, downtime.state_ms,
-                downtime.resume_ms);
+                downtime.handoff_ms);
   s += line;
   std::snprintf(line, sizeof line, " memory %s, on the wire %s (%.1f%%), %s x%u, digest %s\n",
                 FormatBytes(memory_bytes).c_str(), FormatBytes(bytes_wire).c_str(),

@@ -36,8 +36,11 @@ struct RoundReport {
 struct DowntimeParts {
   double pause_ms = 0;        // asking the guest to stop until it stopped
   double final_round_ms = 0;  // last dirty pages
-  double state_ms = 0;        // vCPU state + COMMIT + destination verify + READY
-  double resume_ms = 0;       // GO until the destination reports DONE
+  double state_ms = 0;        // vCPU state + COMMIT + destination verify + restore + READY
+  double restore_ms = 0;      // destination: vCPU state and CPU policy into the new guest (the
+                              // toolstack finishing the domain on Xen); part of state_ms
+  double unpause_ms = 0;      // destination: starting the new guest's vCPUs; part of handoff_ms
+  double handoff_ms = 0;      // source: GO until DONE; destination: READY until the guest runs
 };
 
 struct MigrationReport {
@@ -61,6 +64,10 @@ struct MigrationReport {
   uint32_t streams = 1;
   std::string verify = "incremental";
   uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)
+  // Measured: the process's peak resident memory during the migration beyond
+  // its start and beyond guest memory it holds itself (base/process_memory.h).
+  uint64_t source_peak_overhead_bytes = 0;
+  uint64_t destination_overhead_bytes = 0;
   // The guest as the hypervisor sees it when the report is written (GuestStateName),
   // or "released" once the destination owns it. Never guessed from the engine's flags.
   std::string source_guest;       // source side

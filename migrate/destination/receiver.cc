@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/process_memory.h"
 #include "migrate/common/clock.h"
 #include "migrate/common/guest_memory.h"
 #include "migrate/common/negotiate.h"
@@ -58,6 +59,7 @@ class Receiver::Impl {
   // the one before the final round's: that is where this side's downtime starts.
   std::vector<Clock::time_point> ack_at_;
   Clock::time_point commit_at_ = Clock::now();
+  uint64_t rss_at_start_ = ResidentBytes();
   GuestProgress at_resume_;  // the guest's own view just before it first runs here
 };
 
@@ -212,6 +214,7 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
                                        DigestHex(commit.digest));
   report_.digest_match = true;
   if (!opts_.dump_memory.empty()) XM_TRY_CTX(DumpMemory(*guest_, opts_.dump_memory), "dump memory");
+  auto restore_start = Clock::now();
   XM_TRY_CTX(guest_->LoadVcpuState(vcpu.blob), "load vCPU state");
   auto applied = guest_->ApplyCpuPolicy(policy_);
   if (!applied.ok()) return std::move(applied).With("apply CPU policy").status();
@@ -220,6 +223,7 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
     XM_TRY_CTX(opts_.check_applied_cpu(policy_, *applied, warnings), "apply CPU policy");
     if (!warnings.empty()) report_.guest = nlohmann::json{{"cpu_warnings", warnings}};
   }
+  report_.downtime.restore_ms = MsSince(restore_start);
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kReady, EncodeReady({mine})), "handoff");
   auto ready_at = Clock::now();
   Record rec;
@@ -227,7 +231,9 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   XM_TRY(ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO"));
   XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
   at_resume_ = guest_->Progress();
+  auto unpause_start = Clock::now();
   XM_TRY_CTX(guest_->Resume(), "resume guest");
+  report_.downtime.unpause_ms = MsSince(unpause_start);
   resumed_ = true;
   // This side's own view of the downtime: from the last pre-copy ROUND_ACK (the
   // source pauses the guest as soon as it reads it) to the guest running here.
@@ -239,13 +245,14 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   Clock::time_point paused_at = ack_at_.size() >= 2 ? ack_at_[ack_at_.size() - 2] : commit_at_;
   report_.downtime.final_round_ms = ms(paused_at, commit_at_);
   report_.downtime.state_ms = ms(commit_at_, ready_at);
-  report_.downtime.resume_ms = ms(ready_at, now);
+  report_.downtime.handoff_ms = ms(ready_at, now);
   report_.downtime_ms = ms(paused_at, now);
   return {};
 }
 
 MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   report_.role = "destination";
+  rss_at_start_ = ResidentBytes();
   auto start = Clock::now();
   auto body = [&]() -> Status {
     std::string why;
@@ -272,6 +279,9 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
     if (Status data = lanes_->error(); !st.ok() && !data.ok()) st = data;
   }
   report_.total_ms = MsSince(start);
+  if (guest_)
+    report_.destination_overhead_bytes =
+        OverheadSince(rss_at_start_, guest_->DirectMemory(), guest_->shape().page_count * guest_->shape().page_size);
   if (!st.ok()) {
     if (control_ && !resumed_) SendAbort(*control_, st);
     if (guest_) {

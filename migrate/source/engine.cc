@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/process_memory.h"
 #include "base/unique_fd.h"
 #include "migrate/common/clock.h"
 #include "migrate/common/guest_memory.h"
@@ -220,14 +221,21 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
       return Error(Code::kProtocol, "handoff: expected DONE, got " + std::string(RecordName(rec.type)));
     break;
   }
-  report_.downtime.resume_ms = MsSince(t_go);
+  report_.downtime.handoff_ms = MsSince(t_go);
   report_.downtime_ms = MsSince(t_pause);
+  // The destination's own timings of the parts only it sees (its STATS came before DONE).
+  if (report_.peer && report_.peer->contains("downtime")) {
+    const auto& d = (*report_.peer)["downtime"];
+    report_.downtime.restore_ms = d.value("restore_ms", 0.0);
+    report_.downtime.unpause_ms = d.value("unpause_ms", 0.0);
+  }
   XM_TRY_CTX(backend_.Release(), "release source guest");
   return {};
 }
 
 MigrationReport SourceEngine::Impl::Run() {
   start_ = Clock::now();
+  const uint64_t rss_at_start = ResidentBytes();
   report_.role = "source";
   report_.backend = std::string(backend_.name());
   report_.memory_bytes = backend_.shape().memory_bytes();
@@ -280,6 +288,8 @@ MigrationReport SourceEngine::Impl::Run() {
 
   Status st = body();
   report_.total_ms = MsSince(start_);
+  report_.source_peak_overhead_bytes =
+      OverheadSince(rss_at_start, backend_.DirectMemory(), backend_.shape().page_count * backend_.shape().page_size);
   if (st.ok()) {
     report_.result = "completed";
     report_.exit_code = kExitCompleted;

@@ -160,7 +160,7 @@ TEST(GuestState, ACompletedMigrationReportsTheDestinationGuestRunning) {
   // The destination's own downtime: positive, its parts add up, and it is not
   // longer than the source's (which also counts the pause and the DONE trip).
   EXPECT_GT(dst.downtime_ms, 0);
-  EXPECT_NEAR(dst.downtime_ms, dst.downtime.final_round_ms + dst.downtime.state_ms + dst.downtime.resume_ms, 0.5);
+  EXPECT_NEAR(dst.downtime_ms, dst.downtime.final_round_ms + dst.downtime.state_ms + dst.downtime.handoff_ms, 0.5);
   EXPECT_LE(dst.downtime_ms, src.downtime_ms + 5);
 }
 
