@@ -61,6 +61,9 @@ struct BackendInfo {
   Result<std::unique_ptr<Backend>> (*open_source)(const BackendOptions& opts);
   // Creates an empty destination guest of `shape`.
   Result<std::unique_ptr<Backend>> (*create_destination)(const BackendOptions& opts, const GuestShape& shape);
+  // Guest memory this host can take now, where guests do not live in this
+  // process (a hypervisor's free memory); null: this host's RAM.
+  Result<uint64_t> (*guest_capacity)() = nullptr;
 };
 
 // Every registered backend, built or not, in the table's order.

@@ -7,6 +7,7 @@
 #include "dirtylog/xen/stream/tee.h"
 
 #if XM_HAVE_XEN
+#include "dirtylog/xen/xen_c_headers.h"
 #include "dirtylog/xen/xen_destination.h"
 #include "dirtylog/xen/xen_source.h"
 #endif
@@ -41,6 +42,24 @@ Status BackendUsable() {
   std::ifstream privcmd("/dev/xen/privcmd");
   if (!privcmd) return Error(Code::kUnsupported, "backend 'xen': /dev/xen/privcmd cannot be opened (run as root)");
   return {};
+#endif
+}
+
+Result<uint64_t> GuestCapacity() {
+  XM_TRY(BackendUsable());
+#if XM_HAVE_XEN
+  // A guest's memory belongs to its domain, not to dom0: what Xen has free
+  // (pages being scrubbed included: they are free within seconds).
+  xc_interface* xch = xc_interface_open(nullptr, nullptr, 0);
+  if (!xch) return ErrnoError("xen: xc_interface_open", errno);
+  xc_physinfo_t info{};
+  const int rc = xc_physinfo(xch, &info);
+  const int err = errno;
+  xc_interface_close(xch);
+  if (rc != 0) return ErrnoError("xen: xc_physinfo", err);
+  return (static_cast<uint64_t>(info.free_pages) + info.scrub_pages) * XC_PAGE_SIZE;
+#else
+  return Error(Code::kInternal, "unreachable");
 #endif
 }
 
@@ -100,6 +119,7 @@ const BackendInfo kXenBackend = {
     .host_policy = [] { return cpumask::XenFeatureset(cpumask::XenFeaturesetKind::kHvmMax); },
     .open_source = xen::OpenSource,
     .create_destination = xen::CreateDestination,
+    .guest_capacity = xen::GuestCapacity,
 };
 
 }  // namespace xm

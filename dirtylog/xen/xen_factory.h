@@ -19,6 +19,8 @@ Status BackendUsable();
 
 Result<std::unique_ptr<Backend>> OpenSource(const BackendOptions& opts);
 Result<std::unique_ptr<Backend>> CreateDestination(const BackendOptions& opts, const GuestShape& shape);
+// Xen's free memory: what a new domain can be given here.
+Result<uint64_t> GuestCapacity();
 
 // Wraps `dest` in the stream tee when opts.xen_stream_out is set; else returns it.
 Result<std::unique_ptr<Backend>> MaybeTeeXenStream(std::unique_ptr<Backend> dest, const BackendOptions& opts,

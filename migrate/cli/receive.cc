@@ -104,6 +104,15 @@ int RunReceive(ReceiveArgs& a) {
     with_policy.incoming_policy = *incoming_policy;
     return CreateDestination(with_policy, shape, src);
   };
+  // Where guests live outside this process (Xen domains), the hypervisor's
+  // free memory bounds the guest, not this host's (dom0's) RAM.
+  if (auto info = FindBackend(bo.backend); info.ok() && (*info)->guest_capacity) {
+    auto cap = (*info)->guest_capacity();
+    if (cap.ok()) {
+      o.max_guest_bytes = *cap;
+      o.max_guest_what = "the hypervisor has free";
+    }
+  }
   Receiver receiver(o);
   MigrationReport r = receiver.Run(*listener);
   return Finish(r, a.common);

@@ -92,13 +92,13 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
   // Memory is what is populated; the address space may be far larger (HVM/PVH
   // special pages sit just below 4 GiB), and the per-frame bookkeeping (13
   // bytes a frame) is bounded on its own.
-  uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes
-                                         : static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
-  if (shape.shape.memory_bytes() > limit || shape.shape.page_count > limit / 8 / 13)
+  const uint64_t ram = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  const uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes : ram;
+  if (shape.shape.memory_bytes() > limit || shape.shape.page_count > ram / 8 / 13)
     return Status(Code::kIncompatible, "guest of " + std::to_string(shape.shape.memory_bytes() >> 20) + " MiB in " +
-                                           std::to_string(shape.shape.page_count) +
-                                           " page frames is larger than this host can hold (" +
-                                           std::to_string(limit >> 20) + " MiB)")
+                                           std::to_string(shape.shape.page_count) + " page frames is larger than " +
+                                           (opts_.max_guest_bytes ? opts_.max_guest_what : "this host can hold") +
+                                           " (" + std::to_string(limit >> 20) + " MiB)")
         .With("handshake");
   if (opts_.check_cpu) XM_TRY_CTX(opts_.check_cpu(policy_), "CPU check");
   auto guest = opts_.make_backend(shape.shape, shape.backend);

@@ -272,8 +272,75 @@ def analyse(out, settings):
               " | ".join(err)[:200], G_CRASHED, guest_independent=True)
         check("crashed source: report source_guest crashed", rep.get("source_guest") == "crashed",
               f"source_guest={rep.get('source_guest')}", G_CRASHED, guest_independent=True)
+    if settings.get("SCALE") == "1":
+        scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
     res["checks"] = checks
     return res, steps
+
+
+SCALE_RUNS = [("xl", "loopback"), ("xmotion", "loopback"), ("xl", "1gbit"), ("xmotion", "1gbit")]
+
+
+def scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check):
+    """--scale: one `comparisons` entry per migration (issue 13's fields), a
+    check that each moved the guest intact, and the ratios the targets are
+    stated in (xmotion / xl on the same link, same run)."""
+    comps = []
+    for engine, link in SCALE_RUNS:
+        tag = f"sc_{engine}_{link}"
+        if tag + "_rc" not in facts:
+            check(f"scale: {engine} over {link} ran", False, "dom0 never got to it", G_XM if engine == "xmotion" else G_XL)
+            continue
+        rc = int(facts[tag + "_rc"]) if facts[tag + "_rc"].lstrip("-").isdigit() else None
+        s0, s1 = window(ticks, facts, tag)
+        gv = guest_view(ticks, s0, s1, tick_ms) or {}
+        errs = [t["errors"] for q, t in ticks.items() if s0 is not None and s1 is not None and s0 <= q <= s1]
+        alive = s0 is not None and s1 is not None and s1 >= s0 + after_ticks
+        entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": "pvh",
+                 "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
+                 "guest_downtime_ms": gv.get("downtime_ms"), "report_downtime_ms": None, "bytes": None,
+                 "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None}
+        if engine == "xl":
+            try:
+                entry["bytes"] = int(facts.get(tag + "_bytes"))
+            except (TypeError, ValueError):
+                pass
+        else:
+            send = load_json(os.path.join(out, tag + "-send.json")) or {}
+            recv = load_json(os.path.join(out, tag + "-recv.json")) or {}
+            entry["report_downtime_ms"] = send.get("downtime_ms")
+            entry["report_downtime"] = send.get("downtime")
+            entry["bytes"] = send.get("bytes_wire")
+            entry["destination_overhead_bytes"] = recv.get("destination_overhead_bytes")
+            entry["source_peak_overhead_bytes"] = send.get("source_peak_overhead_bytes")
+            entry["digest_match"] = bool(send.get("digest_match")) and bool(recv.get("digest_match"))
+            entry["rounds"] = len(send.get("rounds") or [])
+            rc = rc if entry["digest_match"] else (rc or 1)
+        entry["ok"] = rc == 0 and alive and bool(errs) and max(errs) == 0
+        comps.append(entry)
+        check(f"scale: {engine} over {link}: guest moved, alive, memory intact", entry["ok"],
+              f"rc={rc}, ticks seq {s0} -> {s1}, self-check errors {max(errs) if errs else '-'}",
+              G_XM if engine == "xmotion" else G_XL, (s0, s1))
+    res["comparisons"] = comps
+    res["scale_ratios"] = scale_ratios(comps)
+
+
+def scale_ratios(comps):
+    """xmotion / xl per link, for the figures the scale targets name."""
+    by = {(c["engine"], c["link"]): c for c in comps}
+    out = {}
+    for link in ("loopback", "1gbit"):
+        xl, xm = by.get(("xl", link)), by.get(("xmotion", link))
+        if not xl or not xm:
+            continue
+        r = {}
+        for key in ("total_s", "guest_downtime_ms", "bytes"):
+            if xl.get(key) and xm.get(key) is not None:
+                r[key] = round(xm[key] / xl[key], 3)
+        if xm.get("report_downtime_ms") and xm.get("guest_downtime_ms"):
+            r["report_vs_guest_downtime"] = round(xm["report_downtime_ms"] / xm["guest_downtime_ms"], 3)
+        out[link] = r
+    return out
 
 
 def explained_by_crash(check, crash):
