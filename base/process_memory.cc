@@ -1,7 +1,6 @@
 #include "base/process_memory.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
+#include <cstdio>
 
 #include <fstream>
 #include <string>
@@ -25,13 +24,35 @@ uint64_t ResidentBytes() { return StatusKiB("VmRSS:"); }
 uint64_t PeakResidentBytes() { return StatusKiB("VmHWM:"); }
 
 uint64_t ResidentBytesIn(const void* addr, size_t len) {
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   if (!addr || len == 0) return 0;
-  std::vector<unsigned char> vec((len + page - 1) / page);
-  if (::mincore(const_cast<void*>(addr), len, vec.data()) != 0) return 0;
-  uint64_t n = 0;
-  for (unsigned char v : vec) n += v & 1;
-  return n * page;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(addr), hi = lo + len;
+  std::ifstream f("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  uint64_t kib = 0;
+  while (std::getline(f, line)) {
+    unsigned long start = 0, end = 0;
+    // A mapping's header: "start-end perms offset dev inode [path]".
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &start, &end) == 2 && line.find('-') < line.find(' ')) {
+      inside = start < hi && end > lo;
+      continue;
+    }
+    if (inside && line.compare(0, 4, "Rss:") == 0) kib += std::stoull(line.substr(4));
+  }
+  return kib * 1024;
+}
+
+bool ResetPeakResident() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+uint64_t ResidentBeyond(const void* guest, size_t guest_len) {
+  const uint64_t rss = ResidentBytes();
+  const uint64_t in_guest = ResidentBytesIn(guest, guest_len);
+  return rss > in_guest ? rss - in_guest : 0;
 }
 
 uint64_t OverheadSince(uint64_t baseline, const void* guest, size_t guest_len) {

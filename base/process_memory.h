@@ -13,12 +13,21 @@ namespace xm {
 uint64_t ResidentBytes();
 // The process's peak resident bytes so far (VmHWM), 0 if unreadable.
 uint64_t PeakResidentBytes();
-// Resident bytes of [addr, addr + len) (page-aligned addr), by mincore(2).
+// Resident bytes of the mappings overlapping [addr, addr + len), as
+// /proc/self/smaps counts them (the same accounting as VmRSS: the shared zero
+// page a read of untouched memory maps is not counted; mincore would).
 uint64_t ResidentBytesIn(const void* addr, size_t len);
 
-// Peak resident memory since `baseline` beyond what `guest` (a mapping the
-// process holds the guest in, or null when the guest lives elsewhere, e.g. in
-// a Xen domain) has resident now: the migration's own memory.
+// Restarts VmHWM from the current VmRSS (/proc/self/clear_refs "5"), so a
+// peak before the migration (filling a guest, loading libraries) is not
+// counted as the migration's. Returns false where the kernel cannot.
+bool ResetPeakResident();
+// Resident bytes now beyond what `guest` (a mapping the process holds the
+// guest in, or null when the guest lives elsewhere, e.g. in a Xen domain) has
+// resident: the baseline for OverheadSince.
+uint64_t ResidentBeyond(const void* guest, size_t guest_len);
+// Peak resident memory (since ResetPeakResident) beyond `baseline` (a ResidentBeyond) and beyond what
+// `guest` has resident now: the migration's own memory.
 uint64_t OverheadSince(uint64_t baseline, const void* guest, size_t guest_len);
 
 }  // namespace xm

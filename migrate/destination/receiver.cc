@@ -252,6 +252,7 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
 
 MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   report_.role = "destination";
+  (void)ResetPeakResident();
   rss_at_start_ = ResidentBytes();
   auto start = Clock::now();
   auto body = [&]() -> Status {

@@ -235,7 +235,9 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
 
 MigrationReport SourceEngine::Impl::Run() {
   start_ = Clock::now();
-  const uint64_t rss_at_start = ResidentBytes();
+  (void)ResetPeakResident();
+  const uint64_t rss_at_start =
+      ResidentBeyond(backend_.DirectMemory(), backend_.shape().page_count * backend_.shape().page_size);
   report_.role = "source";
   report_.backend = std::string(backend_.name());
   report_.memory_bytes = backend_.shape().memory_bytes();
