@@ -51,8 +51,8 @@ nlohmann::json MigrationReport::ToJson() const {
   j["transport"] = transport;
   if (!transport_note.empty()) j["transport_note"] = transport_note;
   if (source_overhead_bytes) j["source_overhead_bytes"] = source_overhead_bytes;
-  if (source_peak_overhead_bytes) j["source_peak_overhead_bytes"] = source_peak_overhead_bytes;
-  if (destination_overhead_bytes) j["destination_overhead_bytes"] = destination_overhead_bytes;
+  if (role == "source") j["source_peak_overhead_bytes"] = source_peak_overhead_bytes;
+  if (role == "destination") j["destination_overhead_bytes"] = destination_overhead_bytes;
   j["streams"] = streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;

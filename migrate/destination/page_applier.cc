@@ -28,10 +28,22 @@ Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesVie
     if (StreamOfPfn(d.pfn, streams_) != lane)
       return Error(Code::kProtocol, "PAGES: pfn " + std::to_string(d.pfn) + " arrived on the wrong stream");
   }
+  // One mapping for the batch and the pages its DUP_REFs copy from: a
+  // backend that maps per call (Xen) pays once per batch, not per duplicate.
   std::vector<uint64_t> pfns;
   pfns.reserve(view.descs.size());
   for (const auto& d : view.descs) pfns.push_back(d.pfn);
-  PageAccess pages(guest_), dup_page(guest_);
+  std::vector<size_t> dup_slot(view.descs.size(), 0);
+  for (size_t i = 0; i < view.descs.size(); ++i)
+    if (static_cast<PageEncoding>(view.descs[i].encoding) == PageEncoding::kDupRef) {
+      const uint64_t src = DupRefPfn(view.payloads[i]);
+      if (!Populated(src))
+        return Error(Code::kProtocol, "pfn " + std::to_string(view.descs[i].pfn) + ": DUP_REF to pfn " +
+                                          std::to_string(src) + ", which is outside the guest");
+      dup_slot[i] = pfns.size();
+      pfns.push_back(src);
+    }
+  PageAccess pages(guest_);
   XM_TRY(pages.Map(pfns, Access::kWrite));
   for (size_t i = 0; i < view.descs.size(); ++i) {
     const PageDesc& d = view.descs[i];
@@ -46,7 +58,7 @@ Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesVie
       if (!Populated(src) || StreamOfPfn(src, streams_) != lane || round_[src] == kNoRound || hash_[src] != d.hash)
         return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to pfn " + std::to_string(src) +
                                           ", which this destination does not hold with that content");
-      XM_ASSIGN_OR_RETURN(dup, dup_page.One(src, Access::kRead));
+      dup = pages.page(dup_slot[i]);
     }
     if (enc == PageEncoding::kZero && zero_fresh_ && round_[d.pfn] == kNoRound) {
       // Never written: already zero, and not touching it keeps it unallocated.

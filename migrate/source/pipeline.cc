@@ -20,10 +20,21 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kRegionPages = 512;  // PROTOCOL.md stream affinity: pfn >> 9
 constexpr size_t kRegionWords = kRegionPages / 64;
 
-struct Chunk {
-  uint64_t region = 0;
+// A worker's unit: the dirty pages of one or more regions of one stream. A
+// sparse round gathers many regions into one chunk, so a backend that maps
+// guest memory per call (Xen's foreign mapping: a hypercall, page-table
+// updates and an munmap, ~2 ms each under the lab's TCG) pays per ~512 pages,
+// not per region with one dirty page in it.
+struct Region {
+  uint64_t index = 0;
   uint64_t words[kRegionWords] = {};
 };
+struct Chunk {
+  uint32_t stream = 0;
+  uint64_t pages = 0;
+  std::vector<Region> regions;
+};
+constexpr uint64_t kChunkPages = kRegionPages;
 
 uint64_t NowNs() {
   return static_cast<uint64_t>(
@@ -166,21 +177,22 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
   PageEncoder& enc = encoders_[id];
   PageAccess pages(backend_);
   std::vector<uint64_t> pfns;
-  pfns.reserve(kRegionPages);
+  pfns.reserve(2 * kRegionPages);
   for (;;) {
     Chunk chunk;
     {
       std::unique_lock lock(mu_);
       chunk_cv_.wait(lock, [&] { return stop_ || !chunks_.empty(); });
       if (stop_) return;
-      chunk = chunks_.front();
+      chunk = std::move(chunks_.front());
       chunks_.pop_front();
       space_cv_.notify_one();
     }
     pfns.clear();
-    for (size_t w = 0; w < kRegionWords; ++w)
-      for (uint64_t v = chunk.words[w]; v; v &= v - 1)
-        pfns.push_back(chunk.region * kRegionPages + w * 64 + static_cast<uint64_t>(__builtin_ctzll(v)));
+    for (const Region& r : chunk.regions)
+      for (size_t w = 0; w < kRegionWords; ++w)
+        for (uint64_t v = r.words[w]; v; v &= v - 1)
+          pfns.push_back(r.index * kRegionPages + w * 64 + static_cast<uint64_t>(__builtin_ctzll(v)));
     bool ok = !failed_.load();
     if (ok) {
       if (Status st = pages.Map(pfns, Access::kRead); !st.ok()) {
@@ -188,7 +200,7 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
         ok = false;
       }
     }
-    const uint32_t stream = static_cast<uint32_t>(chunk.region % nstreams_);
+    const uint32_t stream = chunk.stream;
     BatchBuilder* b = nullptr;
     for (size_t i = 0; ok && i < pfns.size(); ++i) {
       if (!b) {
@@ -277,19 +289,13 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
   const size_t nregions = (pages.size() + kRegionPages - 1) / kRegionPages;
   const size_t nwords = pages.words();
   auto last_govern = Clock::now();
-  for (size_t r = 0; r < nregions; ++r) {
-    Chunk c;
-    c.region = r;
-    uint64_t any = 0;
-    for (size_t w = 0; w < kRegionWords && r * kRegionWords + w < nwords; ++w) {
-      c.words[w] = pages.Word(r * kRegionWords + w) & populated_.Word(r * kRegionWords + w);
-      any |= c.words[w];
-    }
-    if (!any) continue;
+  std::vector<Chunk> pending(nstreams_);  // per stream: regions gathered so far
+  auto hand_out = [&](Chunk& c) -> bool {
     std::unique_lock lock(mu_);
     space_cv_.wait(lock, [&] { return !error_.ok() || chunks_.size() < max_chunks_; });
-    if (!error_.ok()) break;
-    chunks_.push_back(c);
+    if (!error_.ok()) return false;
+    chunks_.push_back(std::move(c));
+    c = Chunk{};
     ++outstanding_;
     chunk_cv_.notify_one();
     if (Clock::now() - last_govern > std::chrono::milliseconds(20)) {
@@ -297,7 +303,26 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
       Govern();
       last_govern = Clock::now();
     }
+    return true;
+  };
+  bool handing = true;
+  for (size_t r = 0; r < nregions && handing; ++r) {
+    Region reg;
+    reg.index = r;
+    uint64_t n = 0;
+    for (size_t w = 0; w < kRegionWords && r * kRegionWords + w < nwords; ++w) {
+      reg.words[w] = pages.Word(r * kRegionWords + w) & populated_.Word(r * kRegionWords + w);
+      n += static_cast<uint64_t>(__builtin_popcountll(reg.words[w]));
+    }
+    if (n == 0) continue;
+    Chunk& c = pending[r % nstreams_];
+    c.stream = static_cast<uint32_t>(r % nstreams_);
+    c.pages += n;
+    c.regions.push_back(reg);
+    if (c.pages >= kChunkPages) handing = hand_out(c);
   }
+  for (Chunk& c : pending)
+    if (handing && c.pages > 0) handing = hand_out(c);
   {
     std::unique_lock lock(mu_);
     // Even after an error: workers may still read this round's bitmap.

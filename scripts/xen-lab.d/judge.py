@@ -185,9 +185,10 @@ def analyse(out, settings):
         # Xen's daemons and the domain's creation do not depend on the guest kernel.
         check(f"dom0 step {name}", rc == 0, "did not run" if rc is None else f"rc={rc}", G_DOM0,
               guest_independent=name != "guest-ticks" and rc is not None)
-    if settings["RUN_XL"] == "1" and "xl-migrate" not in ran:
+    scale = settings.get("SCALE") == "1"  # --scale runs its own migrations instead
+    if settings["RUN_XL"] == "1" and "xl-migrate" not in ran and not scale:
         check("xl migrate ran", False, "dom0 never got to it", G_XL)
-    if settings["RUN_XM"] == "1" and "xm-migrate" not in ran:
+    if settings["RUN_XM"] == "1" and "xm-migrate" not in ran and not scale:
         check("xmotion migration ran", False, "dom0 never got to it", G_XM)
     if settings["RUN_XL"] == "1" and "xl-migrate" in ran:
         s0, s1 = window(ticks, facts, "xl")
@@ -272,7 +273,7 @@ def analyse(out, settings):
               " | ".join(err)[:200], G_CRASHED, guest_independent=True)
         check("crashed source: report source_guest crashed", rep.get("source_guest") == "crashed",
               f"source_guest={rep.get('source_guest')}", G_CRASHED, guest_independent=True)
-    if settings.get("SCALE") == "1":
+    if scale:
         scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
     res["checks"] = checks
     return res, steps

@@ -74,10 +74,11 @@ TEST(IntegrationMigration, OverheadBeyondTheGuestIsMeasuredAndBounded) {
   const uint64_t guest = o.recv["memory_bytes"].get<uint64_t>();
   ASSERT_TRUE(o.recv.contains("destination_overhead_bytes")) << o.recv.dump();
   ASSERT_TRUE(o.send.contains("source_peak_overhead_bytes")) << o.send.dump();
+  // (A few MiB in truth here, so no lower bound: a freed buffer can make it read 0.)
   const uint64_t dst = o.recv["destination_overhead_bytes"].get<uint64_t>();
-  EXPECT_GT(dst, 0u);
   EXPECT_LE(dst, (64ull << 20) + guest / 100) << "the receiver holds " << (dst >> 20) << " MiB beyond the guest";
-  EXPECT_GT(o.send["source_peak_overhead_bytes"].get<uint64_t>(), 0u);
+  // The source's pipeline holds hashes, batches and the delta cache: tens of MiB.
+  EXPECT_GT(o.send["source_peak_overhead_bytes"].get<uint64_t>(), 1u << 20);
 }
 
 TEST(IntegrationMigration, HotGuestArrivesByteIdenticalAndKeepsRunning) {
