@@ -41,6 +41,7 @@ struct DowntimeParts {
                               // toolstack finishing the domain on Xen); part of state_ms
   double unpause_ms = 0;      // destination: starting the new guest's vCPUs; part of handoff_ms
   double handoff_ms = 0;      // source: GO until DONE; destination: READY until the guest runs
+  double go_to_running_ms = 0;  // destination: GO read until the guest runs (source: the destination's)
 };
 
 struct MigrationReport {

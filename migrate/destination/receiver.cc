@@ -230,10 +230,12 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   control_->SetTimeoutMs(opts_.go_timeout_ms);
   XM_TRY(ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO"));
   XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
+  const auto go_at = Clock::now();
   at_resume_ = guest_->Progress();
   auto unpause_start = Clock::now();
   XM_TRY_CTX(guest_->Resume(), "resume guest");
   report_.downtime.unpause_ms = MsSince(unpause_start);
+  report_.downtime.go_to_running_ms = MsSince(go_at);
   resumed_ = true;
   // This side's own view of the downtime: from the last pre-copy ROUND_ACK (the
   // source pauses the guest as soon as it reads it) to the guest running here.

@@ -222,12 +222,20 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
     break;
   }
   report_.downtime.handoff_ms = MsSince(t_go);
+  // Downtime is from asking the guest to stop until its vCPUs run on the
+  // destination: up to GO here, then the destination's own GO-to-running
+  // (its STATS came before DONE). GO's one-way trip is not in it (one network
+  // latency); the destination's report writing after the guest runs is not
+  // either. Without the destination's figure, DONE's arrival bounds it.
   report_.downtime_ms = MsSince(t_pause);
-  // The destination's own timings of the parts only it sees (its STATS came before DONE).
   if (report_.peer && report_.peer->contains("downtime")) {
     const auto& d = (*report_.peer)["downtime"];
     report_.downtime.restore_ms = d.value("restore_ms", 0.0);
     report_.downtime.unpause_ms = d.value("unpause_ms", 0.0);
+    report_.downtime.go_to_running_ms = d.value("go_to_running_ms", 0.0);
+    if (report_.downtime.go_to_running_ms > 0)
+      report_.downtime_ms =
+          std::chrono::duration<double, std::milli>(t_go - t_pause).count() + report_.downtime.go_to_running_ms;
   }
   XM_TRY_CTX(backend_.Release(), "release source guest");
   return {};
