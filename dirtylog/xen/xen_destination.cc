@@ -97,21 +97,7 @@ Result<MappedPages> XenDestination::MapPages(std::span<const uint64_t> pfns, Acc
     XM_TRY(Populate(pfns));
     domid = building_domid_;
   }
-  std::vector<xen_pfn_t> gfns(pfns.begin(), pfns.end());
-  std::vector<int> errs(pfns.size(), 0);
-  const int prot = access == Access::kWrite ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* addr = xenforeignmemory_map(h_->fmem(), domid, prot, gfns.size(), gfns.data(), errs.data());
-  if (!addr) return ErrnoError(Dom(domid) + ": map " + std::to_string(pfns.size()) + " frames", errno);
-  auto keep = std::make_shared<ForeignMap>(h_->fmem(), addr, gfns.size());
-  for (size_t i = 0; i < errs.size(); ++i)
-    if (errs[i])
-      return Error(Code::kIo, Dom(domid) + ": gfn " + std::to_string(pfns[i]) + " cannot be mapped (" +
-                                  std::strerror(-errs[i]) + ")");
-  MappedPages m;
-  m.pages.reserve(pfns.size());
-  for (size_t i = 0; i < pfns.size(); ++i) m.pages.push_back(static_cast<std::byte*>(addr) + i * kXenPageSize);
-  m.keepalive = std::move(keep);
-  return m;
+  return MapFrames(h_->fmem(), domid, pfns, access, Dom(domid));
 }
 
 Status XenDestination::WaitForDomain() {

@@ -1,12 +1,16 @@
 #include "dirtylog/xen/xen_handles.h"
 
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "dirtylog/xen/xen_c_headers.h"
+#include "dirtylog/xen/stream/records.h"
 
 namespace xm::xen {
 
@@ -98,6 +102,25 @@ Result<XenCpuPolicy> XenHandles::DomainCpuPolicy(uint32_t domid) const {
     p.cpuid.push_back({leaves[i].leaf, leaves[i].subleaf, leaves[i].a, leaves[i].b, leaves[i].c, leaves[i].d});
   for (uint32_t i = 0; i < nm; ++i) p.msrs.push_back({msrs[i].idx, msrs[i].flags, msrs[i].val});
   return p;
+}
+
+Result<MappedPages> MapFrames(xenforeignmemory_handle* fmem, uint32_t domid, std::span<const uint64_t> pfns,
+                              Access access, const std::string& who, const std::string& hint) {
+  std::vector<xen_pfn_t> gfns(pfns.begin(), pfns.end());
+  std::vector<int> errs(pfns.size(), 0);
+  const int prot = access == Access::kWrite ? PROT_READ | PROT_WRITE : PROT_READ;
+  void* addr = xenforeignmemory_map(fmem, domid, prot, gfns.size(), gfns.data(), errs.data());
+  if (!addr) return ErrnoError(who + ": map " + std::to_string(pfns.size()) + " frames", errno);
+  auto keep = std::make_shared<ForeignMap>(fmem, addr, gfns.size());
+  for (size_t i = 0; i < errs.size(); ++i)
+    if (errs[i])
+      return Error(Code::kIo, who + ": gfn " + std::to_string(pfns[i]) + " cannot be mapped (" +
+                                  std::strerror(-errs[i]) + hint + ")");
+  MappedPages m;
+  m.pages.reserve(pfns.size());
+  for (size_t i = 0; i < pfns.size(); ++i) m.pages.push_back(static_cast<std::byte*>(addr) + i * kXenPageSize);
+  m.keepalive = std::move(keep);
+  return m;
 }
 
 }  // namespace xm::xen

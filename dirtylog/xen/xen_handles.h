@@ -6,6 +6,7 @@
 #include "dirtylog/xen/xen_c_headers.h"
 
 #include <memory>
+#include <span>
 #include <string>
 
 #include "base/status.h"
@@ -56,6 +57,12 @@ struct ForeignMap {
   void* addr;
   size_t pages;
 };
+
+// Maps `pfns` of domain `domid` (HVM/PVH: gfn = pfn) in one call, for reading
+// or writing; the mapping lives as long as the returned pages' keepalive.
+// `who` names the domain in errors; `hint` is added to a frame's failure.
+Result<MappedPages> MapFrames(xenforeignmemory_handle* fmem, uint32_t domid, std::span<const uint64_t> pfns,
+                              Access access, const std::string& who, const std::string& hint = "");
 
 // Shutdown reason of a shut-down domain (SHUTDOWN_*), or -1 if it is not shut down.
 int ShutdownReason(const xc_domaininfo_t& info);

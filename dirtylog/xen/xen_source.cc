@@ -143,21 +143,7 @@ Result<MappedPages> XenSource::MapPages(std::span<const uint64_t> pfns, Access a
   if (access == Access::kRead && prefetch_) {
     if (auto m = FromPrefetch(pfns)) return std::move(*m);
   }
-  std::vector<xen_pfn_t> gfns(pfns.begin(), pfns.end());
-  std::vector<int> errs(pfns.size(), 0);
-  int prot = access == Access::kWrite ? PROT_READ | PROT_WRITE : PROT_READ;
-  void* addr = xenforeignmemory_map(h_->fmem(), domid_, prot, gfns.size(), gfns.data(), errs.data());
-  if (!addr) return ErrnoError(Dom(domid_) + ": map " + std::to_string(pfns.size()) + " frames", errno);
-  auto keep = std::make_shared<ForeignMap>(h_->fmem(), addr, gfns.size());
-  for (size_t i = 0; i < errs.size(); ++i)
-    if (errs[i])
-      return Error(Code::kIo, Dom(domid_) + ": gfn " + std::to_string(pfns[i]) + " cannot be mapped (" +
-                                  std::strerror(-errs[i]) + "; ballooned out since the migration started?)");
-  MappedPages m;
-  m.pages.reserve(pfns.size());
-  for (size_t i = 0; i < pfns.size(); ++i) m.pages.push_back(static_cast<std::byte*>(addr) + i * kXenPageSize);
-  m.keepalive = keep;
-  return m;
+  return MapFrames(h_->fmem(), domid_, pfns, access, Dom(domid_), "; ballooned out since the migration started?");
 }
 
 std::optional<MappedPages> XenSource::FromPrefetch(std::span<const uint64_t> pfns) const {
