@@ -279,7 +279,7 @@ def analyse(out, settings):
     return res, steps
 
 
-SCALE_RUNS = [("xl", "loopback"), ("xmotion", "loopback"), ("xl", "1gbit"), ("xmotion", "1gbit")]
+SCALE_RUNS = [("xl", "loopback"), ("xmotion", "loopback"), ("xmotion", "1gbit"), ("xl", "1gbit")]
 
 
 def scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check):
@@ -332,14 +332,15 @@ def scale_ratios(comps):
     out = {}
     for link in ("loopback", "1gbit"):
         xl, xm = by.get(("xl", link)), by.get(("xmotion", link))
-        if not xl or not xm:
-            continue
+        if not xl or not xm or not xl["ok"] or not xm["ok"]:
+            continue  # a ratio against a failed migration means nothing
         r = {}
         for key in ("total_s", "guest_downtime_ms", "bytes"):
             if xl.get(key) and xm.get(key) is not None:
                 r[key] = round(xm[key] / xl[key], 3)
         if xm.get("report_downtime_ms") and xm.get("guest_downtime_ms"):
             r["report_vs_guest_downtime"] = round(xm["report_downtime_ms"] / xm["guest_downtime_ms"], 3)
+            r["report_within_20pct"] = abs(r["report_vs_guest_downtime"] - 1) <= 0.2
         out[link] = r
     return out
 

@@ -54,7 +54,7 @@ class Lab:
         with open(os.path.join(self.out, name), "w") as f:
             json.dump(fields, f)
 
-    def judge(self):
+    def judge(self, settings=None):
         with open(os.path.join(self.out, "facts"), "w") as f:
             f.writelines(f"{k}={v}\n" for k, v in self.facts.items())
         with open(os.path.join(self.out, "steps.tsv"), "w") as f:
@@ -62,7 +62,7 @@ class Lab:
         for fn, parts in self.consoles.items():
             with open(os.path.join(self.out, "console", fn), "w") as f:
                 f.write("".join(parts))
-        res, _ = judge.analyse(self.out, SETTINGS)
+        res, _ = judge.analyse(self.out, settings or SETTINGS)
         res["status"] = "passed" if all(c["ok"] for c in res["checks"]) else "failed"
         self.dir.cleanup()
         return res
@@ -271,6 +271,83 @@ class JudgeTest(unittest.TestCase):
         self.assertIn("all 4 attempts", why)
         self.assertEqual(judge.ci_verdict({"status": "skipped"}, 1)[0], "pass")
         self.assertEqual(judge.ci_verdict({"status": "error", "reason": "x"}, 1)[0], "fail")
+
+
+class ScaleTest(unittest.TestCase):
+    """`xen-lab --scale`: one comparisons entry per migration with the fields
+    issue 13 names, ok only for a guest that moved, lived on and kept its
+    memory, and ratios only between two migrations that both succeeded."""
+
+    SCALE = dict(SETTINGS, SCALE="1", GUEST_MB="1024")
+
+    def migration(self, lab, engine, link, seq0, seq1, t0, t1, rc=0, domain="guest", errors=0, gap_at=None):
+        tag = f"sc_{engine}_{link}"
+        lab.facts.update({f"{tag}_rc": rc, f"{tag}_t0": t0, f"{tag}_t1": t1, f"{tag}_seq_before": seq0,
+                          f"{tag}_seq_after": seq1, f"{tag}_bytes": 1100000000, f"sc_link_{link}_mbs": 9.5})
+        for q in range(seq0 + 1, seq1 + 1):
+            line = tick(q, errors)
+            if gap_at is not None and q > gap_at:  # the guest stood still 900 ms more there
+                line = line.replace(f"boot_ms={q * 100 + 5000}", f"boot_ms={q * 100 + 5900}")
+            lab.console(domain, line)
+        if engine == "xmotion":
+            lab.report(f"{tag}-send.json", result="completed", digest_match=rc == 0, downtime_ms=950.0,
+                       bytes_wire=330000000, downtime={"pause_ms": 400.0}, source_peak_overhead_bytes=28 << 20)
+            lab.report(f"{tag}-recv.json", result="completed", digest_match=rc == 0,
+                       destination_overhead_bytes=17 << 20)
+
+    def run_lab(self, xl_1gbit_rc=0):
+        lab = Lab()
+        for s in ("xen-daemons", "guest-create", "guest-ticks", "scale"):
+            lab.step(s)
+        lab.ticks("guest", 1, 40)
+        self.migration(lab, "xl", "loopback", 40, 100, 10.0, 110.0, gap_at=70)
+        self.migration(lab, "xmotion", "loopback", 100, 160, 120.0, 180.0, domain="guest-2", gap_at=130)
+        self.migration(lab, "xmotion", "1gbit", 160, 220, 190.0, 250.0, domain="guest-3", gap_at=190)
+        self.migration(lab, "xl", "1gbit", 220, 280 if xl_1gbit_rc == 0 else 222, 260.0, 400.0, rc=xl_1gbit_rc,
+                       domain="guest-3", gap_at=250 if xl_1gbit_rc == 0 else None)
+        return lab.judge(self.SCALE)
+
+    def test_every_migration_is_an_entry_with_the_issues_fields(self):
+        res = self.run_lab()
+        self.assertEqual(failed(res), [])
+        comps = res["comparisons"]
+        self.assertEqual([(c["engine"], c["link"]) for c in comps],
+                         [("xl", "loopback"), ("xmotion", "loopback"), ("xmotion", "1gbit"), ("xl", "1gbit")])
+        for c in comps:
+            for key in ("engine", "link", "guest_mib", "guest_type", "total_s", "guest_downtime_ms",
+                        "report_downtime_ms", "bytes", "ok"):
+                self.assertIn(key, c)
+            self.assertEqual(c["guest_mib"], 1024)
+            self.assertEqual(c["guest_type"], "pvh")
+            self.assertTrue(c["ok"])
+            self.assertEqual(c["guest_downtime_ms"], 900)  # the 1 s gap less one 100 ms tick
+        xm = comps[1]
+        self.assertEqual(xm["report_downtime_ms"], 950.0)
+        self.assertEqual(xm["destination_overhead_bytes"], 17 << 20)
+        self.assertIsNone(comps[0]["report_downtime_ms"])
+        r = res["scale_ratios"]["loopback"]
+        self.assertEqual(r["total_s"], 0.6)  # 60 s against 100 s
+        self.assertEqual(r["bytes"], 0.3)
+        self.assertTrue(r["report_within_20pct"])
+
+    def test_a_failed_migration_is_not_ok_and_gets_no_ratio(self):
+        res = self.run_lab(xl_1gbit_rc=1)
+        comps = {(c["engine"], c["link"]): c for c in res["comparisons"]}
+        self.assertFalse(comps[("xl", "1gbit")]["ok"])
+        self.assertTrue(comps[("xmotion", "1gbit")]["ok"])
+        self.assertIn("scale: xl over 1gbit: guest moved, alive, memory intact", failed(res))
+        self.assertNotIn("1gbit", res["scale_ratios"])
+        self.assertIn("loopback", res["scale_ratios"])
+
+    def test_memory_errors_after_the_move_are_not_ok(self):
+        lab = Lab()
+        for s in ("xen-daemons", "guest-create", "guest-ticks", "scale"):
+            lab.step(s)
+        lab.ticks("guest", 1, 40)
+        self.migration(lab, "xmotion", "loopback", 40, 100, 1.0, 50.0, domain="guest-2", errors=3)
+        res = lab.judge(self.SCALE)
+        entry = res["comparisons"][0]
+        self.assertFalse(entry["ok"])
 
 
 if __name__ == "__main__":
