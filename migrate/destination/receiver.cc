@@ -90,11 +90,12 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
   policy_ = policy;
   report_.memory_bytes = shape.shape.memory_bytes();
   // Memory is what is populated; the address space may be far larger (HVM/PVH
-  // special pages sit just below 4 GiB), and the per-frame bookkeeping (13
-  // bytes a frame) is bounded on its own.
+  // special pages sit just below 4 GiB). The per-frame bookkeeping (13 bytes
+  // a frame, 0.3% of the guest: what a destination holds that grows with it)
+  // must fit in half of this host's RAM: a 4 GiB dom0 takes a 600 GiB guest.
   const uint64_t ram = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
   const uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes : ram;
-  if (shape.shape.memory_bytes() > limit || shape.shape.page_count > ram / 8 / 13)
+  if (shape.shape.memory_bytes() > limit || shape.shape.page_count > ram / 2 / 13)
     return Status(Code::kIncompatible, "guest of " + std::to_string(shape.shape.memory_bytes() >> 20) + " MiB in " +
                                            std::to_string(shape.shape.page_count) + " page frames is larger than " +
                                            (opts_.max_guest_bytes ? opts_.max_guest_what : "this host can hold") +
