@@ -18,6 +18,7 @@ std::string_view CodeName(Code c) {
     case Code::kAborted: return "aborted";
     case Code::kUnsupported: return "unsupported";
     case Code::kInternal: return "internal";
+    case Code::kCancelled: return "cancelled";
   }
   return "unknown";
 }

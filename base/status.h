@@ -28,6 +28,7 @@ enum class Code {
   kAborted,          // the peer or the operator aborted
   kUnsupported,      // the feature is not available here
   kInternal,
+  kCancelled,         // the operator cancelled (signal, control line) before the point of no return
 };
 
 std::string_view CodeName(Code c);

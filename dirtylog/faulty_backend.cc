@@ -12,28 +12,28 @@ Status Injected(const char* call, uint64_t n) {
 }  // namespace
 
 FaultyBackend::FaultyBackend(std::unique_ptr<Backend> inner, BackendFaults faults)
-    : inner_(std::move(inner)), faults_(faults) {}
+    : inner_(std::move(inner)), faults_(std::move(faults)) {}
 
 Result<MappedPages> FaultyBackend::MapPages(std::span<const uint64_t> pfns, Access access) {
-  uint64_t n = maps_.fetch_add(1) + 1;
+  uint64_t n = Hook("MapPages", maps_);
   if (n == faults_.fail_map_at) return Injected("MapPages", n);
   return inner_->MapPages(pfns, access);
 }
 
 Status FaultyBackend::FetchDirty(DirtyBitmap& out) {
-  uint64_t n = fetches_.fetch_add(1) + 1;
+  uint64_t n = Hook("FetchDirty", fetches_);
   if (n == faults_.fail_fetch_dirty_at) return Injected("FetchDirty", n);
   return inner_->FetchDirty(out);
 }
 
 Status FaultyBackend::Pause() {
-  uint64_t n = pauses_.fetch_add(1) + 1;
+  uint64_t n = Hook("Pause", pauses_);
   if (n == faults_.fail_pause_at) return Injected("Pause", n);
   return inner_->Pause();
 }
 
 Status FaultyBackend::Resume() {
-  uint64_t n = resumes_.fetch_add(1) + 1;
+  uint64_t n = Hook("Resume", resumes_);
   if (n == faults_.fail_resume_at) return Injected("Resume", n);
   return inner_->Resume();
 }

@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <memory>
 
 #include "dirtylog/backend.h"
@@ -25,6 +27,10 @@ struct BackendFaults {
   uint64_t fail_resume_at = 0;
   uint64_t fail_fetch_dirty_at = 0;
   bool hide_direct_memory = false;
+  // Called before each counted call with its name and 1-based number, on the
+  // caller's thread: a test acts at an exact point (e.g. cancels while the
+  // engine is in a given phase). Empty = nothing.
+  std::function<void(std::string_view call, uint64_t nth)> before_call;
 };
 
 class FaultyBackend final : public Backend {
@@ -47,12 +53,24 @@ class FaultyBackend final : public Backend {
   bool Running() const override { return inner_->Running(); }
   GuestState State() const override { return inner_->State(); }
 
-  Result<std::vector<uint8_t>> SaveVcpuState() override { return inner_->SaveVcpuState(); }
-  Status LoadVcpuState(std::span<const uint8_t> blob) override { return inner_->LoadVcpuState(blob); }
-  Result<CpuPolicy> GetCpuPolicy() override { return inner_->GetCpuPolicy(); }
+  Result<std::vector<uint8_t>> SaveVcpuState() override {
+    Hook("SaveVcpuState", saves_);
+    return inner_->SaveVcpuState();
+  }
+  Status LoadVcpuState(std::span<const uint8_t> blob) override {
+    Hook("LoadVcpuState", loads_);
+    return inner_->LoadVcpuState(blob);
+  }
+  Result<CpuPolicy> GetCpuPolicy() override {
+    Hook("GetCpuPolicy", policies_);
+    return inner_->GetCpuPolicy();
+  }
   Result<CpuPolicy> ApplyCpuPolicy(const CpuPolicy& policy) override { return inner_->ApplyCpuPolicy(policy); }
 
-  Status OnRoundEnd(uint32_t round) override { return inner_->OnRoundEnd(round); }
+  Status OnRoundEnd(uint32_t round) override {
+    Hook("OnRoundEnd", round_ends_);
+    return inner_->OnRoundEnd(round);
+  }
   void Discard() override { inner_->Discard(); }
   Status Release() override { return inner_->Release(); }
   GuestProgress Progress() override { return inner_->Progress(); }
@@ -63,7 +81,15 @@ class FaultyBackend final : public Backend {
  private:
   std::unique_ptr<Backend> inner_;
   const BackendFaults faults_;
+  // Counts the call and runs faults_.before_call; returns its number.
+  uint64_t Hook(std::string_view call, std::atomic<uint64_t>& counter) {
+    uint64_t n = counter.fetch_add(1) + 1;
+    if (faults_.before_call) faults_.before_call(call, n);
+    return n;
+  }
+
   std::atomic<uint64_t> maps_{0}, pauses_{0}, resumes_{0}, fetches_{0};
+  std::atomic<uint64_t> saves_{0}, loads_{0}, policies_{0}, round_ends_{0};
 };
 
 }  // namespace xm

@@ -31,6 +31,7 @@ class FaultyStream final : public Stream {
   using Stream::Send;
   Status Recv(std::span<std::byte> buf) override { return inner_->Recv(buf); }
   void Shutdown() override { inner_->Shutdown(); }
+  void InterruptRecv() override { inner_->InterruptRecv(); }
   void SetTimeoutMs(int ms) override { inner_->SetTimeoutMs(ms); }
   std::string_view kind() const override { return inner_->kind(); }
   std::string peer() const override { return inner_->peer(); }

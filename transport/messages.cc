@@ -239,7 +239,7 @@ Result<Abort> DecodeAbort(std::span<const uint8_t> body) {
   Abort m;
   uint32_t code = 0;
   if (!r.Get(code) || !r.GetString(m.reason, 4096)) return Malformed("ABORT", "too short");
-  if (code == 0 || code > static_cast<uint32_t>(Code::kInternal)) code = static_cast<uint32_t>(Code::kAborted);
+  if (code == 0 || code > static_cast<uint32_t>(Code::kCancelled)) code = static_cast<uint32_t>(Code::kAborted);
   m.code = static_cast<Code>(code);
   for (char& c : m.reason)
     if (c == '\n' || c == '\r' || static_cast<unsigned char>(c) < 0x20) c = ' ';

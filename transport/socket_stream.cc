@@ -197,6 +197,10 @@ void SocketStream::Shutdown() {
   if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
+void SocketStream::InterruptRecv() {
+  if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RD);
+}
+
 Result<Listener> Listener::Bind(const HostPort& at) {
   XM_ASSIGN_OR_RETURN(AddrInfoPtr ai, Resolve(at, true));
   Status last = Error(Code::kIo, "listen " + at.ToString() + ": no address");

@@ -32,6 +32,10 @@ class Stream {
   // orderly end from truncation.
   virtual Status Recv(std::span<std::byte> buf) = 0;
   virtual void Shutdown() = 0;
+  // Makes a blocked or later Recv fail promptly while Send still works, so an
+  // operator's cancel can wake a reader and still tell the peer (ABORT). Any
+  // thread. A stream that cannot keep its sending half shuts down entirely.
+  virtual void InterruptRecv() { Shutdown(); }
 
   // How long Send/Recv may block before failing with kTimeout (0 = forever).
   virtual void SetTimeoutMs(int ms) = 0;

@@ -433,6 +433,11 @@ void UringStream::Shutdown() {
   ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
+void UringStream::InterruptRecv() {
+  // The read half only: a pending recv completes with end of stream, sends go on.
+  ::shutdown(fd_.get(), SHUT_RD);
+}
+
 std::string UringStream::Describe() const {
   std::string d = "io_uring: ";
   if (chain_max_ > 1) {

@@ -60,6 +60,7 @@ class UringStream final : public Stream {
   using Stream::Send;
   Status Recv(std::span<std::byte> buf) override;
   void Shutdown() override;
+  void InterruptRecv() override;
   void SetTimeoutMs(int ms) override { timeout_ms_ = ms; }
   std::string_view kind() const override { return "io_uring"; }
   std::string peer() const override { return peer_; }

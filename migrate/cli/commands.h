@@ -3,11 +3,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "dirtylog/registry.h"
+#include "migrate/cli/cancel_watch.h"
+#include "migrate/common/cancel.h"
 #include "migrate/common/exit_code.h"
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
@@ -33,12 +36,19 @@ struct CommonOptions {
   std::string progress = "auto";  // auto | human | json | none
   bool quiet = false;             // no summary on stdout (the caller reads --report)
   std::string transport = "auto"; // auto | io_uring | sockets
+  int control_fd = -1;            // `abort` lines cancel (cancel_watch.h)
 };
 void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
 // Parses sizes and checks the backend; returns a usage error otherwise.
 Status FinishBackendOptions(CommonOptions& o);
 Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o);
+// The progress sink for --progress: JSON lines on stdout, a bar redrawn on a
+// terminal, log lines, or nothing. `who` is "send" or "receive".
 ProgressFn MakeProgress(const std::string& mode, const std::string& who);
+// Starts watching SIGINT/SIGTERM and --control-fd for `cancel`; logs and
+// returns nullptr (signals then kill as usual) when it cannot.
+// REQUIRES: called before the command starts any thread.
+std::unique_ptr<CancelWatch> WatchForCancel(Canceller& cancel, const CommonOptions& o, const std::string& who);
 // The exit-code table every command uses, for --help (README "Exit codes").
 std::string ExitCodeHelp();
 // Prints the summary and writes --report; returns the exit code.

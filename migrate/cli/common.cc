@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/units.h"
 #include "dirtylog/workload.h"
+#include "migrate/cli/cancel_watch.h"
 #include "migrate/cli/commands.h"
 #include "transport/auth.h"
 
@@ -27,6 +28,9 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
       ->check(CLI::IsMember({"auto", "human", "json", "none"}))
       ->capture_default_str();
   cmd.add_flag("--quiet", o.quiet, "Print no summary (errors still go to stderr)");
+  cmd.add_option("--control-fd", o.control_fd,
+                 "Read control lines from this inherited fd: 'abort' cancels the migration before GO (answers "
+                 "are written back to it)");
   cmd.add_option("--transport", o.transport,
                  "auto (io_uring, falling back to plain sockets where it cannot be set up), io_uring or sockets")
       ->check(CLI::IsMember({"auto", "io_uring", "uring", "sockets"}))
@@ -71,27 +75,66 @@ Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o) {
   return LoadKeyFile(o.key_file);
 }
 
+namespace {
+
+// One line for a terminal, redrawn in place: phase, bar, percent, rate, ETA, predicted downtime.
+std::string BarLine(const std::string& who, const nlohmann::json& e) {
+  constexpr int kWidth = 24;
+  double f = e.value("fraction", 0.0);
+  int filled = static_cast<int>(f * kWidth);
+  std::string bar(static_cast<size_t>(filled), '#');
+  bar.resize(kWidth, '.');
+  char line[256];
+  std::string eta = e.contains("eta_s") && e["eta_s"].is_number()
+                        ? std::to_string(static_cast<int>(e["eta_s"].get<double>() + 0.5)) + " s"
+                        : std::string("?");
+  std::snprintf(line, sizeof line, "%s %-11s [%s] %5.1f%%  %7.0f Mbit/s  ETA %s  downtime ~%.0f ms", who.c_str(),
+                e.value("phase", "").c_str(), bar.c_str(), 100 * f, e.value("mbps", 0.0), eta.c_str(),
+                e.value("expected_downtime_ms", 0.0));
+  return line;
+}
+
+}  // namespace
+
 ProgressFn MakeProgress(const std::string& mode_in, const std::string& who) {
   std::string mode = mode_in;
-  if (mode == "auto") mode = ::isatty(STDERR_FILENO) ? "human" : "none";
+  const bool tty = ::isatty(STDERR_FILENO);
+  if (mode == "auto") mode = tty ? "human" : "none";
   if (mode == "none") return {};
-  if (mode == "json")
-    return [who](const nlohmann::json& e) {
-      nlohmann::json j = e;
-      j["side"] = who;
-      std::cout << j.dump() << std::endl;
-    };
-  return [who](const nlohmann::json& e) {
+  if (mode == "json") return [](const nlohmann::json& e) { std::cout << e.dump() << std::endl; };
+  // Human: a bar redrawn in place on a terminal; phases and rounds as log lines.
+  auto bar_shown = std::make_shared<bool>(false);
+  return [who, tty, bar_shown](const nlohmann::json& e) {
     std::string ev = e.value("event", "");
+    if (ev == "transfer") {
+      if (!tty) return;
+      std::fprintf(stderr, "\r\033[K%s", BarLine(who, e).c_str());
+      std::fflush(stderr);
+      *bar_shown = true;
+      return;
+    }
+    if (*bar_shown) {
+      std::fprintf(stderr, "\r\033[K");
+      *bar_shown = false;
+    }
     if (ev == "phase") {
       spdlog::info("{}: {}{}", who, e.value("phase", ""),
                    e.contains("peer") ? " with " + e["peer"].get<std::string>() : std::string());
     } else if (ev == "round" && e.contains("dirty_pages")) {
-      spdlog::info("{}: round {}: {} pages, {} in {:.0f} ms{}", who, e.value("round", 0u),
-                   e.value("pages_sent", 0ull), FormatBytes(e.value("bytes_wire", 0ull)), e.value("ms", 0.0),
+      spdlog::info("{}: round {}: {} pages, {} in {:.0f} ms{}", who, e.value("iteration", 0u), e.value("pages", 0ull),
+                   FormatBytes(e.value("bytes", 0ull)), e.value("ms", 0.0),
                    e.contains("decision") ? " — " + e["decision"].get<std::string>() : std::string());
     }
   };
+}
+
+std::unique_ptr<CancelWatch> WatchForCancel(Canceller& cancel, const CommonOptions& o, const std::string& who) {
+  auto w = CancelWatch::Start(cancel, o.control_fd, who);
+  if (!w.ok()) {
+    spdlog::error("{}: cannot watch for cancel: {}", who, w.status().message());
+    return nullptr;
+  }
+  return std::move(w).value();
 }
 
 std::string ExitCodeHelp() {
@@ -106,6 +149,8 @@ std::string ExitCodeHelp() {
       {kExitIncompatible, "incompatible: the destination cannot host the guest (CPU features, size)"},
       {kExitOutcomeUnknown, "GO was sent but DONE never came: the guest is paused here; ask the destination"},
       {kExitAuth, "wrong peer: authentication failed, or the peer is not xmotion / speaks another protocol"},
+      {kExitCancelled, "cancelled (signal, control line, or the peer's cancel) before GO: as 1, on purpose"},
+      {kExitBusy, "send: the guest is already being migrated (the holder's pid is named); nothing was started"},
   };
   std::string out = "Exit codes (every command):\n";
   for (const Row& r : kRows) out += "  " + std::to_string(r.code) + "  " + r.meaning + "\n";
@@ -121,8 +166,7 @@ int Finish(const MigrationReport& r, const CommonOptions& o) {
     if (!st.ok()) spdlog::error("xmotion: {}", st.message());
   }
   if (progress == "json") {
-    nlohmann::json e{{"event", "report"}, {"side", r.role}, {"report", j}};
-    std::cout << e.dump() << std::endl;
+    std::cout << StampEvent("report", r.role, "done", {{"report", j}}).dump() << std::endl;
   } else if (!o.quiet) {
     std::cout << r.Summary() << std::flush;
   }

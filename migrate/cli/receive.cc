@@ -48,6 +48,8 @@ int RunReceive(ReceiveArgs& a) {
       return kExitUsage;
     }
   }
+  Canceller cancel;
+  auto watch = WatchForCancel(cancel, a.common, "xmotion receive");
   auto listener = Listener::Bind(*hp);
   if (!listener.ok()) {
     spdlog::error("xmotion receive: {}", listener.status().message());
@@ -68,6 +70,7 @@ int RunReceive(ReceiveArgs& a) {
   o.selfcheck_wait_ms = a.selfcheck_wait_s * 1000;
   o.dump_memory = a.dump_memory;
   o.progress = MakeProgress(a.common.progress, "receive");
+  o.cancel = &cancel;
   // The guest's CPU policy is checked against this host (and the pool level)
   // before any page moves, and checked again after the hypervisor applied it.
   auto host = a.host_featureset.empty() ? HostPolicyFor(a.common.backend.backend)

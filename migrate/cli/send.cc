@@ -58,6 +58,9 @@ int RunSend(SendArgs& a) {
   o.pipeline.delta_cache_bytes = *delta;
   o.pipeline.dup_index_entries = a.dup_index;
   o.pipeline.adaptive = !a.no_adaptive;
+  Canceller cancel;
+  auto watch = WatchForCancel(cancel, a.common, "xmotion send");
+  o.cancel = &cancel;
   auto guest = OpenSource(a.common.backend);
   if (!guest.ok()) {
     spdlog::error("xmotion send: {}", guest.status().message());

@@ -1,5 +1,6 @@
 #include "migrate/common/control.h"
 
+#include <chrono>
 #include <string>
 
 #include "transport/messages.h"
@@ -50,6 +51,23 @@ void SendAbort(Stream& s, const Status& why) {
   auto body = EncodeAbort(a);
   s.SetTimeoutMs(2000);
   (void)WriteRecord(s, RecordType::kAbort, body);
+}
+
+Status PeerAbortBehind(Stream& s, Status failed, std::string_view phase, int budget_ms) {
+  if (failed.code() != Code::kIo && failed.code() != Code::kProtocol) return failed;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(budget_ms);
+  uint64_t skimmed = 0;
+  Record rec;
+  while (skimmed < (64u << 20) && std::chrono::steady_clock::now() < deadline) {
+    s.SetTimeoutMs(budget_ms);
+    if (!ReadRecord(s, rec).ok()) break;  // nothing more, or not at a record boundary
+    if (rec.type == RecordType::kAbort) {
+      Status peer = AbortedByPeer(rec, phase);
+      return peer.ok() ? failed : peer;
+    }
+    skimmed += rec.body.size() + kRecordHeaderSize;
+  }
+  return failed;
 }
 
 }  // namespace xm

@@ -22,5 +22,11 @@ Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view ph
                     uint64_t max_body = kMaxRecordBody);
 // Tells the peer why we stop; errors sending it are ignored (the peer may be gone).
 void SendAbort(Stream& s, const Status& why);
+// After `failed` (a write the peer refused, a closed connection), the peer's
+// reason may already wait behind records this side never read: a peer that
+// stops (cancel) shuts its reading half, which fails our next write before we
+// read its ABORT. Skims what is left, for at most `budget_ms` and 64 MiB, and
+// returns the ABORT's status if one is there; `failed` otherwise.
+Status PeerAbortBehind(Stream& s, Status failed, std::string_view phase, int budget_ms = 1000);
 
 }  // namespace xm

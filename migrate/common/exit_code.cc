@@ -9,6 +9,7 @@ int ExitCodeFor(const Status& st) {
     case Code::kIncompatible: return kExitIncompatible;
     case Code::kAuth:
     case Code::kVersion: return kExitAuth;  // the wrong peer, whatever it is
+    case Code::kCancelled: return kExitCancelled;
     default: return kExitFailed;
   }
 }

@@ -13,6 +13,8 @@ enum ExitCode : int {
   kExitIncompatible = 3,    // destination cannot host the guest (CPU features, shape)
   kExitOutcomeUnknown = 4,  // GO sent but DONE not received: guest paused on source, ask the destination
   kExitAuth = 5,            // authentication failed or wrong peer
+  kExitCancelled = 6,       // cancelled by the operator before GO (either side): as kExitFailed, on purpose
+  kExitBusy = 7,            // the guest is already being migrated by another xmotion (source guard)
 };
 
 // kExitOutcomeUnknown is never derived from a Status: only the source knows it

@@ -61,7 +61,17 @@ nlohmann::json MigrationReport::ToJson() const {
   if (guest) j["guest"] = *guest;
   if (guest_selfcheck) j["guest_selfcheck"] = *guest_selfcheck;
   if (peer) j["peer"] = *peer;
+  if (!cancelled_phase.empty()) j["cancelled_phase"] = cancelled_phase;
+  if (cancelled_round) j["cancelled_round"] = *cancelled_round;
   return j;
+}
+
+void MigrationReport::SetFailure(const Status& st, const std::string& phase, std::optional<uint32_t> round) {
+  error = st.message();
+  result = st.code() == Code::kCancelled ? "cancelled" : st.code() == Code::kAborted ? "aborted" : "failed";
+  if (st.code() != Code::kCancelled) return;
+  cancelled_phase = phase;
+  cancelled_round = round;
 }
 
 std::string MigrationReport::Summary() const {

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
 #include "migrate/common/page_codec.h"
 
 namespace xm {
@@ -46,7 +47,7 @@ struct DowntimeParts {
 
 struct MigrationReport {
   std::string role = "source";  // "source" | "destination"
-  std::string result = "failed";  // "completed" | "aborted" | "failed"
+  std::string result = "failed";  // "completed" | "cancelled" | "aborted" | "failed"
   std::string error;
   int exit_code = 1;
   std::string backend;
@@ -76,6 +77,15 @@ struct MigrationReport {
   std::optional<nlohmann::json> guest;  // guest's own progress/self-check, when it reports any
   std::optional<nlohmann::json> guest_selfcheck;  // destination: the self-checking guest's verdict
   std::optional<nlohmann::json> peer;   // the other side's report, when received
+  // result "cancelled": the phase it landed in (progress phase names) and, in
+  // precopy or the final round, the round in flight.
+  std::string cancelled_phase;
+  std::optional<uint32_t> cancelled_round;
+
+  // Records why the migration did not complete: error, result, and for a cancel
+  // (ours, or the peer's ABORT `cancelled`) where it landed (`round`: the
+  // round in flight, in precopy and the final round).
+  void SetFailure(const Status& st, const std::string& phase, std::optional<uint32_t> round);
 
   nlohmann::json ToJson() const;
   // A few lines for a terminal.

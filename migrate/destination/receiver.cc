@@ -23,8 +23,9 @@
 namespace xm {
 class Receiver::Impl {
  public:
-  explicit Impl(ReceiverOptions o) : opts_(std::move(o)) {}
+  explicit Impl(ReceiverOptions o) : opts_(std::move(o)), progress_(opts_.progress, "destination") {}
   ~Impl() {
+    if (opts_.cancel) opts_.cancel->SetInterrupt({});
     if (lanes_) lanes_->Stop();
   }
   MigrationReport Run(Acceptor& acceptor);
@@ -37,11 +38,14 @@ class Receiver::Impl {
   Status AcceptDataStreams(Acceptor& acceptor);
   Status Rounds(Commit& commit, VcpuState& vcpu);
   Status Handoff(const Commit& commit, const VcpuState& vcpu);
-  void Emit(nlohmann::json e) {
-    if (opts_.progress) opts_.progress(e);
+  void EnterPhase(const std::string& phase, nlohmann::json fields = nlohmann::json::object()) {
+    progress_.Phase(phase, std::move(fields));
+    if (opts_.cancel) opts_.cancel->SetPhase(phase);
   }
+  Result<std::unique_ptr<Stream>> AcceptSource(Acceptor& acceptor, std::string* why);
 
   ReceiverOptions opts_;
+  ProgressEmitter progress_;
   MigrationReport report_;
   std::vector<uint64_t> final_batches_;  // per stream, from the last ROUND_END
 
@@ -71,6 +75,25 @@ MigrationReport Receiver::Run(Listener& l) {
 }
 MigrationReport Receiver::Run(Acceptor& a) { return impl_->Run(a); }
 std::unique_ptr<Backend> Receiver::TakeGuest() { return impl_->TakeGuest(); }
+
+// Waits for the source, in short slices while a cancel can come: an accept
+// consumes nothing, so giving up a slice loses nothing.
+Result<std::unique_ptr<Stream>> Receiver::Impl::AcceptSource(Acceptor& acceptor, std::string* why) {
+  if (!opts_.cancel) return acceptor.Accept(opts_.accept_timeout_ms, why);
+  constexpr int kSliceMs = 200;
+  const auto deadline = Clock::now() + std::chrono::milliseconds(opts_.accept_timeout_ms);
+  for (;;) {
+    if (opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
+    int slice = kSliceMs;
+    if (opts_.accept_timeout_ms > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return Error(Code::kTimeout, "no source within " + std::to_string(opts_.accept_timeout_ms) + " ms");
+      slice = static_cast<int>(std::min<int64_t>(left, kSliceMs));
+    }
+    auto s = acceptor.Accept(slice, why);
+    if (s.ok() || s.status().code() != Code::kTimeout) return s;
+  }
+}
 
 Status Receiver::Impl::Handshake() {
   NegotiateOptions no;
@@ -160,7 +183,8 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         rr.ms = MsSince(round_start);
         report_.rounds.push_back(rr);
         bytes_at_round_start = bytes;
-        Emit({{"event", "round"}, {"round", rr.round}, {"pages", rr.pages_sent}, {"bytes_wire", rr.bytes_wire}});
+        progress_.Emit("round", {{"iteration", rr.round}, {"pages", rr.pages_sent}, {"bytes", rr.bytes_wire},
+                                 {"transferred", bytes}, {"total", report_.memory_bytes}, {"ms", rr.ms}});
         spdlog::debug("receive: round {} applied: {} pages, {} bytes in {:.1f} ms", rr.round, rr.pages_sent,
                       rr.bytes_wire, rr.ms);
         {
@@ -168,9 +192,12 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
           auto apply_lock = lanes_->HoldApply();
           XM_TRY_CTX(guest_->OnRoundEnd(re->round), "round " + std::to_string(re->round));
         }
+        // A cancel stops here rather than acking a round the source would build on.
+        if (opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
         XM_TRY_CTX(WriteRecord(*control_, RecordType::kRoundAck, EncodeRoundAck(re->round)),
                    "round " + std::to_string(re->round));
         round = re->round + 1;
+        if (opts_.cancel) opts_.cancel->SetPhase("precopy", round);
         round_start = Clock::now();
         ack_at_.push_back(round_start);
         break;
@@ -188,6 +215,7 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         if (!c.ok()) return std::move(c).status();
         commit = *c;
         commit_at_ = Clock::now();
+        EnterPhase("verify");
         return {};
       }
       default:
@@ -225,6 +253,13 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
     if (!warnings.empty()) report_.guest = nlohmann::json{{"cpu_warnings", warnings}};
   }
   report_.downtime.restore_ms = MsSince(restore_start);
+  // The point of no return here: once READY is out the source may send GO at
+  // any moment, so a cancel no longer stops this side (the source's still can).
+  if (opts_.cancel &&
+      !opts_.cancel->PassPointOfNoReturn("READY was sent: the source may already have sent GO; the handoff "
+                                         "finishes (cancel refused; cancel the source instead)"))
+    return opts_.cancel->CancelledStatus();
+  EnterPhase("ready");
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kReady, EncodeReady({mine})), "handoff");
   auto ready_at = Clock::now();
   Record rec;
@@ -233,6 +268,7 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
   const auto go_at = Clock::now();
   at_resume_ = guest_->Progress();
+  EnterPhase("resume");
   auto unpause_start = Clock::now();
   XM_TRY_CTX(guest_->Resume(), "resume guest");
   report_.downtime.unpause_ms = MsSince(unpause_start);
@@ -260,17 +296,22 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   auto start = Clock::now();
   auto body = [&]() -> Status {
     std::string why;
-    auto s = acceptor.Accept(opts_.accept_timeout_ms, &why);
+    EnterPhase("accept");
+    auto s = AcceptSource(acceptor, &why);
     if (!s.ok()) return std::move(s).With("waiting for a source").status();
     control_stream_ = std::move(s).value();
     control_ = control_stream_.get();
     control_->SetTimeoutMs(opts_.io_timeout_ms);
+    // A cancel wakes whatever read this side is blocked in; ABORT still goes out.
+    if (opts_.cancel) opts_.cancel->SetInterrupt([c = control_] { c->InterruptRecv(); });
     report_.transport = std::string(control_->kind());
     if (!why.empty()) report_.transport_note = why;
-    Emit({{"event", "phase"}, {"phase", "handshake"}, {"peer", control_->peer()}});
+    EnterPhase("handshake", {{"peer", control_->peer()}});
     start = Clock::now();
     XM_TRY(Handshake());
     XM_TRY(AcceptDataStreams(acceptor));
+    EnterPhase("precopy");
+    if (opts_.cancel) opts_.cancel->SetPhase("precopy", 0);
     Commit commit;
     VcpuState vcpu;
     XM_TRY(Rounds(commit, vcpu));
@@ -279,13 +320,18 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   Status st = body();
   if (lanes_) {
     lanes_->Stop();
-    // The root cause, not the control stream's shutdown.
-    if (Status data = lanes_->error(); !st.ok() && !data.ok()) st = data;
+    // The root cause, not the control stream's shutdown (unless the source
+    // said why it stopped, or the operator did).
+    if (Status data = lanes_->error();
+        !st.ok() && !data.ok() && st.code() != Code::kCancelled && st.code() != Code::kAborted)
+      st = data;
   }
   report_.total_ms = MsSince(start);
   if (guest_)
     report_.destination_overhead_bytes =
         OverheadSince(rss_at_start_, guest_->DirectMemory(), guest_->shape().page_count * guest_->shape().page_size);
+  if (!st.ok() && !resumed_ && opts_.cancel && opts_.cancel->requested()) st = opts_.cancel->CancelledStatus();
+  if (!st.ok() && !resumed_ && control_) st = PeerAbortBehind(*control_, std::move(st), progress_.phase());
   if (!st.ok()) {
     if (control_ && !resumed_) SendAbort(*control_, st);
     if (guest_) {
@@ -293,8 +339,10 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
       guest_.reset();
       report_.destination_guest = GuestStateName(GuestState::kGone);
     }
-    report_.result = st.code() == Code::kAborted ? "aborted" : "failed";
-    report_.error = st.message();
+    const std::string phase = progress_.phase();
+    std::optional<uint32_t> round;
+    if (phase == "precopy") round = static_cast<uint32_t>(report_.rounds.size());
+    RecordFailure(report_, st, opts_.cancel, phase, round);
     report_.exit_code = ExitCodeFor(st);
     return report_;
   }
@@ -309,6 +357,7 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   (void)WriteRecord(*control_, RecordType::kDone, std::span<const uint8_t>());
   auto resumed_at = Clock::now();
   if (opts_.linger_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opts_.linger_ms));
+  EnterPhase("running");
   WatchResumedGuest(*guest_, at_resume_, resumed_at, opts_.selfcheck_wait_ms, report_);
   report_.destination_guest = GuestStateName(guest_->State());
   return report_;

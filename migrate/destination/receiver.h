@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "dirtylog/backend.h"
+#include "migrate/common/cancel.h"
 #include "migrate/common/exit_code.h"
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
@@ -54,6 +55,9 @@ struct ReceiverOptions {
   int linger_ms = 0;               // keep the resumed guest running this long before returning
   int selfcheck_wait_ms = 0;       // then wait up to this long for the guest's first self-check
   ProgressFn progress;
+  // Operator cancel; accepted until READY is written (after it the source may
+  // already have sent GO, so the handoff finishes). Not owned.
+  Canceller* cancel = nullptr;
 };
 
 class Receiver {

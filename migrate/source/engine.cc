@@ -17,6 +17,7 @@
 #include "migrate/common/negotiate.h"
 #include "migrate/common/page_codec.h"
 #include "migrate/common/control.h"
+#include "migrate/source/transfer_meter.h"
 #include "transport/auth.h"
 #include "transport/record.h"
 
@@ -25,7 +26,11 @@ namespace xm {
 constexpr int kHelloTimeoutMs = 10000;
 class SourceEngine::Impl {
  public:
-  Impl(Backend& b, SourceOptions o) : backend_(b), opts_(std::move(o)), policy_(opts_.policy) {}
+  Impl(Backend& b, SourceOptions o)
+      : backend_(b), opts_(std::move(o)), policy_(opts_.policy), progress_(opts_.progress, "source") {}
+  ~Impl() {
+    if (opts_.cancel) opts_.cancel->SetInterrupt({});
+  }
 
   MigrationReport Run();
 
@@ -35,8 +40,14 @@ class SourceEngine::Impl {
   Status OpenDataStreams();
   Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
   Status StopAndCopy(uint32_t round, DirtyBitmap& dirty);
-  void Emit(nlohmann::json event) {
-    if (opts_.progress) opts_.progress(event);
+  // Names the phase for progress events and for a cancel that lands in it.
+  void EnterPhase(const std::string& phase, nlohmann::json fields = nlohmann::json::object()) {
+    progress_.Phase(phase, std::move(fields));
+    if (opts_.cancel) opts_.cancel->SetPhase(phase);
+  }
+  Status CheckCancel() const {
+    if (opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
+    return {};
   }
 
   Backend& backend_;
@@ -48,10 +59,21 @@ class SourceEngine::Impl {
   std::vector<std::unique_ptr<Stream>> data_;  // streams 1..n-1
   std::unique_ptr<SendPipeline> pipeline_;
   Session session_;
+  ProgressEmitter progress_;
+  std::unique_ptr<TransferMeter> meter_;  // exists once the pipeline does
   Clock::time_point start_;
   bool paused_ = false;
   bool go_written_ = false;
 };
+
+// One round as a progress event (PROGRESS.md "round").
+static nlohmann::json RoundEvent(const RoundReport& rr, bool final) {
+  nlohmann::json e{{"iteration", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages", rr.pages_sent},
+                   {"bytes", rr.bytes_wire}, {"ms", rr.ms}, {"final", final}};
+  if (!final) e["dirty_next"] = rr.dirty_next;
+  if (rr.predicted_downtime_ms) e["expected_downtime_ms"] = *rr.predicted_downtime_ms;
+  return e;
+}
 
 SourceEngine::SourceEngine(Backend& backend, SourceOptions opts)
     : impl_(std::make_unique<Impl>(backend, std::move(opts))) {}
@@ -70,6 +92,8 @@ Status SourceEngine::Impl::Connect() {
   if (!s.ok()) return std::move(s).status();
   control_ = std::move(s).value();
   control_->SetTimeoutMs(opts_.io_timeout_ms);
+  // A cancel wakes whatever read the engine is blocked in; ABORT still goes out.
+  if (opts_.cancel) opts_.cancel->SetInterrupt([c = control_.get()] { c->InterruptRecv(); });
   report_.transport = std::string(control_->kind());
   if (!why.empty()) report_.transport_note = why;
   return {};
@@ -92,10 +116,13 @@ Status SourceEngine::Impl::OpenDataStreams() {
   std::vector<Stream*> all{control_.get()};
   for (auto& d : data_) all.push_back(d.get());
   PipelineOptions po = opts_.pipeline;
+  po.cancel = opts_.cancel;
   po.compress = opts_.compress && (session_.features & kFeatureLz4);
   if (!(session_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
   if (!(session_.features & kFeatureDupRef)) po.dup_index_entries = 0;
   pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);
+  meter_ = std::make_unique<TransferMeter>(progress_, *pipeline_, backend_.shape().memory_bytes(),
+                                           opts_.policy.downtime_target_ms);
   return {};
 }
 
@@ -153,7 +180,9 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
 }
 
 Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
-  Emit({{"event", "phase"}, {"phase", "stop-and-copy"}, {"round", round}});
+  EnterPhase("final-round", {{"iteration", round}});
+  if (opts_.cancel) opts_.cancel->SetPhase("final-round", round);
+  XM_TRY(CheckCancel());
   auto t_pause = Clock::now();
   XM_TRY_CTX(backend_.Pause(), "pause guest");
   paused_ = true;
@@ -168,15 +197,18 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   rr.fetch_ms = MsSince(t_final);
   rr.round = round;
   rr.dirty_pages = dirty.Count();
+  meter_->StartRound(round, rr.dirty_pages, true);
   XM_TRY(SendRound(round, dirty, rr));
   rr.ms = MsSince(t_final);
   report_.downtime.final_round_ms = rr.ms;
   report_.source_overhead_bytes = pipeline_->overhead_bytes();
   report_.rounds.push_back(rr);
-  Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
-        {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"final", true}});
+  meter_->Complete();
+  progress_.Emit("round", RoundEvent(rr, true));
   (void)backend_.DisableDirtyLog();
 
+  EnterPhase("state");
+  XM_TRY(CheckCancel());
   auto t_state = Clock::now();
   if (!opts_.dump_at_pause.empty()) XM_TRY_CTX(DumpMemory(backend_, opts_.dump_at_pause), "dump at pause");
   // Rehash the paused guest against what was sent: proves the dirty log missed nothing.
@@ -185,6 +217,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
                "full verify");
   auto blob = backend_.SaveVcpuState();
   if (!blob.ok()) return std::move(blob).With("save vCPU state").status();
+  XM_TRY(CheckCancel());
   VcpuState vs{std::string(backend_.name()) + "-v1", std::move(blob).value()};
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kVcpuState, EncodeVcpuState(vs)), "handoff");
   Commit commit;
@@ -195,6 +228,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   report_.digest = DigestHex(commit.digest);
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kCommit, EncodeCommit(commit)), "handoff");
 
+  EnterPhase("ready");
   Record rec;
   control_->SetTimeoutMs(opts_.handoff_timeout_ms);
   XM_TRY(ExpectRecord(*control_, rec, RecordType::kReady, "handoff: waiting for READY"));
@@ -206,7 +240,14 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   report_.digest_match = true;
   report_.downtime.state_ms = MsSince(t_state);
 
-  // The point of no return: from here on the guest must never run here again.
+  // The point of no return: from here on the guest must never run here again,
+  // and an operator's cancel is refused (the handoff finishes).
+  if (opts_.cancel &&
+      !opts_.cancel->PassPointOfNoReturn("GO was sent: the guest is being handed to the destination; the handoff "
+                                         "finishes (cancel refused)"))
+    return opts_.cancel->CancelledStatus();
+  XM_TRY(CheckCancel());
+  EnterPhase("handoff");
   auto t_go = Clock::now();
   go_written_ = true;
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kGo, std::span<const uint8_t>()), "handoff: send GO");
@@ -221,6 +262,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
       return Error(Code::kProtocol, "handoff: expected DONE, got " + std::string(RecordName(rec.type)));
     break;
   }
+  EnterPhase("done");
   report_.downtime.handoff_ms = MsSince(t_go);
   // Downtime is from asking the guest to stop until its vCPUs run on the
   // destination: up to GO here, then the destination's own GO-to-running
@@ -258,10 +300,14 @@ MigrationReport SourceEngine::Impl::Run() {
     if (GuestState gs = backend_.State(); !Migratable(gs))
       return Error(Code::kUnsupported, "the source guest is " + std::string(GuestStateName(gs)) +
                                            " (the hypervisor's view): there is nothing to migrate");
+    EnterPhase("connect", {{"peer", opts_.to.ToString()}});
+    XM_TRY(CheckCancel());
     XM_TRY(Connect());
+    EnterPhase("handshake", {{"peer", control_->peer()}});
     XM_TRY(Handshake());
     XM_TRY(OpenDataStreams());
-    Emit({{"event", "phase"}, {"phase", "precopy"}, {"peer", control_->peer()}});
+    EnterPhase("precopy", {{"peer", control_->peer()}});
+    XM_TRY(CheckCancel());
     XM_TRY_CTX(backend_.EnableDirtyLog(), "enable dirty log");
     DirtyBitmap todo(backend_.shape().page_count);
     todo.SetAll();
@@ -274,6 +320,8 @@ MigrationReport SourceEngine::Impl::Run() {
       rr.compression = opts_.compress;
       rr.throttle = policy_.run_fraction();
       auto t = Clock::now();
+      if (opts_.cancel) opts_.cancel->SetPhase("precopy", round);
+      meter_->StartRound(round, rr.dirty_pages, false);
       XM_TRY(SendRound(round, todo, rr));
       rr.ms = MsSince(t);
       todo.ClearAll();
@@ -288,16 +336,23 @@ MigrationReport SourceEngine::Impl::Run() {
       spdlog::debug("send: round {} sent {} pages in {:.1f} ms (dirty log {:.1f} ms), {} dirty next: {}", round,
                     rr.pages_sent, rr.ms, rr.fetch_ms, obs.dirty_next, policy_.reason());
       report_.rounds.push_back(rr);
-      Emit({{"event", "round"}, {"round", rr.round}, {"dirty_pages", rr.dirty_pages}, {"pages_sent", rr.pages_sent},
-            {"bytes_wire", rr.bytes_wire}, {"ms", rr.ms}, {"dirty_next", obs.dirty_next},
-            {"decision", policy_.reason()}});
+      meter_->EndRound(obs.dirty_next, rr.ms, policy_.last_prediction_ms());
+      nlohmann::json ev = RoundEvent(rr, false);
+      ev["decision"] = policy_.reason();
+      progress_.Emit("round", std::move(ev));
+      XM_TRY(CheckCancel());
       if (d == Decision::kStopAndCopy) return StopAndCopy(round + 1, todo);
       if (policy_.run_fraction() != rr.throttle) XM_TRY_CTX(backend_.SetThrottle(policy_.run_fraction()), "throttle");
     }
   };
 
   Status st = body();
+  if (meter_) meter_->Stop();
   report_.total_ms = MsSince(start_);
+  // Whatever the engine tripped over once a cancel was accepted (an interrupted
+  // read, a stopped round) is the cancel.
+  if (!st.ok() && !go_written_ && opts_.cancel && opts_.cancel->requested()) st = opts_.cancel->CancelledStatus();
+  if (!st.ok() && !go_written_ && control_) st = PeerAbortBehind(*control_, std::move(st), progress_.phase());
   report_.source_peak_overhead_bytes =
       OverheadSince(rss_at_start, backend_.DirectMemory(), backend_.shape().page_count * backend_.shape().page_size);
   if (st.ok()) {
@@ -306,8 +361,12 @@ MigrationReport SourceEngine::Impl::Run() {
     report_.source_guest = "released";
     return report_;
   }
-  report_.error = st.message();
-  report_.result = st.code() == Code::kAborted ? "aborted" : "failed";
+  {
+    const std::string phase = progress_.phase();
+    std::optional<uint32_t> round;
+    if (phase == "precopy" || phase == "final-round") round = static_cast<uint32_t>(report_.rounds.size());
+    RecordFailure(report_, st, opts_.cancel, phase, round);
+  }
   if (go_written_) {
     // GO may or may not have reached the destination: never resume here.
     report_.exit_code = kExitOutcomeUnknown;
@@ -315,6 +374,7 @@ MigrationReport SourceEngine::Impl::Run() {
     report_.error += " (GO was sent: the guest stays paused here; ask the destination whether it resumed)";
     return report_;
   }
+  meter_.reset();
   pipeline_.reset();  // joins its threads (shutting the streams if one is stuck)
   if (control_) SendAbort(*control_, st);
   (void)backend_.DisableDirtyLog();

@@ -6,6 +6,10 @@
 // two-phase handoff. Whatever fails before GO is written, the guest is resumed
 // here; after GO it never runs here again (PROTOCOL.md §6).
 //
+// An accepted cancel (SourceOptions::cancel) stops the engine where it is,
+// before GO: ABORT (code `cancelled`) to the receiver, the guest resumed here,
+// result "cancelled" with the phase; after GO it is refused (common/cancel.h).
+//
 // One engine migrates one guest once. Run() drives the backend from the
 // calling thread (and the pipeline's threads for MapPages); the caller must
 // not touch the backend while Run() runs.
@@ -19,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dirtylog/backend.h"
+#include "migrate/common/cancel.h"
 #include "migrate/common/exit_code.h"
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
@@ -46,6 +51,8 @@ struct SourceOptions {
   std::string dump_at_pause;       // test hook: write guest memory here while paused
   Dialer* dialer = nullptr;        // test seam: streams from here instead of TCP to `to` (not owned)
   ProgressFn progress;
+  // Operator cancel (signals, control lines); accepted until GO is written. Not owned.
+  Canceller* cancel = nullptr;
 };
 
 class SourceEngine {

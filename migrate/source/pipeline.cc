@@ -82,7 +82,7 @@ class SendPipeline::Impl {
   std::vector<PageEncoder> encoders_;
   std::vector<EncodeCounts> worker_counts_;
   std::vector<std::atomic<uint64_t>> batches_sent_;
-  std::atomic<uint64_t> bytes_wire_{0}, pages_sent_{0}, sender_busy_ns_{0};
+  std::atomic<uint64_t> bytes_wire_{0}, pages_sent_{0}, sender_busy_ns_{0}, pages_done_{0};
   std::vector<std::thread> threads_;
 
   // Governor window.
@@ -151,7 +151,10 @@ SendPipeline::Impl::~Impl() {
     stop_ = true;
     NotifyEveryone();
   }
-  // A sender stuck writing to a dead or stalled peer would keep us from joining.
+  // A batch being written is let finish (a cancel still sends ABORT after it,
+  // at a record boundary), but a sender stuck writing to a dead or stalled
+  // peer would keep us from joining.
+  for (int i = 0; i < 200 && sending_.load() > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (failed_.load() && sending_.load() > 0)
     for (Stream* s : streams_) s->Shutdown();
   for (auto& t : threads_) t.join();
@@ -215,6 +218,7 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
         b = nullptr;
       }
     }
+    pages_done_.fetch_add(pfns.size(), std::memory_order_relaxed);
     std::lock_guard lock(mu_);
     if (b && b->count() > 0) {
       ++outstanding_;
@@ -291,6 +295,11 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
   auto last_govern = Clock::now();
   std::vector<Chunk> pending(nstreams_);  // per stream: regions gathered so far
   auto hand_out = [&](Chunk& c) -> bool {
+    // An accepted cancel ends the round here; batches already queued still go out whole.
+    if (opts_.cancel && opts_.cancel->requested()) {
+      Fail(opts_.cancel->CancelledStatus());
+      return false;
+    }
     std::unique_lock lock(mu_);
     space_cv_.wait(lock, [&] { return !error_.ok() || chunks_.size() < max_chunks_; });
     if (!error_.ok()) return false;
@@ -367,5 +376,7 @@ uint64_t SendPipeline::overhead_bytes() const {
          const_cast<DeltaCache&>(i.delta_).pages() * DeltaCache::kBytesPerPage;
 }
 uint32_t SendPipeline::workers() const { return impl_->nworkers_; }
+uint64_t SendPipeline::pages_done() const { return impl_->pages_done_.load(std::memory_order_relaxed); }
+uint64_t SendPipeline::bytes_wire() const { return impl_->bytes_wire_.load(std::memory_order_relaxed); }
 
 }  // namespace xm

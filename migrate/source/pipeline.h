@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dirtylog/backend.h"
+#include "migrate/common/cancel.h"
 #include "migrate/common/page_codec.h"
 #include "migrate/common/report.h"
 #include "transport/stream.h"
@@ -27,6 +28,9 @@ struct PipelineOptions {
   bool adaptive = true;             // let the governor turn LZ4 off when it does not pay
   uint64_t delta_cache_bytes = 256ull << 20;
   uint32_t dup_index_entries = 1u << 16;
+  // An accepted cancel ends the round between regions; batches already being
+  // written finish, so every stream stays at a record boundary. Not owned.
+  const Canceller* cancel = nullptr;
 };
 
 struct PipelineRound {
@@ -57,6 +61,10 @@ class SendPipeline {
   // index, batch buffers, delta cache as filled).
   uint64_t overhead_bytes() const;
   uint32_t workers() const;
+  // Live counters for a progress meter; any thread. Pages the workers have
+  // handled (sent or found unchanged), and bytes written, over all rounds.
+  uint64_t pages_done() const;
+  uint64_t bytes_wire() const;
 
  private:
   class Impl;
