@@ -50,6 +50,10 @@ class Backend {
 
   virtual std::string_view name() const = 0;
   virtual const GuestShape& shape() const = 0;
+  // What names this guest on this host for as long as it lives (Xen: the domid),
+  // so two migrations of it can be told apart; empty for a guest that lives in
+  // this process (nothing else can migrate it).
+  virtual std::string guest_id() const { return {}; }
 
   // Memory. Pfns must lie in shape().ranges.
   virtual Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) = 0;

@@ -39,6 +39,7 @@ class FaultyBackend final : public Backend {
 
   std::string_view name() const override { return inner_->name(); }
   const GuestShape& shape() const override { return inner_->shape(); }
+  std::string guest_id() const override { return inner_->guest_id(); }
   Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) override;
   std::byte* DirectMemory() override { return faults_.hide_direct_memory ? nullptr : inner_->DirectMemory(); }
   bool ZeroInitialized() const override { return inner_->ZeroInitialized(); }

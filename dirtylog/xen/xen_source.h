@@ -74,6 +74,7 @@ class XenSource final : public Backend {
   Status Release() override;
 
   uint32_t domid() const { return domid_; }
+  std::string guest_id() const override { return std::to_string(domid_); }
 
  private:
   XenSource() = default;

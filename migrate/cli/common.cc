@@ -21,7 +21,9 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
   cmd.add_option("--workload", o.backend.workload,
                  "How the guest dirties memory: ws=SIZE,hot=SIZE,rate=SIZE/s[,fill=random|mixed]; "
                  "sizes in K/M/G or % of memory; omitted parts are 0 (idle)");
-  cmd.add_option("--domain", o.backend.domain, "xen: the domain to migrate (name or id)");
+  cmd.add_option("--domain", o.backend.domain,
+                 "xen: the domain to migrate (name or id); sim/kvm (send): a label naming the guest for the source "
+                 "guard (one send per guest)");
   cmd.add_option("--key-file", o.key_file, "Pre-shared key for peer authentication (both sides)");
   cmd.add_option("--report", o.report, "Write the JSON report to this file");
   cmd.add_option("--progress", o.progress, "Progress output: auto, human, json (lines on stdout) or none")

@@ -1,10 +1,12 @@
 // `xmotion send`: migrate a guest away from this host.
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "base/log.h"
 #include "base/units.h"
 #include "migrate/cli/commands.h"
+#include "migrate/common/source_guard.h"
 #include "migrate/source/engine.h"
 
 namespace xm::cli {
@@ -65,6 +67,27 @@ int RunSend(SendArgs& a) {
   if (!guest.ok()) {
     spdlog::error("xmotion send: {}", guest.status().message());
     return guest.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
+  }
+  // One migration per guest: a hypervisor's guest by its id (Xen: the domid),
+  // an in-process guest by its --domain label if it has one.
+  std::optional<SourceGuard> guard;
+  const std::string id = (*guest)->guest_id();
+  if (!id.empty() || !a.common.backend.domain.empty()) {
+    pid_t holder = -1;
+    auto g = SourceGuard::Acquire(SourceGuard::DefaultDir(),
+                                  a.common.backend.backend + "-" + (id.empty() ? a.common.backend.domain : id), &holder);
+    if (g.ok()) {
+      guard = std::move(g).value();
+    } else if (holder >= 0) {
+      spdlog::error("xmotion send: {}", g.status().message());
+      return kExitBusy;
+    } else if (!id.empty()) {
+      spdlog::error("xmotion send: {} (refusing to migrate a guest another send could be migrating too)",
+                    g.status().message());
+      return kExitFailed;
+    } else {
+      spdlog::warn("xmotion send: {}; going on without the guard (an in-process guest)", g.status().message());
+    }
   }
   SourceEngine engine(**guest, o);
   MigrationReport r = engine.Run();

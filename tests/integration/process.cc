@@ -25,7 +25,7 @@ std::string XmotionBin() {
   return p ? p : "xmotion";
 }
 
-Child::Child(std::vector<std::string> args, bool want_port) {
+Child::Child(std::vector<std::string> args, bool want_port, const std::string& stdout_path, int pass_fd) {
   char tmpl[] = "/tmp/xm-child-err-XXXXXX";
   int err_fd = ::mkstemp(tmpl);
   err_path_ = tmpl;
@@ -34,6 +34,9 @@ Child::Child(std::vector<std::string> args, bool want_port) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  if (!stdout_path.empty())
+    posix_spawn_file_actions_addopen(&fa, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (pass_fd >= 0) posix_spawn_file_actions_adddup2(&fa, pass_fd, 4);
   if (want_port) {
     posix_spawn_file_actions_adddup2(&fa, fds[1], 3);
     args.insert(args.end(), {"--ready-fd", "3"});

@@ -16,8 +16,10 @@ std::string XmotionBin();
 class Child {
  public:
   // Starts `args` (args[0] is the program). With `want_port`, the child gets
-  // `--ready-fd 3` semantics: we read the port it listens on.
-  Child(std::vector<std::string> args, bool want_port);
+  // `--ready-fd 3` semantics: we read the port it listens on. `stdout_path`:
+  // the child's stdout goes to this file (else it is inherited); `pass_fd`:
+  // handed to the child as fd 4 (e.g. for --control-fd 4).
+  Child(std::vector<std::string> args, bool want_port, const std::string& stdout_path = "", int pass_fd = -1);
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
