@@ -36,7 +36,7 @@ Status SetUpLogging(const LogOptions& opts) {
     }
   }
   if (opts.syslog) {
-    auto sys = std::make_shared<spdlog::sinks::syslog_sink_mt>("xmotion", LOG_PID, LOG_DAEMON, true);
+    auto sys = std::make_shared<spdlog::sinks::syslog_sink_mt>(opts.syslog_ident, LOG_PID, LOG_DAEMON, true);
     sys->set_pattern("%v");
     sys->set_level(spdlog::level::info);
     sinks.push_back(sys);

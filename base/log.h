@@ -22,7 +22,8 @@ namespace xm {
 struct LogOptions {
   std::string level = "info";  // error | warn | info | debug (--verbose); what reaches stderr
   std::string file;            // also append every message, debug included, here
-  bool syslog = false;         // also send info and above to syslog (ident "xmotion", facility daemon)
+  bool syslog = false;         // also send info and above to syslog (facility daemon)
+  std::string syslog_ident = "xmotion";
 };
 
 // Replaces spdlog's default logger. kInvalidArgument for an unknown level or a

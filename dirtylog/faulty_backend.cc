@@ -12,7 +12,7 @@ Status Injected(const char* call, uint64_t n) {
 }  // namespace
 
 FaultyBackend::FaultyBackend(std::unique_ptr<Backend> inner, BackendFaults faults)
-    : inner_(std::move(inner)), faults_(std::move(faults)) {}
+    : ForwardingBackend(std::move(inner)), faults_(std::move(faults)) {}
 
 Result<MappedPages> FaultyBackend::MapPages(std::span<const uint64_t> pfns, Access access) {
   uint64_t n = Hook("MapPages", maps_);

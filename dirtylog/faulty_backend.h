@@ -16,7 +16,7 @@
 #include <string_view>
 #include <memory>
 
-#include "dirtylog/backend.h"
+#include "dirtylog/forwarding_backend.h"
 
 namespace xm {
 
@@ -33,26 +33,15 @@ struct BackendFaults {
   std::function<void(std::string_view call, uint64_t nth)> before_call;
 };
 
-class FaultyBackend final : public Backend {
+class FaultyBackend final : public ForwardingBackend {
  public:
   FaultyBackend(std::unique_ptr<Backend> inner, BackendFaults faults);
 
-  std::string_view name() const override { return inner_->name(); }
-  const GuestShape& shape() const override { return inner_->shape(); }
-  std::string guest_id() const override { return inner_->guest_id(); }
   Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) override;
   std::byte* DirectMemory() override { return faults_.hide_direct_memory ? nullptr : inner_->DirectMemory(); }
-  bool ZeroInitialized() const override { return inner_->ZeroInitialized(); }
-
-  Status EnableDirtyLog() override { return inner_->EnableDirtyLog(); }
   Status FetchDirty(DirtyBitmap& out) override;
-  Status DisableDirtyLog() override { return inner_->DisableDirtyLog(); }
-
   Status Pause() override;
   Status Resume() override;
-  Status SetThrottle(double run_fraction) override { return inner_->SetThrottle(run_fraction); }
-  bool Running() const override { return inner_->Running(); }
-  GuestState State() const override { return inner_->State(); }
 
   Result<std::vector<uint8_t>> SaveVcpuState() override {
     Hook("SaveVcpuState", saves_);
@@ -66,22 +55,14 @@ class FaultyBackend final : public Backend {
     Hook("GetCpuPolicy", policies_);
     return inner_->GetCpuPolicy();
   }
-  Result<CpuPolicy> ApplyCpuPolicy(const CpuPolicy& policy) override { return inner_->ApplyCpuPolicy(policy); }
-
   Status OnRoundEnd(uint32_t round) override {
     Hook("OnRoundEnd", round_ends_);
     return inner_->OnRoundEnd(round);
   }
-  void Discard() override { inner_->Discard(); }
-  Status Release() override { return inner_->Release(); }
-  GuestProgress Progress() override { return inner_->Progress(); }
 
-  Backend& inner() { return *inner_; }
   uint64_t map_calls() const { return maps_.load(); }
 
  private:
-  std::unique_ptr<Backend> inner_;
-  const BackendFaults faults_;
   // Counts the call and runs faults_.before_call; returns its number.
   uint64_t Hook(std::string_view call, std::atomic<uint64_t>& counter) {
     uint64_t n = counter.fetch_add(1) + 1;
@@ -89,6 +70,7 @@ class FaultyBackend final : public Backend {
     return n;
   }
 
+  const BackendFaults faults_;
   std::atomic<uint64_t> maps_{0}, pauses_{0}, resumes_{0}, fetches_{0};
   std::atomic<uint64_t> saves_{0}, loads_{0}, policies_{0}, round_ends_{0};
 };

@@ -26,6 +26,9 @@ void AddDemo(CLI::App& app, Runner& run);
 void AddCpu(CLI::App& app, Runner& run);
 void AddBackends(CLI::App& app, Runner& run);
 void AddPlot(CLI::App& app, Runner& run);
+// `xmotion emu-manager ARGS`: xenopsd's option syntax (single-dash long options),
+// so it is parsed before CLI11 sees the command line (emu_manager.cc).
+int RunEmuManager(int argc, char** argv);
 
 // Options every migrating command shares (guest, policy, progress).
 struct CommonOptions {

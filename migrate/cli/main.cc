@@ -8,6 +8,7 @@
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);  // a dead peer must be an error code, not a dead process
+  if (argc > 1 && std::string(argv[1]) == "emu-manager") return xm::cli::RunEmuManager(argc - 1, argv + 1);
   CLI::App app{"xmotion: live migration of virtual machines (the XenMotion data path)"};
   app.require_subcommand(1);
   app.footer(xm::cli::ExitCodeHelp());

@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -87,11 +88,12 @@ Result<std::unique_ptr<Stream>> Receiver::Impl::AcceptSource(Acceptor& acceptor,
     int slice = kSliceMs;
     if (opts_.accept_timeout_ms > 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) return Error(Code::kTimeout, "no source within " + std::to_string(opts_.accept_timeout_ms) + " ms");
-      slice = static_cast<int>(std::min<int64_t>(left, kSliceMs));
+      slice = static_cast<int>(std::clamp<int64_t>(left, 1, kSliceMs));
     }
     auto s = acceptor.Accept(slice, why);
     if (s.ok() || s.status().code() != Code::kTimeout) return s;
+    if (opts_.accept_timeout_ms > 0 && Clock::now() >= deadline)
+      return Error(Code::kTimeout, "no source within " + std::to_string(opts_.accept_timeout_ms) + " ms");
   }
 }
 

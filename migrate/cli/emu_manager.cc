@@ -1,0 +1,354 @@
+// `xmotion emu-manager`: a drop-in for the emu-manager binary xenopsd forks per
+// migration (README "Installing for xenopsd"). Same single-dash long options
+// (getopt_long_only), same control lines on -controlinfd/-controloutfd:
+//
+//   save (-mode save|hvm_save): prepare:xenguest → done (xenopsd has written
+//   its Libxc header on -fd), then xmotion's engine migrates the guest over
+//   -fd to an xmotion emu-manager restore; info:\b\b\b\bN progress; when the
+//   engine stops the guest it asks xenopsd with suspend: and waits for done;
+//   result:0 0 at the end.
+//   restore (-mode restore|hvm_restore): waits for restore:xenguest (xenopsd
+//   has read the stream up to its Libxc header), receives over -fd, answers
+//   result:xenguest <store_mfn> <console_mfn>.
+//   abort (or control input closing) at any point before the point of no
+//   return cancels as `xmotion send`/`receive` do; the emu-manager then exits
+//   0 without an error line, as the stock one. Failures: error:xenguest <why>.
+//
+// Rolling upgrades (README "xenopsd"): a restore recognises Xen's own libxc
+// stream on -fd (a stock source) by peeking, and refuses it with a clear error;
+// a save facing a stock restore is refused by that restore (our HELLO is no
+// image header), before GO, so the guest runs on. Writing Xen's stream for a
+// stock restore is designed in the README, not implemented.
+//
+// What runs where: -backend sim (an xmotion extension, with -memory/-workload)
+// runs the whole protocol here and in tests/emu; on Xen the save side opens the
+// domain with xmotion's Xen backend, and the restore side is refused: xmotion's
+// Xen destination builds its own domain and cannot yet restore into the one
+// xenopsd created. Neither Xen path is exercised on this machine.
+#include <getopt.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "base/log.h"
+#include "base/units.h"
+#include "dirtylog/forwarding_backend.h"
+#include "dirtylog/workload.h"
+#include "migrate/cli/commands.h"
+#include "migrate/destination/receiver.h"
+#include "migrate/source/engine.h"
+
+namespace xm::cli {
+namespace {
+
+struct EmuArgs {
+  int control_out = -1, control_in = -1, fd = -1;
+  std::string mode;
+  std::string domid;
+  bool live = false;
+  std::vector<std::string> dm;
+  // xmotion extensions (xenopsd never passes them).
+  std::string backend = "xen";
+  std::string memory = "256M";
+  std::string workload;
+  std::string report;
+};
+
+// The control lines, both ways. One reader thread turns `abort` and a closed
+// input into a cancel and hands every other line to whoever waits for one.
+class EmuControl {
+ public:
+  EmuControl(int in, int out, Canceller& cancel) : in_(in), out_(out), cancel_(cancel) {
+    reader_ = std::thread([this] { Read(); });
+  }
+  ~EmuControl() { reader_.detach(); }  // blocked in read(2) on xenopsd's fd; the process exits next
+
+  void Say(const std::string& line) {
+    std::lock_guard lock(write_mu_);
+    std::string l = line + "\n";
+    (void)!::write(out_, l.data(), l.size());
+  }
+  // The next line that is not `abort`, or kCancelled once aborted or closed.
+  Result<std::string> NextLine(const std::string& waiting_for) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !lines_.empty() || closed_ || cancel_.requested(); });
+    if (cancel_.requested()) return cancel_.CancelledStatus().With(waiting_for);
+    if (lines_.empty()) return Error(Code::kAborted, "control input closed while waiting for " + waiting_for);
+    std::string l = lines_.front();
+    lines_.erase(lines_.begin());
+    return l;
+  }
+  Status WaitDone(const std::string& after) {
+    XM_ASSIGN_OR_RETURN(std::string l, NextLine("done after " + after));
+    if (l != "done") return Error(Code::kProtocol, "xenopsd said '" + l + "' after " + after + ", want done");
+    return {};
+  }
+
+ private:
+  void Read() {
+    std::string buf;
+    char c[256];
+    for (;;) {
+      ssize_t n = ::read(in_, c, sizeof c);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      buf.append(c, static_cast<size_t>(n));
+      for (size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        if (line == "abort") {
+          if (cancel_.Request("xenopsd (abort)") == Canceller::Answer::kRefused)
+            spdlog::warn("emu-manager: abort refused: {}", cancel_.refusal());
+        } else {
+          std::lock_guard lock(mu_);
+          lines_.push_back(line);
+        }
+        cv_.notify_all();
+      }
+    }
+    // xenopsd went away: as stock, that is an abort.
+    (void)cancel_.Request("xenopsd (control input closed)");
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+  int in_, out_;
+  Canceller& cancel_;
+  std::mutex mu_, write_mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> lines_;
+  bool closed_ = false;
+  std::thread reader_;
+};
+
+// The guest is paused by the toolstack, not by xmotion: xenopsd suspends the
+// domain (and saves QEMU) when told `suspend:`; the wrapped backend then pauses
+// what it still runs itself (the sim guest).
+class ToolstackSuspend final : public ForwardingBackend {
+ public:
+  ToolstackSuspend(std::unique_ptr<Backend> inner, EmuControl& control)
+      : ForwardingBackend(std::move(inner)), control_(control) {}
+  Status Pause() override {
+    control_.Say("suspend:");
+    XM_TRY(control_.WaitDone("suspend:"));
+    return inner_->Pause();
+  }
+  // xenopsd destroys the source domain itself once the migration succeeded.
+  Status Release() override { return {}; }
+
+ private:
+  EmuControl& control_;
+};
+
+// The one stream xenopsd handed over (-fd), as a Dialer/Acceptor for the engines.
+class FdLink final : public Dialer, public Acceptor {
+ public:
+  explicit FdLink(int fd) : fd_(fd) {}
+  Result<std::unique_ptr<Stream>> Dial(std::string*) override { return Take(); }
+  Result<std::unique_ptr<Stream>> Accept(int, std::string*) override { return Take(); }
+
+ private:
+  Result<std::unique_ptr<Stream>> Take() {
+    if (taken_) return Error(Code::kUnsupported, "emu-manager has one stream (-fd): no parallel streams");
+    taken_ = true;
+    int d = ::dup(fd_);
+    if (d < 0) return ErrnoError("dup -fd", errno);
+    // Plain sockets: they read exactly what a record asks, never ahead, so xenopsd
+    // finds its next record right after ours.
+    return std::unique_ptr<Stream>(std::make_unique<SocketStream>(UniqueFd(d)));
+  }
+  int fd_;
+  bool taken_ = false;
+};
+
+bool IsDevNull(int fd) {
+  struct stat a, b;
+  return ::fstat(fd, &a) == 0 && ::stat("/dev/null", &b) == 0 && a.st_rdev == b.st_rdev && S_ISCHR(a.st_mode);
+}
+
+// xenopsd's progress line: the stock emu-manager's literal "\b\b\b\b" then a percentage.
+ProgressFn InfoLines(EmuControl& control) {
+  auto last = std::make_shared<int>(-1);
+  return [&control, last](const nlohmann::json& e) {
+    if (!e.contains("fraction")) return;
+    int pct = static_cast<int>(e["fraction"].get<double>() * 100);
+    if (pct == *last) return;
+    *last = pct;
+    control.Say("info:\\b\\b\\b\\b" + std::to_string(pct));
+  };
+}
+
+// A libxc stream (a stock save) starts with its image header: 0xFFFFFFFFFFFFFFFF then "XENF".
+bool PeekLibxcImageHeader(int fd) {
+  uint8_t b[12];
+  ssize_t n = ::recv(fd, b, sizeof b, MSG_PEEK | MSG_WAITALL);
+  if (n != static_cast<ssize_t>(sizeof b)) return false;
+  for (int i = 0; i < 8; ++i)
+    if (b[i] != 0xff) return false;
+  return std::memcmp(b + 8, "XENF", 4) == 0;
+}
+
+int Fail(EmuControl& control, const Status& st) {
+  control.Say("error:xenguest " + st.message());
+  spdlog::error("emu-manager: {}", st.message());
+  return kExitFailed;
+}
+
+int Save(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
+  BackendOptions bo;
+  bo.backend = a.backend;
+  bo.domain = a.domid;
+  auto mem = ParseSize(a.memory);
+  if (!mem.ok()) return Fail(control, mem.status());
+  bo.memory_bytes = *mem;
+  bo.workload = a.workload;
+  auto guest = OpenSource(bo);
+  if (!guest.ok()) return Fail(control, guest.status());
+  // xenopsd writes its Libxc header on -fd between prepare:xenguest and done.
+  control.Say("prepare:xenguest");
+  if (Status st = control.WaitDone("prepare:xenguest"); !st.ok())
+    return st.code() == Code::kCancelled ? kExitCompleted : Fail(control, st);
+  ToolstackSuspend wrapped(std::move(guest).value(), control);
+  FdLink link(a.fd);
+  SourceOptions o;
+  o.to = HostPort{"emu-manager -fd", 0};
+  o.dialer = &link;
+  o.cancel = &cancel;
+  o.transport = TransportKind::kSockets;
+  o.progress = InfoLines(control);
+  SourceEngine engine(wrapped, o);
+  MigrationReport r = engine.Run();
+  if (!a.report.empty()) (void)WriteReportFile(a.report, r.ToJson());
+  if (r.result == "completed") {
+    control.Say("result:0 0");
+    return kExitCompleted;
+  }
+  if (r.result == "cancelled" && cancel.requested()) {
+    spdlog::info("emu-manager: {}", r.error);  // aborted by xenopsd: no error line, as stock
+    return kExitCompleted;
+  }
+  return Fail(control, Status(Code::kIo, r.error));
+}
+
+int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
+  if (a.backend == "xen")
+    return Fail(control, Status(Code::kUnsupported,
+                                "restoring into the domain xenopsd created is not implemented by xmotion's Xen "
+                                "destination yet (it builds its own domain); use the stock emu-manager for restore"));
+  auto l = control.NextLine("restore:xenguest");
+  if (!l.ok()) return l.status().code() == Code::kCancelled ? kExitCompleted : Fail(control, l.status());
+  if (*l != "restore:xenguest") return Fail(control, Status(Code::kUnsupported, "xenopsd asked '" + *l + "'"));
+  // Detection on this side is deterministic: the first bytes after xenopsd's
+  // Libxc header are either xmotion's HELLO or Xen's image header.
+  if (PeekLibxcImageHeader(a.fd))
+    return Fail(control, Status(Code::kUnsupported,
+                                "the source sent Xen's own libxc stream (a stock emu-manager): restore it with the "
+                                "stock emu-manager (handing over from here is not implemented)"));
+  FdLink link(a.fd);
+  ReceiverOptions o;
+  o.cancel = &cancel;
+  o.transport = TransportKind::kSockets;
+  o.accept_timeout_ms = 1;  // the stream is already there
+  BackendOptions bo;
+  bo.backend = a.backend;
+  o.make_backend = [bo](const GuestShape& shape, std::string_view src) { return CreateDestination(bo, shape, src); };
+  // xenopsd unpauses the domain itself once everything (QEMU too) is restored.
+  Receiver receiver(o);
+  MigrationReport r = receiver.Run(static_cast<Acceptor&>(link));
+  if (!a.report.empty()) (void)WriteReportFile(a.report, r.ToJson());
+  if (r.result == "completed") {
+    control.Say("result:xenguest 0 0");  // sim: no store or console page
+    return kExitCompleted;
+  }
+  if (r.result == "cancelled" && cancel.requested()) return kExitCompleted;
+  return Fail(control, Status(Code::kIo, r.error));
+}
+
+}  // namespace
+
+int RunEmuManager(int argc, char** argv) {
+  EmuArgs a;
+  enum { kOut = 1, kIn, kFd, kMode, kDomid, kLive, kDm, kCompress, kStore, kConsole, kPnode, kFork, kDebug, kDebuglog,
+         kBackend, kMemory, kWorkload, kReport };
+  static const option kOpts[] = {
+      {"controloutfd", required_argument, nullptr, kOut}, {"controlinfd", required_argument, nullptr, kIn},
+      {"fd", required_argument, nullptr, kFd},             {"mode", required_argument, nullptr, kMode},
+      {"domid", required_argument, nullptr, kDomid},       {"live", required_argument, nullptr, kLive},
+      {"dm", required_argument, nullptr, kDm},             {"compress", required_argument, nullptr, kCompress},
+      {"store_port", required_argument, nullptr, kStore},  {"console_port", required_argument, nullptr, kConsole},
+      {"mem_pnode", required_argument, nullptr, kPnode},   {"fork", required_argument, nullptr, kFork},
+      {"debug", no_argument, nullptr, kDebug},             {"debuglog", required_argument, nullptr, kDebuglog},
+      {"backend", required_argument, nullptr, kBackend},   {"memory", required_argument, nullptr, kMemory},
+      {"workload", required_argument, nullptr, kWorkload}, {"report", required_argument, nullptr, kReport},
+      {nullptr, 0, nullptr, 0}};
+  bool debug = false;
+  auto num = [](const char* s, int& out) {
+    char* end = nullptr;
+    long v = std::strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || v > INT32_MAX) return false;
+    out = static_cast<int>(v);
+    return true;
+  };
+  optind = 1;
+  for (int c; (c = getopt_long_only(argc, argv, "", kOpts, nullptr)) != -1;) {
+    bool ok = true;
+    switch (c) {
+      case kOut: ok = num(optarg, a.control_out); break;
+      case kIn: ok = num(optarg, a.control_in); break;
+      case kFd: ok = num(optarg, a.fd); break;
+      case kMode: a.mode = optarg; break;
+      case kDomid: a.domid = optarg; break;
+      case kLive: a.live = std::string(optarg) == "true"; break;
+      case kDm: a.dm.push_back(optarg); break;
+      case kDebug: debug = true; break;
+      case kDebuglog: debug = std::string(optarg) == "true"; break;
+      case kBackend: a.backend = optarg; break;
+      case kMemory: a.memory = optarg; break;
+      case kWorkload: a.workload = optarg; break;
+      case kReport: a.report = optarg; break;
+      case kCompress: case kStore: case kConsole: case kPnode: case kFork: break;  // xmotion compresses adaptively
+      default: return kExitFailed;  // getopt said which; stock exits 1 too
+    }
+    if (!ok) {
+      std::fprintf(stderr, "emu-manager: bad number '%s'\n", optarg);
+      return kExitFailed;
+    }
+  }
+  if (a.control_out < 0 || a.control_in < 0 || a.fd < 0 || a.mode.empty() || a.domid.empty()) {
+    std::fprintf(stderr, "emu-manager: -controloutfd, -controlinfd, -fd, -mode and -domid are required\n");
+    return kExitFailed;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  // xenopsd gives us /dev/null for stdio: then the log goes to syslog as <name>-<domid>.
+  LogOptions log;
+  log.level = debug ? "debug" : "info";
+  if (IsDevNull(0) && IsDevNull(1) && IsDevNull(2)) {
+    std::string base = argv[0];
+    if (auto slash = base.rfind('/'); slash != std::string::npos) base = base.substr(slash + 1);
+    log.syslog = true;
+    log.syslog_ident = base + "-" + a.domid;
+  }
+  if (Status st = SetUpLogging(log); !st.ok()) return kExitFailed;
+  Canceller cancel;
+  EmuControl control(a.control_in, a.control_out, cancel);
+  if (a.mode == "save" || a.mode == "hvm_save") {
+    if (!a.live)
+      return Fail(control, Status(Code::kUnsupported,
+                                  "xmotion emu-manager migrates live to an xmotion peer; a non-live save (VM.suspend "
+                                  "to a file) needs the stock emu-manager"));
+    return Save(a, control, cancel);
+  }
+  if (a.mode == "restore" || a.mode == "hvm_restore") return Restore(a, control, cancel);
+  return Fail(control, Status(Code::kInvalidArgument, "unknown -mode " + a.mode));
+}
+
+}  // namespace xm::cli

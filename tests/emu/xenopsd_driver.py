@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Plays xenopsd's side of a live migration through `xmotion emu-manager`.
+
+What xenopsd does (xapi-project/xen-api ocaml/xenopsd/xc/emu_manager.ml and
+domain.ml), reproduced here against the sim backend, one save and one restore
+process connected by a socketpair as xenopsd's two hosts would be:
+
+  source xenopsd: writes the save signature and its Xenops record on the
+    stream; spawns `emu-manager -controloutfd W -controlinfd R -fd F -mode
+    hvm_save -domid D -live true -dm qemu`; on `prepare:xenguest` writes its
+    Libxc header (type 0x00f0, length 0) and answers `done`; on `suspend:`
+    answers `done` (it would suspend the domain and save QEMU); takes `info:`
+    progress; on `result:` the emu-manager's part of the stream is over, so it
+    writes a Qemu_trad record and End_of_image after it.
+  destination xenopsd: reads the signature and records; on the Libxc header it
+    spawns `emu-manager ... -mode hvm_restore -store_port S -console_port C`
+    and sends `restore:xenguest`; on `result:xenguest STORE CONSOLE` it reads
+    on: the Qemu_trad record and End_of_image must follow exactly, which proves
+    the emu-manager read its part of the stream and not one byte more.
+  abort: `abort` on the control input at a chosen moment; the emu-manager must
+    then exit 0 without an error line, the source guest must run on (its
+    report, an xmotion extension, says so) and the destination must fail.
+
+Usage: xenopsd_driver.py             (all scenarios; exit status 0 = all passed)
+Needs XMOTION_BIN (ctest sets it).
+"""
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+XMOTION = os.environ.get("XMOTION_BIN", "xmotion")
+SIGNATURE = b"XenSavedDomv2-\n"
+XENOPS, LIBXC, QEMU_TRAD, END = 0x000F, 0x00F0, 0x0F00, 0xFFFF
+
+
+def header(kind, length):
+    return struct.pack("<qq", kind, length)
+
+
+def read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("stream ended after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def read_header(sock):
+    return struct.unpack("<qq", read_exact(sock, 16))
+
+
+class Emu:
+    """One emu-manager process and xenopsd's ends of its control pipes."""
+
+    def __init__(self, mode, fd, tmp, name, extra):
+        to_emu_r, self.to_emu = os.pipe()
+        self.from_emu, from_emu_w = os.pipe()
+        self.report = os.path.join(tmp, name + ".json")
+        self.err_path = os.path.join(tmp, name + ".err")
+        args = [XMOTION, "emu-manager", "-controloutfd", str(from_emu_w), "-controlinfd", str(to_emu_r),
+                "-fd", str(fd), "-mode", mode, "-domid", "7", "-dm", "qemu", "-backend", "sim",
+                "-report", self.report] + extra
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(args, pass_fds=(to_emu_r, from_emu_w, fd), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+        os.close(to_emu_r)
+        os.close(from_emu_w)
+        self.lines = []
+        self._buf = b""
+
+    def say(self, line):
+        os.write(self.to_emu, (line + "\n").encode())
+
+    def next_line(self, timeout=60):
+        """The next control line from the emu-manager, or None at EOF."""
+        end = time.time() + timeout
+        while b"\n" not in self._buf:
+            import select
+            r, _, _ = select.select([self.from_emu], [], [], max(0, end - time.time()))
+            if not r:
+                raise TimeoutError("no control line within %d s" % timeout)
+            chunk = os.read(self.from_emu, 4096)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        line = line.decode()
+        self.lines.append(line)
+        return line
+
+    def wait(self, timeout=60):
+        return self.proc.wait(timeout=timeout)
+
+    def stderr(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def report_json(self):
+        try:
+            with open(self.report) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+
+def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s"):
+    """One migration; abort_at: None, 'prepare', 'precopy', 'suspend' (xenopsd's abort
+    instead of its answer) or 'restore' (abort the destination before restore:xenguest)."""
+    src_sock, dst_sock = socket.socketpair()
+    errors = []
+    # Source host: xenopsd's part of the stream before the emu-manager's.
+    xenops_rec = b'((time "20261204T00:00:00Z")(word_size 64))'
+    src_sock.sendall(SIGNATURE + header(XENOPS, len(xenops_rec)) + xenops_rec)
+    extra_src = ["-live", "true", "-memory", memory, "-workload", workload]
+    if abort_at == "precopy":
+        extra_src = ["-live", "true", "-memory", "512M", "-workload", "ws=384M,hot=128M,rate=4G/s"]
+    save = Emu("hvm_save", src_sock.fileno(), tmp, "save", extra_src)
+    restore_result = {}
+
+    def destination():
+        try:
+            if read_exact(dst_sock, len(SIGNATURE)) != SIGNATURE:
+                raise ValueError("bad signature")
+            kind, length = read_header(dst_sock)
+            assert kind == XENOPS, kind
+            read_exact(dst_sock, length)
+            kind, length = read_header(dst_sock)
+            assert (kind, length) == (LIBXC, 0), (kind, length)
+            rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "restore",
+                       ["-store_port", "1", "-console_port", "2"])
+            restore_result["emu"] = rest
+            if abort_at == "restore":
+                rest.say("abort")
+            else:
+                rest.say("restore:xenguest")
+            line = rest.next_line(120)
+            restore_result["line"] = line
+            if line and line.startswith("result:xenguest "):
+                # What follows the emu-manager's part must be exactly xenopsd's next records.
+                kind, length = read_header(dst_sock)
+                assert kind == QEMU_TRAD, "after the emu-manager's part: record type %#x" % kind
+                assert read_exact(dst_sock, length) == b"qemu-state"
+                assert read_header(dst_sock) == (END, 0)
+                restore_result["tail"] = True
+            restore_result["rc"] = rest.wait(120)
+            if abort_at == "restore":
+                dst_sock.shutdown(socket.SHUT_RDWR)  # xenopsd gives up on the migration socket too
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append("destination xenopsd: %r" % (e,))
+
+    dst = threading.Thread(target=destination)
+    dst.start()
+    result = None
+    infos = 0
+    while True:
+        line = save.next_line(120)
+        if line is None:
+            break
+        if line == "prepare:xenguest":
+            if abort_at == "prepare":
+                save.say("abort")
+                continue
+            src_sock.sendall(header(LIBXC, 0))
+            save.say("done")
+        elif line.startswith("info:"):
+            infos += 1
+            if abort_at == "precopy" and infos == 3:
+                save.say("abort")
+        elif line == "suspend:":
+            save.say("abort" if abort_at == "suspend" else "done")
+        elif line.startswith("result:"):
+            result = line
+            # xenopsd's records after the emu-manager's: QEMU's state, then the end.
+            src_sock.sendall(header(QEMU_TRAD, 10) + b"qemu-state" + header(END, 0))
+        elif line.startswith("error:"):
+            result = line
+    src_rc = save.wait(120)
+    if abort_at is not None:
+        # xenopsd closes its end of the migration socket when it gives up.
+        src_sock.shutdown(socket.SHUT_RDWR)
+    dst.join(180)
+    return {"src_rc": src_rc, "src_result": result, "src_lines": save.lines, "src_err": save.stderr(),
+            "src_report": save.report_json(), "dst": restore_result, "errors": errors, "infos": infos}
+
+
+def check(name, cond, detail):
+    if not cond:
+        raise AssertionError("%s: %s" % (name, detail))
+
+
+def scenario_complete(tmp):
+    r = run(tmp)
+    check("errors", not r["errors"], r)
+    check("source exit", r["src_rc"] == 0, r["src_err"])
+    check("source result line", r["src_result"] == "result:0 0", r["src_lines"])
+    check("suspend asked", "suspend:" in r["src_lines"], r["src_lines"])
+    check("progress lines", r["infos"] >= 1 and all(l.startswith("info:\\b\\b\\b\\b") for l in r["src_lines"]
+                                                     if l.startswith("info:")), r["src_lines"])
+    check("destination result", r["dst"].get("line") == "result:xenguest 0 0", r["dst"])
+    check("stream continues after the emu-manager's part", r["dst"].get("tail"), r["dst"])
+    check("destination exit", r["dst"].get("rc") == 0, r["dst"]["emu"].stderr())
+    rep = r["src_report"]
+    check("source report", rep and rep["result"] == "completed" and rep["digest_match"], rep)
+
+
+def scenario_abort(tmp, where):
+    r = run(tmp, abort_at=where)
+    if where == "prepare":
+        # The source gave up before its Libxc header: the destination xenopsd sees
+        # the stream end and never starts a restore.
+        check("destination saw the stream end", len(r["errors"]) == 1 and "EOFError" in r["errors"][0], r)
+        check("no restore started", "emu" not in r["dst"], r["dst"])
+    else:
+        check("errors", not r["errors"], r)
+    check("source exits 0 on abort", r["src_rc"] == 0, r["src_err"])
+    check("no error line on abort", not any(l.startswith("error:") for l in r["src_lines"]), r["src_lines"])
+    check("no result on abort", not any(l.startswith("result:") for l in r["src_lines"]), r["src_lines"])
+    rep = r["src_report"]
+    if where != "prepare":  # before done nothing has started: no engine, no report
+        check("source report cancelled", rep and rep["result"] == "cancelled", rep)
+        check("source guest runs on", rep and rep.get("source_guest") == "running", rep)
+    dst = r["dst"]
+    if where in ("precopy", "suspend"):
+        check("destination did not restore", dst.get("line") is None or dst["line"].startswith("error:"), dst)
+        check("destination fails", dst.get("rc") not in (None,) and dst["emu"].report_json()["result"] != "completed",
+              dst)
+
+
+def scenario_abort_destination(tmp):
+    r = run(tmp, abort_at="restore")
+    dst = r["dst"]
+    check("destination exits 0 on abort", dst.get("rc") == 0, dst)
+    check("destination no result", dst.get("line") is None, dst)
+    check("source fails, guest runs on", r["src_rc"] != 0 and r["src_report"]["source_guest"] == "running", r)
+
+
+def scenario_stock_source(tmp):
+    """A stock emu-manager on the source writes Xen's libxc stream after the Libxc
+    header: the xmotion restore must say so (error line) instead of misreading it."""
+    src_sock, dst_sock = socket.socketpair()
+    src_sock.sendall(SIGNATURE + header(LIBXC, 0) + b"\xff" * 8 + b"XENF" + b"\x00\x00\x00\x03" + b"\x00" * 4)
+    read_exact(dst_sock, len(SIGNATURE))
+    check("libxc header", read_header(dst_sock) == (LIBXC, 0), "")
+    rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "restore", ["-store_port", "1", "-console_port", "2"])
+    rest.say("restore:xenguest")
+    line = rest.next_line(30)
+    check("error line", line is not None and line.startswith("error:") and "libxc" in line, line)
+    check("exit non-zero", rest.wait(30) != 0, rest.stderr())
+
+
+def main():
+    scenarios = [("complete", scenario_complete),
+                 ("abort before done (prepare)", lambda t: scenario_abort(t, "prepare")),
+                 ("abort during pre-copy", lambda t: scenario_abort(t, "precopy")),
+                 ("abort instead of done after suspend:", lambda t: scenario_abort(t, "suspend")),
+                 ("abort the restore before restore:xenguest", scenario_abort_destination),
+                 ("stock source into xmotion restore", scenario_stock_source)]
+    failed = 0
+    for name, fn in scenarios:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.time()
+            try:
+                fn(tmp)
+                print("ok   %-45s %.1f s" % (name, time.time() - t0))
+            except Exception as e:  # noqa: BLE001
+                failed += 1
+                print("FAIL %-45s %s" % (name, e))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
