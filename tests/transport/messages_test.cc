@@ -473,7 +473,7 @@ TEST(Abort, ReasonIsSanitisedToOneLine) {
 }
 
 TEST(Abort, UnknownOrOkCodeBecomesAborted) {
-  for (uint32_t code : {0u, 12u, 999u, 0xFFFFFFFFu}) {
+  for (uint32_t code : {0u, 13u, 999u, 0xFFFFFFFFu}) {
     WireWriter w;
     w.Put(code);
     w.PutString("x");
@@ -485,6 +485,10 @@ TEST(Abort, UnknownOrOkCodeBecomesAborted) {
   w.Put(static_cast<uint32_t>(Code::kInternal));
   w.PutString("");
   EXPECT_EQ(DecodeAbort(w.bytes())->code, Code::kInternal);
+  WireWriter c;  // an operator's cancel (12) is the last code this side knows
+  c.Put(static_cast<uint32_t>(Code::kCancelled));
+  c.PutString("");
+  EXPECT_EQ(DecodeAbort(c.bytes())->code, Code::kCancelled);
 }
 
 TEST(Abort, LongReasons) {
