@@ -25,6 +25,9 @@ struct BackendFaults {
   uint64_t fail_resume_at = 0;
   uint64_t fail_fetch_dirty_at = 0;
   bool hide_direct_memory = false;
+  // A dirty log that misses a page: every FetchDirty forgets this pfn was
+  // written (what --verify full's dirty_log_misses must catch).
+  uint64_t drop_dirty_pfn = UINT64_MAX;
 };
 
 class FaultyBackend final : public Backend {

@@ -61,6 +61,14 @@ nlohmann::json MigrationReport::ToJson() const {
   if (guest) j["guest"] = *guest;
   if (guest_selfcheck) j["guest_selfcheck"] = *guest_selfcheck;
   if (peer) j["peer"] = *peer;
+  if (!phase.empty()) j["phase"] = phase;
+  if (!last_record.empty()) j["last_record"] = last_record;
+  j["reconnects"] = reconnects;
+  j["bytes_resent"] = bytes_resent;
+  nlohmann::json bs = nlohmann::json::array();
+  for (const auto& b : breaks) bs.push_back({{"phase", b.phase}, {"at_ms", b.at_ms}, {"error", b.error}});
+  j["breaks"] = bs;
+  if (dirty_log_misses) j["dirty_log_misses"] = *dirty_log_misses;
   return j;
 }
 
