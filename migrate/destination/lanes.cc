@@ -100,8 +100,9 @@ bool ReceiveLanes::link_failed() {
 Status ReceiveLanes::CheckFinal(const std::vector<uint64_t>& final_batches) const {
   for (size_t i = 0; i < lanes_.size(); ++i)
     if (i >= final_batches.size() || lanes_[i]->batches.load() != final_batches[i])
-      return Error(Code::kProtocol,
-                   "COMMIT: stream " + std::to_string(i) + " carried batches the last ROUND_END did not count");
+      return Error(Code::kProtocol, "COMMIT: stream " + std::to_string(i) + " carried " +
+                                        std::to_string(lanes_[i]->batches.load()) + " batches, the last ROUND_END counted " +
+                                        (i < final_batches.size() ? std::to_string(final_batches[i]) : "none"));
   return {};
 }
 

@@ -240,6 +240,9 @@ Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
   retired_counts_ += lanes_->counts();
   retired_bytes_ += lanes_->bytes();
   lanes_.reset();
+  // The new streams count batches from zero, as the source's do; a round whose
+  // ROUND_END was handled had every batch applied on the retired lanes.
+  final_batches_.assign(session_.streams, 0);
   control_ = nullptr;
   control_stream_.reset();
   Phase("resume wait");

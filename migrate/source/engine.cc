@@ -282,6 +282,7 @@ Result<ResumeState> SourceEngine::Impl::Reconnect(uint32_t round, const Status& 
 
 Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   Emit({{"event", "phase"}, {"phase", "stop-and-copy"}, {"round", round}});
+  Phase("final round " + std::to_string(round));
   auto t_pause = Clock::now();
   XM_TRY_CTX(backend_.Pause(), "pause guest");
   paused_ = true;
@@ -296,7 +297,6 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   rr.fetch_ms = MsSince(t_final);
   rr.round = round;
   rr.dirty_pages = dirty.Count();
-  Phase("final round " + std::to_string(round));
   XM_TRY(SendRoundResuming(round, dirty, rr));
   rr.ms = MsSince(t_final);
   report_.downtime.final_round_ms = rr.ms;
