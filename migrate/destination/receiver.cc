@@ -405,6 +405,7 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
     report_.destination_overhead_bytes =
         OverheadSince(rss_at_start_, guest_->DirectMemory(), guest_->shape().page_count * guest_->shape().page_size);
   if (!st.ok()) {
+    report_.bytes_wire = BytesReceived();  // what arrived before it failed
     if (control_ && !resumed_) SendAbort(*control_, st);
     if (guest_) {
       guest_->Discard();

@@ -4,6 +4,7 @@
 // slow link (tc netem in a private network namespace). Each test bounds how long
 // each end may take to notice, and checks where the guest is left.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -182,21 +183,67 @@ TEST(IntegrationFault, SenderFrozenMidPrecopy) {
 
 // The destination's disk is full: its --xen-stream-out cannot be written. The
 // receiver refuses the migration with the reason; the guest runs on at the source.
-TEST(IntegrationFault, DestinationDiskFullForTheXenStreamFailsBeforeGo) {
+struct DiskFullRun {
+  int send_rc, recv_rc;
+  nlohmann::json send, recv;
+  std::string send_err, recv_err;
+};
+
+DiskFullRun MigrateWithReceiver(TempDir& dir, std::vector<std::string> receiver, const std::string& workload) {
+  Child r(receiver, true);
+  EXPECT_GT(r.port(), 0) << r.Stderr();
+  Child s(Sender(dir, r.port(), "64M", workload, {"--io-timeout", "10", "--no-compress"}), false);
+  DiskFullRun o;
+  o.send_rc = s.Wait();
+  o.recv_rc = r.Wait();
+  o.send = ReadJsonFile(dir.path("send.json"));
+  o.recv = ReadJsonFile(dir.path("recv.json"));
+  o.send_err = s.Stderr();
+  o.recv_err = r.Stderr();
+  return o;
+}
+
+void ExpectRefusedForNoSpace(const DiskFullRun& o) {
+  EXPECT_EQ(o.send_rc, 1) << o.send_err;
+  EXPECT_EQ(o.recv_rc, 1) << o.recv_err;
+  ExpectSourceGuestRunning(o.send, o.send_err);
+  ASSERT_TRUE(o.recv.is_object()) << o.recv_err;
+  EXPECT_EQ(o.recv["result"], "failed");
+  EXPECT_NE(o.recv["error"].get<std::string>().find("No space left on device"), std::string::npos) << o.recv["error"];
+  // The source quotes the destination's reason (its ABORT), not a broken pipe,
+  // and does not try to reconnect to a destination that refused.
+  EXPECT_NE(o.send["error"].get<std::string>().find("No space left on device"), std::string::npos) << o.send["error"];
+  EXPECT_EQ(o.send["reconnects"], 0);
+}
+
+TEST(IntegrationFault, DestinationDiskFullAtTheFirstWriteFailsBeforeGo) {
   TempDir dir;
-  Child r(Receiver(dir, {"--io-timeout", "10", "--xen-stream-out", "/dev/full"}), true);
-  ASSERT_GT(r.port(), 0) << r.Stderr();
-  Child s(Sender(dir, r.port(), "64M", "ws=32M,hot=4M,rate=50M/s", {"--io-timeout", "10"}), false);
-  const int send_rc = s.Wait(), recv_rc = r.Wait();
-  EXPECT_EQ(send_rc, 1) << s.Stderr();
-  EXPECT_EQ(recv_rc, 1) << r.Stderr();
-  auto send = ReadJsonFile(dir.path("send.json")), recv = ReadJsonFile(dir.path("recv.json"));
-  ExpectSourceGuestRunning(send, s.Stderr());
-  ExpectDestinationDiscarded(recv, r.Stderr());
-  EXPECT_NE(recv["error"].get<std::string>().find("No space left on device"), std::string::npos) << recv["error"];
-  // The source quotes the destination's reason rather than a broken pipe.
-  EXPECT_NE(send["error"].get<std::string>().find("No space left on device"), std::string::npos) << send["error"];
-  EXPECT_EQ(send["reconnects"], 0);
+  // A small working set: the guest's writer is running by the time the handshake fails.
+  DiskFullRun o = MigrateWithReceiver(dir, Receiver(dir, {"--io-timeout", "10", "--xen-stream-out", "/dev/full"}),
+                                      "ws=4M,hot=4M,rate=50M/s");
+  ExpectRefusedForNoSpace(o);
+  EXPECT_EQ(o.recv["phase"], "handshake");  // the stream's headers: before any page moved
+  EXPECT_EQ(o.recv["bytes_wire"], 0);
+}
+
+// A disk that fills mid-migration: a 4 MiB tmpfs, in a mount namespace of the
+// receiver's own, receiving the stream of a 64 MiB guest.
+TEST(IntegrationFault, DestinationDiskFullMidRoundFailsBeforeGoAndDiscards) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs in a private mount namespace";
+  if (std::system("unshare -m true 2>/dev/null") != 0) GTEST_SKIP() << "cannot create a mount namespace here";
+  TempDir dir;
+  ::mkdir(dir.path("full").c_str(), 0755);
+  // sh mounts the tmpfs on $0, then becomes the receiver ("$@").
+  std::vector<std::string> recv = {"/usr/bin/unshare", "-m",         "--", "/bin/sh", "-c",
+                                   "mount -t tmpfs -o size=4m xmotion-full \"$0\" && exec \"$@\"",
+                                   dir.path("full")};
+  auto args = Receiver(dir, {"--io-timeout", "10", "--xen-stream-out", dir.path("full/stream")});
+  recv.insert(recv.end(), args.begin(), args.end());
+  DiskFullRun o = MigrateWithReceiver(dir, recv, "ws=75%,hot=4M,rate=50M/s");
+  ExpectRefusedForNoSpace(o);
+  EXPECT_EQ(o.recv["destination_guest"], "gone");
+  EXPECT_NE(o.recv["phase"], "handshake");  // pages had started to arrive
+  EXPECT_GT(o.recv["bytes_wire"].get<uint64_t>(), 4u << 20);
 }
 
 // 1% loss and 50 ms delay on loopback, in a network namespace of its own (the
