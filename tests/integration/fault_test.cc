@@ -183,27 +183,14 @@ TEST(IntegrationFault, SenderFrozenMidPrecopy) {
 
 // The destination's disk is full: its --xen-stream-out cannot be written. The
 // receiver refuses the migration with the reason; the guest runs on at the source.
-struct DiskFullRun {
-  int send_rc, recv_rc;
-  nlohmann::json send, recv;
-  std::string send_err, recv_err;
-};
-
-DiskFullRun MigrateWithReceiver(TempDir& dir, std::vector<std::string> receiver, const std::string& workload) {
+PairRun MigrateWithReceiver(TempDir& dir, std::vector<std::string> receiver, const std::string& workload) {
   Child r(receiver, true);
   EXPECT_GT(r.port(), 0) << r.Stderr();
   Child s(Sender(dir, r.port(), "64M", workload, {"--io-timeout", "10", "--no-compress"}), false);
-  DiskFullRun o;
-  o.send_rc = s.Wait();
-  o.recv_rc = r.Wait();
-  o.send = ReadJsonFile(dir.path("send.json"));
-  o.recv = ReadJsonFile(dir.path("recv.json"));
-  o.send_err = s.Stderr();
-  o.recv_err = r.Stderr();
-  return o;
+  return WaitForPair(r, s, dir);
 }
 
-void ExpectRefusedForNoSpace(const DiskFullRun& o) {
+void ExpectRefusedForNoSpace(const PairRun& o) {
   EXPECT_EQ(o.send_rc, 1) << o.send_err;
   EXPECT_EQ(o.recv_rc, 1) << o.recv_err;
   ExpectSourceGuestRunning(o.send, o.send_err);
@@ -219,7 +206,7 @@ void ExpectRefusedForNoSpace(const DiskFullRun& o) {
 TEST(IntegrationFault, DestinationDiskFullAtTheFirstWriteFailsBeforeGo) {
   TempDir dir;
   // A small working set: the guest's writer is running by the time the handshake fails.
-  DiskFullRun o = MigrateWithReceiver(dir, Receiver(dir, {"--io-timeout", "10", "--xen-stream-out", "/dev/full"}),
+  PairRun o = MigrateWithReceiver(dir, Receiver(dir, {"--io-timeout", "10", "--xen-stream-out", "/dev/full"}),
                                       "ws=4M,hot=4M,rate=50M/s");
   ExpectRefusedForNoSpace(o);
   EXPECT_EQ(o.recv["phase"], "handshake");  // the stream's headers: before any page moved
@@ -239,7 +226,7 @@ TEST(IntegrationFault, DestinationDiskFullMidRoundFailsBeforeGoAndDiscards) {
                                    dir.path("full")};
   auto args = Receiver(dir, {"--io-timeout", "10", "--xen-stream-out", dir.path("full/stream")});
   recv.insert(recv.end(), args.begin(), args.end());
-  DiskFullRun o = MigrateWithReceiver(dir, recv, "ws=75%,hot=4M,rate=50M/s");
+  PairRun o = MigrateWithReceiver(dir, recv, "ws=75%,hot=4M,rate=50M/s");
   ExpectRefusedForNoSpace(o);
   EXPECT_EQ(o.recv["destination_guest"], "gone");
   EXPECT_NE(o.recv["phase"], "handshake");  // pages had started to arrive
