@@ -99,6 +99,13 @@ std::string MigrationReport::Summary() const {
                 static_cast<unsigned long long>(pages.duplicate), static_cast<unsigned long long>(pages.delta),
                 static_cast<unsigned long long>(pages.lz4), static_cast<unsigned long long>(pages.raw));
   s += line;
+  if (!breaks.empty()) {
+    std::snprintf(line, sizeof line, " %zu connection break(s), %u reconnect(s), %s sent again\n", breaks.size(),
+                  reconnects, FormatBytes(bytes_resent).c_str());
+    s += line;
+    for (const auto& b : breaks) s += "   in " + b.phase + " at " + std::to_string(static_cast<long long>(b.at_ms)) +
+                                      " ms: " + b.error + "\n";
+  }
   return s;
 }
 

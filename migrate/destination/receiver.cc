@@ -389,7 +389,9 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
       }
       // Only a broken connection before VCPU_STATE is worth waiting for: the
       // source resends nothing the destination acknowledged.
-      if (!link_broke_ || have_vcpu_ || opts_.resume_window_ms <= 0) return st;
+      // RESUME_STATE's bitmap must fit one record (PROTOCOL.md §5a: 2 TiB guests).
+      const bool fits = guest_->shape().page_count / 8 + 64 <= kMaxRecordBody;
+      if (!link_broke_ || have_vcpu_ || opts_.resume_window_ms <= 0 || !fits) return st;
       XM_TRY(AwaitResume(acceptor, st));
     }
     return Handoff(commit, vcpu);

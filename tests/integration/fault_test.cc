@@ -97,10 +97,17 @@ TEST(IntegrationFault, SilentPathAfter100MiBFailsWithinTheTimeouts) {
   EXPECT_LT(send_s, 20.0);
   auto send = ReadJsonFile(dir.path("send.json"));
   ExpectSourceGuestRunning(send, s.Stderr());
+  // The reports name where it stopped and the last record each end had read.
   EXPECT_EQ(send["phase"], "round 0");
+  EXPECT_EQ(send["last_record"], "ACCEPT");
   EXPECT_NE(send["error"].get<std::string>().find("reconnecting failed"), std::string::npos) << send["error"];
   EXPECT_NE(recv_rc, 0);
-  ExpectDestinationDiscarded(ReadJsonFile(dir.path("recv.json")), r.Stderr());
+  auto recv = ReadJsonFile(dir.path("recv.json"));
+  ExpectDestinationDiscarded(recv, r.Stderr());
+  EXPECT_EQ(recv["phase"], "resume wait");
+  EXPECT_EQ(recv["last_record"], "PAGES");
+  ASSERT_EQ(recv["breaks"].size(), 1u);
+  EXPECT_EQ(recv["breaks"][0]["phase"], "round 0");
   std::printf("silent path: sender exited %d after %.1f s\n", send_rc, send_s);
 }
 
