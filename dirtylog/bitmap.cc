@@ -43,3 +43,12 @@ uint64_t DirtyBitmap::Count() const {
 }
 
 }  // namespace xm
+
+namespace xm {
+
+void DirtyBitmap::AndNot(const DirtyBitmap& other) {
+  for (size_t w = 0; w < nwords_ && w < other.nwords_; ++w)
+    words_[w].fetch_and(~other.Word(w), std::memory_order_relaxed);
+}
+
+}  // namespace xm

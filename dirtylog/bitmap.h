@@ -29,6 +29,7 @@ class DirtyBitmap {
   void Set(uint64_t bit) {
     words_[bit >> 6].fetch_or(uint64_t{1} << (bit & 63), std::memory_order_release);
   }
+  void Clear(uint64_t bit) { words_[bit >> 6].fetch_and(~(uint64_t{1} << (bit & 63)), std::memory_order_relaxed); }
   bool Test(uint64_t bit) const {
     return (words_[bit >> 6].load(std::memory_order_relaxed) >> (bit & 63)) & 1;
   }
@@ -39,6 +40,8 @@ class DirtyBitmap {
   // ORs raw words (e.g. from KVM_GET_DIRTY_LOG) into this bitmap at bit `first_bit` (multiple of 64).
   void OrWords(uint64_t first_bit, const uint64_t* src, size_t nwords);
   uint64_t Count() const;
+  // Clears every bit that is set in `other` (same size).
+  void AndNot(const DirtyBitmap& other);
   // Raw word `i` (bits i*64 .. i*64+63), for callers that walk regions.
   uint64_t Word(size_t i) const { return words_[i].load(std::memory_order_acquire); }
 

@@ -23,7 +23,9 @@ Result<MappedPages> FaultyBackend::MapPages(std::span<const uint64_t> pfns, Acce
 Status FaultyBackend::FetchDirty(DirtyBitmap& out) {
   uint64_t n = Hook("FetchDirty", fetches_);
   if (n == faults_.fail_fetch_dirty_at) return Injected("FetchDirty", n);
-  return inner_->FetchDirty(out);
+  XM_TRY(inner_->FetchDirty(out));
+  if (faults_.drop_dirty_pfn < out.size()) out.Clear(faults_.drop_dirty_pfn);
+  return {};
 }
 
 Status FaultyBackend::Pause() {

@@ -31,6 +31,9 @@ struct BackendFaults {
   // caller's thread: a test acts at an exact point (e.g. cancels while the
   // engine is in a given phase). Empty = nothing.
   std::function<void(std::string_view call, uint64_t nth)> before_call;
+  // A dirty log that misses a page: every FetchDirty forgets this pfn was
+  // written (what --verify full's dirty_log_misses must catch).
+  uint64_t drop_dirty_pfn = UINT64_MAX;
 };
 
 class FaultyBackend final : public ForwardingBackend {

@@ -9,7 +9,10 @@
 namespace xm {
 
 FaultyStream::FaultyStream(std::unique_ptr<Stream> inner, StreamFaults faults)
-    : inner_(std::move(inner)), faults_(faults) {}
+    : inner_(std::move(inner)),
+      faults_(faults),
+      close_after_(faults.close_after_bytes),
+      drop_after_(faults.drop_after_bytes) {}
 
 Status FaultyStream::Send(std::span<const iovec> iov) {
   if (faults_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(faults_.delay_ms));
@@ -21,20 +24,26 @@ Status FaultyStream::Send(std::span<const iovec> iov) {
   }
   const uint64_t start = sent_.fetch_add(bytes.size());
   const uint64_t end = start + bytes.size();
+  if (bytes.size() >= 4 && (faults_.close_at_record || faults_.drop_at_record)) {
+    uint32_t type;
+    std::memcpy(&type, bytes.data(), sizeof type);
+    if (type == faults_.close_at_record && close_seen_.fetch_add(1) + 1 == faults_.record_nth) close_after_ = start;
+    if (type == faults_.drop_at_record && drop_seen_.fetch_add(1) + 1 == faults_.record_nth) drop_after_ = start;
+  }
+  const uint64_t close_after = close_after_.load(), drop_after = drop_after_.load();
   if (faults_.corrupt_byte >= start && faults_.corrupt_byte < end)
     bytes[faults_.corrupt_byte - start] ^= std::byte{1};
   uint64_t keep = bytes.size();
   bool close = false;
-  if (faults_.close_after_bytes < end) {
-    keep = faults_.close_after_bytes > start ? faults_.close_after_bytes - start : 0;
+  if (close_after < end) {
+    keep = close_after > start ? close_after - start : 0;
     close = true;
   }
-  if (faults_.drop_after_bytes < end) keep = std::min(keep, faults_.drop_after_bytes > start ? faults_.drop_after_bytes - start : 0);
+  if (drop_after < end) keep = std::min(keep, drop_after > start ? drop_after - start : 0);
   if (keep > 0) XM_TRY(inner_->Send(bytes.data(), keep));
   if (close) {
     inner_->Shutdown();
-    return Error(Code::kIo, "fault injected: stream closed after " + std::to_string(faults_.close_after_bytes) +
-                                " bytes");
+    return Error(Code::kIo, "fault injected: stream closed after " + std::to_string(close_after) + " bytes");
   }
   return {};
 }

@@ -21,6 +21,12 @@ struct StreamFaults {
   uint64_t drop_after_bytes = kNever;   // send this many bytes, then swallow the rest (peer stalls)
   uint64_t corrupt_byte = kNever;       // flip the low bit of the byte at this offset
   int delay_ms = 0;                     // sleep before every send
+  // The same faults placed by record instead of by offset: close (or drop from)
+  // where the `record_nth` record of this type begins (0 = none). Each Send is
+  // one record (WriteRecord), so a fault lands exactly on a phase of the protocol.
+  uint32_t close_at_record = 0;
+  uint32_t drop_at_record = 0;
+  uint32_t record_nth = 1;
 };
 
 class FaultyStream final : public Stream {
@@ -42,6 +48,9 @@ class FaultyStream final : public Stream {
   std::unique_ptr<Stream> inner_;
   const StreamFaults faults_;
   std::atomic<uint64_t> sent_{0};  // bytes offered to Send so far
+  // The offsets in effect: faults_' own, or where a chosen record began.
+  std::atomic<uint64_t> close_after_, drop_after_;
+  std::atomic<uint32_t> close_seen_{0}, drop_seen_{0};
 };
 
 }  // namespace xm

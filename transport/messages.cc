@@ -183,6 +183,44 @@ Result<uint32_t> DecodeRoundAck(std::span<const uint8_t> body) {
   return round;
 }
 
+std::vector<uint8_t> EncodeResume(const Resume& m) {
+  WireWriter w;
+  w.Put(m.session_id);
+  w.Put(m.round);
+  return w.Take();
+}
+
+Result<Resume> DecodeResume(std::span<const uint8_t> body) {
+  WireReader r(body);
+  Resume m;
+  if (!r.Get(m.session_id) || !r.Get(m.round) || !r.empty())
+    return Malformed("RESUME", "length " + std::to_string(body.size()));
+  return m;
+}
+
+std::vector<uint8_t> EncodeResumeState(const ResumeState& m) {
+  WireWriter w;
+  w.Put(m.acked_round);
+  w.Put(m.page_count);
+  for (uint64_t word : m.applied) w.Put(word);
+  return w.Take();
+}
+
+Result<ResumeState> DecodeResumeState(std::span<const uint8_t> body) {
+  WireReader r(body);
+  ResumeState m;
+  if (!r.Get(m.acked_round) || !r.Get(m.page_count)) return Malformed("RESUME_STATE", "too short");
+  const uint64_t words = m.page_count / 64 + (m.page_count % 64 != 0);
+  if (r.remaining() % 8 != 0 || r.remaining() / 8 != words)
+    return Malformed("RESUME_STATE", "bitmap of " + std::to_string(r.remaining()) + " bytes for " +
+                                         std::to_string(m.page_count) + " pages");
+  m.applied.resize(words);
+  for (auto& word : m.applied) r.Get(word);
+  if (m.page_count % 64 != 0 && (m.applied.back() >> (m.page_count % 64)) != 0)
+    return Malformed("RESUME_STATE", "bits set beyond page_count");
+  return m;
+}
+
 std::vector<uint8_t> EncodeVcpuState(const VcpuState& m) {
   WireWriter w;
   w.PutString(m.format);

@@ -13,7 +13,7 @@
 
 namespace xm {
 
-constexpr uint16_t kProtocolVersion = 2;
+constexpr uint16_t kProtocolVersion = 3;
 constexpr uint32_t kMaxStreams = 16;
 
 enum class Role : uint32_t { kSource = 1, kDestination = 2 };
@@ -77,6 +77,26 @@ Result<RoundEnd> DecodeRoundEnd(std::span<const uint8_t> body);
 // The destination has applied round `round` in full (ROUND_ACK).
 std::vector<uint8_t> EncodeRoundAck(uint32_t round);
 Result<uint32_t> DecodeRoundAck(std::span<const uint8_t> body);
+
+// Source, on a new connection after a break: continue session `session_id`,
+// which was in round `round` (RESUME, PROTOCOL.md §5a).
+struct Resume {
+  uint64_t session_id = 0;
+  uint32_t round = 0;
+};
+std::vector<uint8_t> EncodeResume(const Resume& m);
+Result<Resume> DecodeResume(std::span<const uint8_t> body);
+
+// Destination's answer: the last round it acknowledged, and which pfns of the
+// rounds after that one it has applied (RESUME_STATE).
+struct ResumeState {
+  static constexpr uint32_t kNoRound = UINT32_MAX;
+  uint32_t acked_round = kNoRound;
+  uint64_t page_count = 0;
+  std::vector<uint64_t> applied;  // bitmap words, ceil(page_count / 64)
+};
+std::vector<uint8_t> EncodeResumeState(const ResumeState& m);
+Result<ResumeState> DecodeResumeState(std::span<const uint8_t> body);
 
 struct VcpuState {
   std::string format;

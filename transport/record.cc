@@ -31,11 +31,13 @@ std::string_view RecordName(uint32_t t) {
     case RecordType::kStats: return "STATS";
     case RecordType::kJoin: return "JOIN";
     case RecordType::kRoundAck: return "ROUND_ACK";
+    case RecordType::kResume: return "RESUME";
+    case RecordType::kResumeState: return "RESUME_STATE";
   }
   return "UNKNOWN";
 }
 
-static bool KnownType(uint32_t t) { return t >= 1 && t <= static_cast<uint32_t>(RecordType::kRoundAck); }
+static bool KnownType(uint32_t t) { return t >= 1 && t <= static_cast<uint32_t>(RecordType::kResumeState); }
 
 uint64_t HashedBodyBytes(uint32_t type, uint64_t length, std::span<const uint8_t> head) {
   // PAGES payloads are covered by their page hashes (PROTOCOL.md §2).

@@ -31,6 +31,8 @@ enum class RecordType : uint32_t {
   kStats = 14,
   kJoin = 15,
   kRoundAck = 16,
+  kResume = 17,
+  kResumeState = 18,
 };
 std::string_view RecordName(RecordType t);
 std::string_view RecordName(uint32_t t);

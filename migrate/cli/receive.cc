@@ -22,6 +22,8 @@ struct ReceiveArgs {
   int ready_fd = -1;
   int accept_timeout_s = 0;
   int io_timeout_s = 60;
+  int handoff_timeout_s = 60;
+  int resume_window_s = 60;
   int linger_ms = 0;
   int selfcheck_wait_s = 0;
   std::string dump_memory;
@@ -66,6 +68,8 @@ int RunReceive(ReceiveArgs& a) {
   o.transport = *transport;
   o.accept_timeout_ms = a.accept_timeout_s * 1000;
   o.io_timeout_ms = a.io_timeout_s * 1000;
+  o.go_timeout_ms = a.handoff_timeout_s * 1000;
+  o.resume_window_ms = a.resume_window_s * 1000;
   o.linger_ms = a.linger_ms;
   o.selfcheck_wait_ms = a.selfcheck_wait_s * 1000;
   o.dump_memory = a.dump_memory;
@@ -130,7 +134,17 @@ void AddReceive(CLI::App& app, Runner& run) {
       ->capture_default_str();
   AddBackendOptions(*cmd, a->common);
   cmd->add_option("--accept-timeout", a->accept_timeout_s, "Seconds to wait for a source (0 = forever)");
-  cmd->add_option("--io-timeout", a->io_timeout_s, "Seconds without progress before giving up")->capture_default_str();
+  cmd->add_option("--io-timeout", a->io_timeout_s, "Seconds without progress before giving up")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  cmd->add_option("--handoff-timeout", a->handoff_timeout_s, "Seconds to wait for GO once READY is sent")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  cmd->add_option("--resume-window", a->resume_window_s,
+                  "Seconds to hold the partial guest after the connection breaks, for the source to reconnect "
+                  "(0 = discard at once)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
   cmd->add_option("--run-after", a->linger_ms,
                   "Milliseconds to keep the resumed guest running here before exiting (sim/kvm guests live in "
                   "this process)");

@@ -23,6 +23,8 @@ struct SendArgs {
   std::string verify = "incremental";
   std::string dump_at_pause;
   int io_timeout_s = 60;
+  int handoff_timeout_s = 120;
+  uint32_t reconnect = 3;
   uint32_t streams = 1;
   uint32_t workers = 0;
   std::string delta_cache = "256M";
@@ -53,6 +55,8 @@ int RunSend(SendArgs& a) {
   o.verify = a.verify == "full" ? VerifyMode::kFull : VerifyMode::kIncremental;
   o.dump_at_pause = a.dump_at_pause;
   o.io_timeout_ms = a.io_timeout_s * 1000;
+  o.handoff_timeout_ms = a.handoff_timeout_s * 1000;
+  o.reconnect = a.reconnect;
   o.progress = MakeProgress(a.common.progress, "send");
   o.streams = a.streams;
   o.transport = *transport;
@@ -122,7 +126,21 @@ void AddSend(CLI::App& app, Runner& run) {
                   "(proves the dirty log, costs downtime)")
       ->check(CLI::IsMember({"incremental", "full"}))
       ->capture_default_str();
-  cmd->add_option("--io-timeout", a->io_timeout_s, "Seconds without progress before giving up")->capture_default_str();
+  cmd->add_option("--io-timeout", a->io_timeout_s,
+                  "Seconds without progress before giving up (each wait on the network, and each reconnect's attempts "
+                  "together)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  cmd->add_option("--handoff-timeout", a->handoff_timeout_s,
+                  "Seconds the destination may take to apply a round (plus 1 s per 20 MiB of it), to answer READY "
+                  "and DONE")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+  cmd->add_option("--reconnect", a->reconnect,
+                  "Attempts to reconnect and resume after a connection breaks before the vCPU state is sent (0 = "
+                  "fail at once)")
+      ->check(CLI::Range(0u, 100u))
+      ->capture_default_str();
   cmd->add_option("--dump-at-pause", a->dump_at_pause, "Testing: write guest memory to FILE while paused")
       ->group("Testing");
   cmd->callback([&run, a] { run = [a] { return RunSend(*a); }; });

@@ -8,12 +8,14 @@
 namespace xm {
 namespace {
 
+constexpr std::string_view kPeerAborted = "peer aborted: ";
+
 // An ABORT record as the peer's reason, or OK for any other record.
 Status AbortedByPeer(const Record& rec, std::string_view phase) {
   if (rec.type != RecordType::kAbort) return {};
   auto a = DecodeAbort(rec.body);
   if (!a.ok()) return std::move(a).With(phase).status();
-  return Status(a->code == Code::kOk ? Code::kAborted : a->code, "peer aborted: " + a->reason).With(phase);
+  return Status(a->code == Code::kOk ? Code::kAborted : a->code, std::string(kPeerAborted) + a->reason).With(phase);
 }
 
 }  // namespace
@@ -42,6 +44,16 @@ Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view ph
                                        std::string(RecordName(rec.type)))
         .With(phase);
   return {};
+}
+
+bool LinkFailed(const Status& st) {
+  const std::string& m = st.message();
+  if (m.find(kPeerAborted) != std::string::npos) return false;  // the peer spoke: it is there
+  if (st.code() == Code::kIo || st.code() == Code::kTimeout) return true;
+  // A stream shut down under a blocked reader or writer, or a record cut short.
+  const bool closed = m.find("connection closed") != std::string::npos;
+  return (st.code() == Code::kAborted && (closed || m.find("shut down") != std::string::npos)) ||
+         (st.code() == Code::kProtocol && closed);
 }
 
 void SendAbort(Stream& s, const Status& why) {

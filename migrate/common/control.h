@@ -20,6 +20,11 @@ Status ReadControl(Stream& s, Record& rec, std::string_view phase, uint64_t max_
 Status ExpectHello(Stream& s, Record& rec, std::string_view phase, uint64_t max_body);
 Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view phase,
                     uint64_t max_body = kMaxRecordBody);
+// Whether `st`, from reading or writing a stream, says the connection itself
+// failed (reset, closed between or inside records, silent past its timeout)
+// rather than the peer saying or sending something wrong (an ABORT, a corrupt or
+// unexpected record): only the former is worth a reconnect.
+bool LinkFailed(const Status& st);
 // Tells the peer why we stop; errors sending it are ignored (the peer may be gone).
 void SendAbort(Stream& s, const Status& why);
 // After `failed` (a write the peer refused, a closed connection), the peer's

@@ -41,12 +41,20 @@ Digest128 MemoryDigest(const GuestShape& shape, const std::vector<uint64_t>& pag
   return d;
 }
 
-Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why) {
-  return ForEachPage(backend, [&](uint64_t pfn, const std::byte* page) -> Status {
+Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why,
+                   uint64_t* differing) {
+  // Every page is walked, not only up to the first difference: how many pages
+  // differ is the audit's figure (the report's dirty_log_misses).
+  uint64_t count = 0, first = 0;
+  XM_TRY(ForEachPage(backend, [&](uint64_t pfn, const std::byte* page) -> Status {
     uint64_t h = IsZeroPage(page) ? ZeroPageHash() : PageHash(page);
-    if (h != page_hashes[pfn]) return Error(Code::kIntegrity, "pfn " + std::to_string(pfn) + " " + std::string(why));
+    if (h != page_hashes[pfn] && count++ == 0) first = pfn;
     return {};
-  });
+  }));
+  if (differing) *differing = count;
+  if (count == 0) return {};
+  return Error(Code::kIntegrity, "pfn " + std::to_string(first) + " " + std::string(why) +
+                                     (count > 1 ? " (" + std::to_string(count) + " pages in all)" : ""));
 }
 
 Status DumpMemory(Backend& backend, const std::string& path) {

@@ -23,8 +23,10 @@ Status ForEachPage(Backend& backend, const std::function<Status(uint64_t pfn, co
 Digest128 MemoryDigest(const GuestShape& shape, const std::vector<uint64_t>& page_hashes);
 
 // Rehashes every populated page and compares it with `page_hashes`; kIntegrity
-// naming the first pfn that differs, with `why` saying what that means.
-Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why);
+// naming the first pfn that differs (and how many do), with `why` saying what
+// that means. `*differing`, when given, receives the count (0 on success).
+Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why,
+                   uint64_t* differing = nullptr);
 
 // Writes every populated page to `path` at its pfn's offset (test hook).
 Status DumpMemory(Backend& backend, const std::string& path);

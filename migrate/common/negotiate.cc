@@ -61,7 +61,7 @@ Hello SourceHello(const NegotiateOptions& o) {
   h.role = Role::kSource;
   h.features = o.features;
   h.nonce = RandomNonce();
-  h.session_id = RandomU64();
+  h.session_id = o.resume_session ? o.resume_session : RandomU64();
   h.streams = std::clamp<uint32_t>(o.streams, 1, kMaxStreams);
   h.auth = o.key.empty() ? AuthMode::kNone : AuthMode::kHmacSha256;
   return h;
@@ -147,10 +147,25 @@ Status Authenticate(Stream& control, const NegotiateOptions& o, const Session& s
   return send();
 }
 
-// SHAPE + CPU_POLICY from the source, ACCEPT (or ABORT) from the destination.
-Status AgreeOnGuest(Stream& control, const NegotiateOptions& o, const OfferFn& offer, const AdmitFn& admit) {
+// RESUME from the source, RESUME_STATE (or ABORT) from the destination.
+Status AgreeOnResume(Stream& control, const NegotiateOptions& o, Session& s) {
+  Record rec;
+  XM_TRY_CTX(WriteRecord(control, RecordType::kResume, EncodeResume(Resume{o.resume_session, o.resume_round})),
+             "resume");
+  XM_TRY(ExpectRecord(control, rec, RecordType::kResumeState, "resume"));
+  auto state = DecodeResumeState(rec.body);
+  if (!state.ok()) return std::move(state).With("resume").status();
+  s.resumed = std::move(state).value();
+  return {};
+}
+
+// SHAPE + CPU_POLICY from the source, ACCEPT (or ABORT) from the destination;
+// or, after a break, RESUME and RESUME_STATE.
+Status AgreeOnGuest(Stream& control, const NegotiateOptions& o, const OfferFn& offer, const AdmitFn& admit,
+                    Session& s) {
   Record rec;
   if (o.role == Role::kSource) {
+    if (o.resume_session) return AgreeOnResume(control, o, s);
     auto terms = offer();
     if (!terms.ok()) return std::move(terms).status();
     XM_TRY_CTX(WriteRecord(control, RecordType::kShape, EncodeShape(terms->first)), "handshake");
@@ -158,7 +173,22 @@ Status AgreeOnGuest(Stream& control, const NegotiateOptions& o, const OfferFn& o
     XM_TRY(ExpectRecord(control, rec, RecordType::kAccept, "destination check"));
     return ExpectEmpty("ACCEPT", rec.body);
   }
-  XM_TRY(ExpectRecord(control, rec, RecordType::kShape, "handshake"));
+  XM_TRY(ReadControl(control, rec, "handshake"));
+  if (rec.type == RecordType::kResume) {
+    auto r = DecodeResume(rec.body);
+    if (!r.ok()) return Refuse(control, r.status(), "resume");
+    if (!o.held_session || r->session_id != o.held_session || s.id() != o.held_session)
+      return Refuse(control, Status(Code::kProtocol, "no migration to resume here for that session"), "resume");
+    return WriteRecord(control, RecordType::kResumeState, EncodeResumeState(o.resume_state())).With("resume");
+  }
+  if (o.held_session)
+    return Refuse(control,
+                  Status(Code::kAborted, "this receiver holds a partial guest for its source to reconnect; "
+                                         "it takes no other migration"),
+                  "handshake");
+  if (rec.type != RecordType::kShape)
+    return Refuse(control, Status(Code::kProtocol, "expected SHAPE, got " + std::string(RecordName(rec.type))),
+                  "handshake");
   auto shape = DecodeShape(rec.body);
   if (!shape.ok()) return std::move(shape).With("handshake").status();
   XM_TRY(ExpectRecord(control, rec, RecordType::kCpuPolicy, "handshake"));
@@ -183,7 +213,7 @@ Result<Session> Negotiate(Stream& control, const NegotiateOptions& o, const Offe
     XM_TRY(Authenticate(control, o, s));
     s.authenticated = true;
   }
-  XM_TRY(AgreeOnGuest(control, o, offer, admit));
+  XM_TRY(AgreeOnGuest(control, o, offer, admit, s));
   return s;
 }
 

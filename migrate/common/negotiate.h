@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,14 @@ struct NegotiateOptions {
   // answers at once; anything else is named within seconds), then io_timeout_ms again.
   int hello_timeout_ms = 0;  // 0 = the stream's timeout as it is
   int io_timeout_ms = 0;
+  // Resuming after a break (PROTOCOL.md §5a). Source: continue this session,
+  // which is in `resume_round`: its HELLO reuses the id and RESUME replaces
+  // SHAPE and CPU_POLICY. Destination: while it holds the partial guest of
+  // `held_session` it accepts only a RESUME of it, answered by `resume_state`.
+  uint64_t resume_session = 0;
+  uint32_t resume_round = 0;
+  uint64_t held_session = 0;
+  std::function<ResumeState()> resume_state;
 };
 
 // Source: the guest it offers. Called once the peer is authenticated, so a
@@ -51,6 +60,7 @@ struct Session {
   uint32_t streams = 1;       // agreed: the destination's answer
   uint64_t features = 0;      // agreed: the AND of both ends
   bool authenticated = false;
+  std::optional<ResumeState> resumed;  // source, after a RESUME: what the destination holds
 
   uint64_t id() const { return source.session_id; }
   // The MAC that proves data stream `index` belongs to this session (JOIN).

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -64,6 +65,12 @@ class BatchBuilder {
   std::span<const iovec> Body();
   size_t body_bytes() const { return descs_.size() + payload_used_; }
   size_t payload_bytes() const { return payload_used_; }
+  // Descriptor i (0 <= i < count()).
+  PageDesc desc(uint32_t i) const {
+    PageDesc d;
+    std::memcpy(&d, descs_.data() + sizeof(PagesHeader) + size_t{i} * sizeof d, sizeof d);
+    return d;
+  }
 
   // Tags for the pipeline.
   uint32_t stream = 0;

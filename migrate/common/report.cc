@@ -63,6 +63,14 @@ nlohmann::json MigrationReport::ToJson() const {
   if (peer) j["peer"] = *peer;
   if (!cancelled_phase.empty()) j["cancelled_phase"] = cancelled_phase;
   if (cancelled_round) j["cancelled_round"] = *cancelled_round;
+  if (!phase.empty()) j["phase"] = phase;
+  if (!last_record.empty()) j["last_record"] = last_record;
+  j["reconnects"] = reconnects;
+  j["bytes_resent"] = bytes_resent;
+  nlohmann::json bs = nlohmann::json::array();
+  for (const auto& b : breaks) bs.push_back({{"phase", b.phase}, {"at_ms", b.at_ms}, {"error", b.error}});
+  j["breaks"] = bs;
+  if (dirty_log_misses) j["dirty_log_misses"] = *dirty_log_misses;
   return j;
 }
 
@@ -101,6 +109,13 @@ std::string MigrationReport::Summary() const {
                 static_cast<unsigned long long>(pages.duplicate), static_cast<unsigned long long>(pages.delta),
                 static_cast<unsigned long long>(pages.lz4), static_cast<unsigned long long>(pages.raw));
   s += line;
+  if (!breaks.empty()) {
+    std::snprintf(line, sizeof line, " %zu connection break(s), %u reconnect(s), %s sent again\n", breaks.size(),
+                  reconnects, FormatBytes(bytes_resent).c_str());
+    s += line;
+    for (const auto& b : breaks) s += "   in " + b.phase + " at " + std::to_string(static_cast<long long>(b.at_ms)) +
+                                      " ms: " + b.error + "\n";
+  }
   return s;
 }
 

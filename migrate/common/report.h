@@ -45,6 +45,13 @@ struct DowntimeParts {
   double go_to_running_ms = 0;  // destination: GO read until the guest runs (source: the destination's)
 };
 
+// One broken connection the migration survived (or tried to): when, where, why.
+struct BreakReport {
+  std::string phase;   // "round 3", "final round 7", ...
+  double at_ms = 0;    // since the migration started
+  std::string error;   // what the break looked like from this end
+};
+
 struct MigrationReport {
   std::string role = "source";  // "source" | "destination"
   std::string result = "failed";  // "completed" | "cancelled" | "aborted" | "failed"
@@ -86,6 +93,15 @@ struct MigrationReport {
   // (ours, or the peer's ABORT `cancelled`) where it landed (`round`: the
   // round in flight, in precopy and the final round).
   void SetFailure(const Status& st, const std::string& phase, std::optional<uint32_t> round);
+  // Where the migration was when it ended (the phase names of PROTOCOL.md §6:
+  // handshake, round N, final round N, state, READY, GO, DONE, ...) and the last
+  // record this end read from its peer: a timeout's report says what it waited for.
+  std::string phase;
+  std::string last_record;
+  uint32_t reconnects = 0;       // connections re-established after a break
+  uint64_t bytes_resent = 0;     // page bytes sent again because a break lost them
+  std::vector<BreakReport> breaks;
+  std::optional<uint64_t> dirty_log_misses;  // --verify full: pages changed at pause but never reported dirty
 
   nlohmann::json ToJson() const;
   // A few lines for a terminal.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "migrate/common/clock.h"
+#include "migrate/common/control.h"
 
 namespace xm {
 
@@ -43,6 +44,7 @@ void ReceiveLanes::ReadLoop(uint32_t lane) {
   Lane& l = *lanes_[lane];
   for (;;) {
     Status st = ReadRecord(*l.stream, l.rec);
+    const bool link = !st.ok() && LinkFailed(st);
     if (st.ok() && l.rec.type != RecordType::kPages)
       st = Error(Code::kProtocol, "unexpected " + std::string(RecordName(l.rec.type)) + " on a data stream");
     if (st.ok()) st = Apply(lane, l.rec.body);
@@ -53,6 +55,7 @@ void ReceiveLanes::ReadLoop(uint32_t lane) {
     std::lock_guard lock(mu_);
     if (!stopping_.load() && error_.ok()) {
       error_ = std::move(st).With("stream " + std::to_string(lane));
+      link_failed_ = link;
       control_.Shutdown();  // the session thread may be blocked reading: end the migration now
     }
     cv_.notify_all();
@@ -89,11 +92,17 @@ Status ReceiveLanes::error() {
   return error_;
 }
 
+bool ReceiveLanes::link_failed() {
+  std::lock_guard lock(mu_);
+  return link_failed_;
+}
+
 Status ReceiveLanes::CheckFinal(const std::vector<uint64_t>& final_batches) const {
   for (size_t i = 0; i < lanes_.size(); ++i)
     if (i >= final_batches.size() || lanes_[i]->batches.load() != final_batches[i])
-      return Error(Code::kProtocol,
-                   "COMMIT: stream " + std::to_string(i) + " carried batches the last ROUND_END did not count");
+      return Error(Code::kProtocol, "COMMIT: stream " + std::to_string(i) + " carried " +
+                                        std::to_string(lanes_[i]->batches.load()) + " batches, the last ROUND_END counted " +
+                                        (i < final_batches.size() ? std::to_string(final_batches[i]) : "none"));
   return {};
 }
 

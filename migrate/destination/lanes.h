@@ -55,6 +55,9 @@ class ReceiveLanes {
   void Stop();
   // The first reader's error, with its stream named; ok while none failed.
   Status error();
+  // Whether that error was the data stream's connection failing (LinkFailed),
+  // not a page the applier refused.
+  bool link_failed();
   // COMMIT: every stream carried exactly the batches the last ROUND_END counted.
   // REQUIRES: Stop() was called.
   Status CheckFinal(const std::vector<uint64_t>& final_batches) const;
@@ -85,6 +88,7 @@ class ReceiveLanes {
   std::mutex mu_;
   std::condition_variable cv_;
   Status error_;
+  bool link_failed_ = false;
   std::shared_mutex apply_mu_;  // shared: applying pages; exclusive: HoldApply
 };
 

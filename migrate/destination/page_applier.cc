@@ -87,6 +87,13 @@ Status PageApplier::CheckComplete() const {
   return {};
 }
 
+std::vector<uint64_t> PageApplier::AppliedAfter(uint32_t acked) const {
+  std::vector<uint64_t> words((round_.size() + 63) / 64, 0);
+  for (uint64_t p = 0; p < round_.size(); ++p)
+    if (round_[p] != kNoRound && (acked == kNoRound || round_[p] > acked)) words[p / 64] |= uint64_t{1} << (p % 64);
+  return words;
+}
+
 Digest128 PageApplier::Digest() const { return MemoryDigest(guest_.shape(), hash_); }
 
 }  // namespace xm

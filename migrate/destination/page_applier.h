@@ -32,6 +32,9 @@ class PageApplier {
 
   // kProtocol naming the first populated pfn that never arrived.
   Status CheckComplete() const;
+  // Bitmap words (one bit per pfn) of the pfns whose version came from a round
+  // after `acked` (UINT32_MAX: any round): what RESUME_STATE reports.
+  std::vector<uint64_t> AppliedAfter(uint32_t acked) const;
   // The COMMIT digest over the page hashes held.
   Digest128 Digest() const;
   // The hash of every pfn's version held (0 where none), for --verify full.

@@ -38,6 +38,12 @@ class Receiver::Impl {
   Status Admit(const Shape& shape, const CpuPolicy& policy);
   Status AcceptDataStreams(Acceptor& acceptor);
   Status Rounds(Commit& commit, VcpuState& vcpu);
+  // After a break in Rounds: keeps the partial guest and waits up to the resume
+  // window for the same source to reconnect and RESUME.
+  Status AwaitResume(Acceptor& acceptor, const Status& why);
+  ResumeState HeldState() const;
+  uint64_t BytesReceived() const { return retired_bytes_ + (lanes_ ? lanes_->bytes() : 0); }
+  void Phase(std::string p) { report_.phase = std::move(p); }
   Status Handoff(const Commit& commit, const VcpuState& vcpu);
   void EnterPhase(const std::string& phase, nlohmann::json fields = nlohmann::json::object()) {
     progress_.Phase(phase, std::move(fields));
@@ -65,7 +71,18 @@ class Receiver::Impl {
   std::vector<Clock::time_point> ack_at_;
   Clock::time_point commit_at_ = Clock::now();
   uint64_t rss_at_start_ = ResidentBytes();
+  // Rounds() state, kept across a reconnect.
+  uint32_t round_ = 0;
+  uint32_t acked_round_ = ResumeState::kNoRound;
+  bool have_vcpu_ = false;
+  bool link_broke_ = false;  // the last Rounds() failed because a connection did
+  uint64_t bytes_at_round_start_ = 0;
+  Clock::time_point round_start_ = Clock::now();
+  // What lanes retired by a reconnect carried.
+  EncodeCounts retired_counts_;
+  uint64_t retired_bytes_ = 0;
   GuestProgress at_resume_;  // the guest's own view just before it first runs here
+  Clock::time_point start_ = Clock::now();
 };
 
 Receiver::Receiver(ReceiverOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
@@ -137,7 +154,7 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
 Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
   const uint32_t n = session_.streams;
   report_.streams = n;
-  applier_ = std::make_unique<PageApplier>(*guest_, n);
+  if (!applier_) applier_ = std::make_unique<PageApplier>(*guest_, n);  // a resumed session keeps its pages
   lanes_ = std::make_unique<ReceiveLanes>(*control_, *applier_, n, opts_.io_timeout_ms);
   for (uint32_t joined = 1; joined < n; ++joined) {
     std::string why;
@@ -159,32 +176,36 @@ Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
 }
 
 Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
-  bool have_vcpu = false;
-  uint32_t round = 0;
-  uint64_t bytes_at_round_start = 0;
-  auto round_start = Clock::now();
+  link_broke_ = false;
   for (;;) {
-    XM_TRY(ReadControl(*control_, rec_, "round " + std::to_string(round)));
+    Phase(have_vcpu_ ? "state" : "round " + std::to_string(round_));
+    Status st = ReadControl(*control_, rec_, "round " + std::to_string(round_));
+    if (!st.ok()) {
+      link_broke_ = LinkFailed(st);
+      return st;
+    }
     Record& rec = rec_;
+    report_.last_record = std::string(RecordName(rec.type));
     switch (rec.type) {
       case RecordType::kPages: {
-        if (have_vcpu) return Error(Code::kProtocol, "PAGES after VCPU_STATE");
+        if (have_vcpu_) return Error(Code::kProtocol, "PAGES after VCPU_STATE");
         XM_TRY(lanes_->ApplyControlPages(rec.body));
         break;
       }
       case RecordType::kRoundEnd: {
         auto re = DecodeRoundEnd(rec.body);
         if (!re.ok()) return std::move(re).status();
+        report_.last_record = "ROUND_END " + std::to_string(re->round);
         XM_TRY(lanes_->WaitForBatches(re->batches_per_stream, "ROUND_END " + std::to_string(re->round)));
         final_batches_ = re->batches_per_stream;
-        const uint64_t bytes = lanes_->bytes();
+        const uint64_t bytes = BytesReceived();
         RoundReport rr;
         rr.round = re->round;
         rr.pages_sent = re->pages;
-        rr.bytes_wire = bytes - bytes_at_round_start;
-        rr.ms = MsSince(round_start);
+        rr.bytes_wire = bytes - bytes_at_round_start_;
+        rr.ms = MsSince(round_start_);
         report_.rounds.push_back(rr);
-        bytes_at_round_start = bytes;
+        bytes_at_round_start_ = bytes;
         progress_.Emit("round", {{"iteration", rr.round}, {"pages", rr.pages_sent}, {"bytes", rr.bytes_wire},
                                  {"transferred", bytes}, {"total", report_.memory_bytes}, {"ms", rr.ms}});
         spdlog::debug("receive: round {} applied: {} pages, {} bytes in {:.1f} ms", rr.round, rr.pages_sent,
@@ -196,23 +217,27 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         }
         // A cancel stops here rather than acking a round the source would build on.
         if (opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
-        XM_TRY_CTX(WriteRecord(*control_, RecordType::kRoundAck, EncodeRoundAck(re->round)),
-                   "round " + std::to_string(re->round));
-        round = re->round + 1;
-        if (opts_.cancel) opts_.cancel->SetPhase("precopy", round);
-        round_start = Clock::now();
-        ack_at_.push_back(round_start);
+        acked_round_ = re->round;  // applied: a resumed source must not send it again, ack or no ack
+        st = WriteRecord(*control_, RecordType::kRoundAck, EncodeRoundAck(re->round));
+        if (!st.ok()) {
+          link_broke_ = LinkFailed(st);
+          return std::move(st).With("round " + std::to_string(re->round));
+        }
+        round_ = re->round + 1;
+        if (opts_.cancel) opts_.cancel->SetPhase("precopy", round_);
+        round_start_ = Clock::now();
+        ack_at_.push_back(round_start_);
         break;
       }
       case RecordType::kVcpuState: {
         auto v = DecodeVcpuState(rec.body);
         if (!v.ok()) return std::move(v).status();
         vcpu = std::move(v).value();
-        have_vcpu = true;
+        have_vcpu_ = true;
         break;
       }
       case RecordType::kCommit: {
-        if (!have_vcpu) return Error(Code::kProtocol, "COMMIT before VCPU_STATE");
+        if (!have_vcpu_) return Error(Code::kProtocol, "COMMIT before VCPU_STATE");
         auto c = DecodeCommit(rec.body);
         if (!c.ok()) return std::move(c).status();
         commit = *c;
@@ -226,12 +251,87 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
   }
 }
 
+ResumeState Receiver::Impl::HeldState() const {
+  ResumeState rs;
+  rs.acked_round = acked_round_;
+  rs.page_count = guest_->shape().page_count;
+  rs.applied = applier_->AppliedAfter(acked_round_);
+  return rs;
+}
+
+Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
+  const std::string phase = report_.phase;
+  report_.breaks.push_back({phase, MsSince(start_), why.message()});
+  progress_.Emit("break", {{"phase", phase}, {"error", why.message()}});
+  spdlog::warn("receive: connection broke in {}: {}; holding the partial guest up to {} s for the source to reconnect",
+               phase, why.message(), opts_.resume_window_ms / 1000.0);
+  // Retire the broken session's streams; the guest and the applier stay.
+  lanes_->Stop();
+  retired_counts_ += lanes_->counts();
+  retired_bytes_ += lanes_->bytes();
+  lanes_.reset();
+  // The new streams count batches from zero, as the source's do; a round whose
+  // ROUND_END was handled had every batch applied on the retired lanes.
+  final_batches_.assign(session_.streams, 0);
+  control_ = nullptr;
+  control_stream_.reset();
+  Phase("resume wait");
+  const auto deadline = Clock::now() + std::chrono::milliseconds(opts_.resume_window_ms);
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) break;
+    std::string note;
+    auto s = acceptor.Accept(static_cast<int>(left), &note);
+    if (!s.ok()) {
+      if (s.status().code() == Code::kTimeout) break;
+      return std::move(s).With("waiting for the source to reconnect").status();
+    }
+    control_stream_ = std::move(s).value();
+    control_ = control_stream_.get();
+    control_->SetTimeoutMs(opts_.io_timeout_ms);
+    NegotiateOptions no;
+    no.role = Role::kDestination;
+    no.key = opts_.key;
+    no.streams = opts_.max_streams;
+    no.held_session = session_.id();
+    no.resume_state = [this] { return HeldState(); };
+    auto resumed = Negotiate(*control_, no, nullptr, nullptr);
+    if (!resumed.ok()) {
+      // A stranger, a wrong key or another source: refused (it was told why); keep waiting.
+      spdlog::warn("receive: while holding the guest: {}", resumed.status().message());
+      control_ = nullptr;
+      control_stream_.reset();
+      continue;
+    }
+    if (resumed->streams != session_.streams) {
+      SendAbort(*control_, Status(Code::kProtocol, "resume: the session had " + std::to_string(session_.streams) +
+                                                       " streams, not " + std::to_string(resumed->streams)));
+      control_ = nullptr;
+      control_stream_.reset();
+      continue;
+    }
+    session_ = std::move(resumed).value();
+    report_.last_record = "RESUME";
+    XM_TRY(AcceptDataStreams(acceptor));
+    ++report_.reconnects;
+    progress_.Emit("reconnected", {{"phase", phase}});
+    spdlog::info("receive: source reconnected; resuming {} (acknowledged round {})", phase,
+                 acked_round_ == ResumeState::kNoRound ? std::string("none") : std::to_string(acked_round_));
+    return {};
+  }
+  return Error(Code::kTimeout, "connection broke in " + phase + " (" + why.message() +
+                                   ") and no source reconnected within the resume window (" +
+                                   std::to_string(opts_.resume_window_ms / 1000) + " s)");
+}
+
 Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   lanes_->Stop();  // the final ROUND_END was waited for: every batch is in
   XM_TRY(lanes_->error());
   XM_TRY(lanes_->CheckFinal(final_batches_));
-  report_.pages = lanes_->counts();
-  report_.bytes_wire += lanes_->bytes();
+  Phase("READY");
+  report_.pages = retired_counts_;
+  report_.pages += lanes_->counts();
+  report_.bytes_wire += BytesReceived();
   // Every populated page must have arrived at least once.
   XM_TRY(applier_->CheckComplete());
   Digest128 mine = applier_->Digest();
@@ -265,10 +365,14 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kReady, EncodeReady({mine})), "handoff");
   auto ready_at = Clock::now();
   Record rec;
+  Phase("GO");
   control_->SetTimeoutMs(opts_.go_timeout_ms);
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO"));
+  Status go = ExpectRecord(*control_, rec, RecordType::kGo, "handoff: waiting for GO");
+  if (go.ok() || rec.type == RecordType::kGo) report_.last_record = "GO";
+  XM_TRY(std::move(go));
   XM_TRY_CTX(ExpectEmpty("GO", rec.body), "handoff");
   const auto go_at = Clock::now();
+  Phase("DONE");
   at_resume_ = guest_->Progress();
   EnterPhase("resume");
   auto unpause_start = Clock::now();
@@ -295,10 +399,11 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   report_.role = "destination";
   (void)ResetPeakResident();
   rss_at_start_ = ResidentBytes();
-  auto start = Clock::now();
+  start_ = Clock::now();
   auto body = [&]() -> Status {
     std::string why;
     EnterPhase("accept");
+    Phase("accept");
     auto s = AcceptSource(acceptor, &why);
     if (!s.ok()) return std::move(s).With("waiting for a source").status();
     control_stream_ = std::move(s).value();
@@ -309,14 +414,29 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
     report_.transport = std::string(control_->kind());
     if (!why.empty()) report_.transport_note = why;
     EnterPhase("handshake", {{"peer", control_->peer()}});
-    start = Clock::now();
+    start_ = Clock::now();
+    Phase("handshake");
     XM_TRY(Handshake());
+    report_.last_record = "CPU_POLICY";
     XM_TRY(AcceptDataStreams(acceptor));
     EnterPhase("precopy");
     if (opts_.cancel) opts_.cancel->SetPhase("precopy", 0);
     Commit commit;
     VcpuState vcpu;
-    XM_TRY(Rounds(commit, vcpu));
+    for (;;) {
+      Status st = Rounds(commit, vcpu);
+      if (st.ok()) break;
+      if (Status data = lanes_->error(); !data.ok()) {
+        st = data;  // the root cause, not the control stream's shutdown
+        link_broke_ = lanes_->link_failed();
+      }
+      // Only a broken connection before VCPU_STATE is worth waiting for: the
+      // source resends nothing the destination acknowledged.
+      // RESUME_STATE's bitmap must fit one record (PROTOCOL.md §5a: 2 TiB guests).
+      const bool fits = guest_->shape().page_count / 8 + 64 <= kMaxRecordBody;
+      if (!link_broke_ || have_vcpu_ || opts_.resume_window_ms <= 0 || !fits) return st;
+      XM_TRY(AwaitResume(acceptor, st));
+    }
     return Handoff(commit, vcpu);
   };
   Status st = body();
@@ -328,13 +448,14 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
         !st.ok() && !data.ok() && st.code() != Code::kCancelled && st.code() != Code::kAborted)
       st = data;
   }
-  report_.total_ms = MsSince(start);
+  report_.total_ms = MsSince(start_);
   if (guest_)
     report_.destination_overhead_bytes =
         OverheadSince(rss_at_start_, guest_->DirectMemory(), guest_->shape().page_count * guest_->shape().page_size);
   if (!st.ok() && !resumed_ && opts_.cancel && opts_.cancel->requested()) st = opts_.cancel->CancelledStatus();
   if (!st.ok() && !resumed_ && control_) st = PeerAbortBehind(*control_, std::move(st), progress_.phase());
   if (!st.ok()) {
+    report_.bytes_wire = BytesReceived();  // what arrived before it failed
     if (control_ && !resumed_) SendAbort(*control_, st);
     if (guest_) {
       guest_->Discard();

@@ -43,6 +43,9 @@ struct ReceiverOptions {
   int accept_timeout_ms = 0;       // 0 = wait for a source forever
   int io_timeout_ms = 60000;
   int go_timeout_ms = 60000;       // READY sent → GO must arrive within this
+  // After a connection breaks before VCPU_STATE, hold the partial guest this
+  // long for the source to reconnect and RESUME (PROTOCOL.md §5a); 0 = never.
+  int resume_window_ms = 60000;
   std::vector<uint8_t> key;
   uint32_t max_streams = kMaxStreams;
   uint64_t max_guest_bytes = 0;    // refuse larger guests (0 = this host's RAM)

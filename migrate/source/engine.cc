@@ -35,10 +35,13 @@ class SourceEngine::Impl {
   MigrationReport Run();
 
  private:
-  Status Connect();
-  Status Handshake();
+  Status Connect(int timeout_ms);
+  Status Handshake(uint64_t resume_session, uint32_t round, int timeout_ms);
   Status OpenDataStreams();
   Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
+  // SendRound, carried over broken connections (--reconnect).
+  Status SendRoundResuming(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
+  Result<ResumeState> Reconnect(uint32_t round, const Status& why);
   Status StopAndCopy(uint32_t round, DirtyBitmap& dirty);
   // Names the phase for progress events and for a cancel that lands in it.
   void EnterPhase(const std::string& phase, nlohmann::json fields = nlohmann::json::object()) {
@@ -49,12 +52,22 @@ class SourceEngine::Impl {
     if (opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
     return {};
   }
+  // Reads the next control record, which must be `want`; remembers it for the report.
+  Status Expect(Record& rec, RecordType want, const std::string& phase);
+  void Phase(std::string p) { report_.phase = std::move(p); }
+  // An event for the progress stream (schema, time and phase added there).
+  void Emit(nlohmann::json event) {
+    const std::string name = event.value("event", "event");
+    event.erase("event");
+    progress_.Emit(name, std::move(event));
+  }
 
   Backend& backend_;
   SourceOptions opts_;
   Policy policy_;
   MigrationReport report_;
   std::unique_ptr<TcpDialer> tcp_;  // when no dialer was given
+  Dialer* dialer_ = nullptr;
   std::unique_ptr<Stream> control_;
   std::vector<std::unique_ptr<Stream>> data_;  // streams 1..n-1
   std::unique_ptr<SendPipeline> pipeline_;
@@ -64,6 +77,7 @@ class SourceEngine::Impl {
   Clock::time_point start_;
   bool paused_ = false;
   bool go_written_ = false;
+  bool link_broke_ = false;  // the last SendRound failed because a connection did
 };
 
 // One round as a progress event (PROGRESS.md "round").
@@ -80,13 +94,15 @@ SourceEngine::SourceEngine(Backend& backend, SourceOptions opts)
 SourceEngine::~SourceEngine() = default;
 MigrationReport SourceEngine::Run() { return impl_->Run(); }
 
-Status SourceEngine::Impl::Connect() {
-  if (!opts_.dialer) {
-    tcp_ = std::make_unique<TcpDialer>(opts_.to, opts_.connect_timeout_ms, opts_.transport);
-    opts_.dialer = tcp_.get();
+Status SourceEngine::Impl::Connect(int timeout_ms) {
+  if (opts_.dialer) {
+    dialer_ = opts_.dialer;
+  } else {
+    tcp_ = std::make_unique<TcpDialer>(opts_.to, timeout_ms, opts_.transport);
+    dialer_ = tcp_.get();
   }
   std::string why;
-  auto s = opts_.dialer->Dial(&why);
+  auto s = dialer_->Dial(&why);
   if (!s.ok() && s.status().message().find("refused") != std::string::npos)
     return Error(Code::kAuth, s.status().message() + ": no xmotion receiver listens at " + opts_.to.ToString());
   if (!s.ok()) return std::move(s).status();
@@ -102,7 +118,7 @@ Status SourceEngine::Impl::Connect() {
 Status SourceEngine::Impl::OpenDataStreams() {
   for (uint32_t i = 1; i < session_.streams; ++i) {
     std::string why;
-    auto s = opts_.dialer->Dial(&why);
+    auto s = dialer_->Dial(&why);
     if (!s.ok()) return std::move(s).With("open stream " + std::to_string(i)).status();
     (*s)->SetTimeoutMs(opts_.io_timeout_ms);
     Join j;
@@ -115,6 +131,10 @@ Status SourceEngine::Impl::OpenDataStreams() {
   report_.streams = session_.streams;
   std::vector<Stream*> all{control_.get()};
   for (auto& d : data_) all.push_back(d.get());
+  if (pipeline_) {
+    pipeline_->Attach(std::move(all));  // after a reconnect: same pipeline state, new streams
+    return {};
+  }
   PipelineOptions po = opts_.pipeline;
   po.cancel = opts_.cancel;
   po.compress = opts_.compress && (session_.features & kFeatureLz4);
@@ -126,30 +146,48 @@ Status SourceEngine::Impl::OpenDataStreams() {
   return {};
 }
 
-Status SourceEngine::Impl::Handshake() {
+Status SourceEngine::Impl::Handshake(uint64_t resume_session, uint32_t round, int timeout_ms) {
   NegotiateOptions no;
   no.role = Role::kSource;
   no.key = opts_.key;
   no.features = (opts_.compress ? kFeatureLz4 : 0) | kFeatureDelta | kFeatureDupRef;
   no.streams = opts_.streams;
   no.peer = opts_.to.ToString();
-  no.hello_timeout_ms = std::min(opts_.io_timeout_ms, kHelloTimeoutMs);
-  no.io_timeout_ms = opts_.io_timeout_ms;
+  no.hello_timeout_ms = std::min(timeout_ms, kHelloTimeoutMs);
+  no.io_timeout_ms = timeout_ms;
+  no.resume_session = resume_session;
+  no.resume_round = round;
   auto offer = [this]() -> Result<std::pair<Shape, CpuPolicy>> {
     auto policy = backend_.GetCpuPolicy();
     if (!policy.ok()) return std::move(policy).With("read guest CPU policy").status();
     return std::pair{Shape{backend_.shape(), std::string(backend_.name())}, std::move(policy).value()};
   };
+  control_->SetTimeoutMs(timeout_ms);
+  const uint32_t streams_before = session_.streams;
   XM_ASSIGN_OR_RETURN(session_, Negotiate(*control_, no, offer, nullptr));
+  control_->SetTimeoutMs(opts_.io_timeout_ms);
+  if (resume_session && session_.streams != streams_before)
+    return Error(Code::kProtocol, "resume: the receiver now accepts " + std::to_string(session_.streams) +
+                                      " streams, the session had " + std::to_string(streams_before));
+  report_.last_record = resume_session ? "RESUME_STATE" : "ACCEPT";
   spdlog::debug("send: session {:016x} with {}: {} streams, features {:#x}, {}", session_.id(), control_->peer(),
                 session_.streams, session_.features, session_.authenticated ? "authenticated" : "no key");
   return {};
 }
 
+Status SourceEngine::Impl::Expect(Record& rec, RecordType want, const std::string& phase) {
+  Status st = ExpectRecord(*control_, rec, want, phase);
+  if (st.ok() || rec.type == want) report_.last_record = std::string(RecordName(rec.type));
+  return st;
+}
+
 Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {
   PipelineRound pr;
   Status st = pipeline_->SendRound(round, pages, pr);
-  if (!st.ok()) return std::move(st).With("round " + std::to_string(round));
+  if (!st.ok()) {
+    link_broke_ = pipeline_->link_failed();
+    return std::move(st).With("round " + std::to_string(round));
+  }
   rr.pages_sent = pr.pages_sent;
   rr.bytes_wire = pr.bytes_wire;
   rr.compression = pr.compression;
@@ -157,7 +195,10 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   RoundEnd re{round, pr.pages_sent, pipeline_->batches_per_stream()};
   auto body = EncodeRoundEnd(re);
   st = WriteRecord(*control_, RecordType::kRoundEnd, body);
-  if (!st.ok()) return std::move(st).With("round " + std::to_string(round));
+  if (!st.ok()) {
+    link_broke_ = LinkFailed(st);
+    return std::move(st).With("round " + std::to_string(round));
+  }
   rr.bytes_wire += body.size() + kRecordHeaderSize;
   report_.bytes_wire += rr.bytes_wire;
   // The round lasts until the destination has applied it (PROTOCOL.md
@@ -170,7 +211,11 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   const uint64_t slack_ms = rr.bytes_wire / ((20u << 20) / 1000);
   control_->SetTimeoutMs(static_cast<int>(std::min<uint64_t>(opts_.handoff_timeout_ms + slack_ms, INT32_MAX)));
   const std::string phase = "round " + std::to_string(round) + ": waiting for the destination to apply it";
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kRoundAck, phase));
+  st = Expect(rec, RecordType::kRoundAck, phase);
+  if (!st.ok()) {
+    link_broke_ = LinkFailed(st);
+    return st;
+  }
   control_->SetTimeoutMs(opts_.io_timeout_ms);
   auto acked = DecodeRoundAck(rec.body);
   if (!acked.ok()) return std::move(acked).With(phase).status();
@@ -179,9 +224,101 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   return {};
 }
 
+Status SourceEngine::Impl::SendRoundResuming(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {
+  const uint64_t page_count = backend_.shape().page_count;
+  DirtyBitmap rest;  // after a break: what the destination still lacks of this round
+  const DirtyBitmap* sending = &pages;
+  for (;;) {
+    link_broke_ = false;
+    RoundReport attempt;
+    Status st = SendRound(round, *sending, attempt);
+    // An operator's cancel wakes a blocked read: that is no broken link to resume.
+    if (!st.ok() && opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
+    rr.pages_sent += attempt.pages_sent;
+    rr.bytes_wire += attempt.bytes_wire;
+    rr.compression = attempt.compression;
+    if (st.ok() || !link_broke_ || opts_.reconnect == 0) {
+      report_.bytes_resent = pipeline_->resent_bytes();
+      return st;
+    }
+    XM_ASSIGN_OR_RETURN(ResumeState state, Reconnect(round, st));
+    // The destination says what it holds: the last round it acknowledged and
+    // the pfns of this round it applied. Nothing it acknowledged is sent again.
+    if (state.page_count != page_count)
+      return Error(Code::kProtocol, "resume: the receiver holds " + std::to_string(state.page_count) +
+                                        " page frames, the guest has " + std::to_string(page_count));
+    if (state.acked_round == round) return {};  // it applied the round; only its ROUND_ACK was lost
+    const uint32_t previous = round == 0 ? ResumeState::kNoRound : round - 1;
+    if (state.acked_round != previous)
+      return Error(Code::kProtocol, "resume: the receiver acknowledged round " +
+                                        (state.acked_round == ResumeState::kNoRound ? std::string("none")
+                                                                                    : std::to_string(state.acked_round)) +
+                                        ", we are in round " + std::to_string(round));
+    DirtyBitmap applied(page_count);
+    applied.OrWords(0, state.applied.data(), state.applied.size());
+    const uint64_t lost = pipeline_->ForgetUnapplied(applied);
+    rest.Resize(page_count);
+    rest.ClearAll();
+    pages.ForEach([&](uint64_t pfn) { rest.Set(pfn); });
+    rest.AndNot(applied);
+    sending = &rest;
+    spdlog::info("send: resuming round {}: the receiver applied {} pages of it, {} sent pages were lost, {} to go",
+                 round, applied.Count(), lost, rest.Count());
+  }
+}
+
+Result<ResumeState> SourceEngine::Impl::Reconnect(uint32_t round, const Status& why) {
+  const std::string phase = report_.phase;
+  // A receiver that stopped on purpose (a page it refused, its disk full) says
+  // why in an ABORT just before it closes; a write failing first must not hide it.
+  control_->SetTimeoutMs(250);
+  for (Record rec;;) {
+    Status st = ReadControl(*control_, rec, phase);
+    if (!st.ok() && !LinkFailed(st)) return st;
+    if (!st.ok()) break;
+  }
+  report_.breaks.push_back({phase, MsSince(start_), why.message()});
+  Emit({{"event", "break"}, {"phase", phase}, {"error", why.message()}});
+  spdlog::warn("send: connection broke in {}: {}; reconnecting", phase, why.message());
+  pipeline_->Detach();
+  data_.clear();
+  control_.reset();
+  // Every attempt of this break shares one io timeout: a path that stays dead
+  // fails the migration as promptly as a silent one does.
+  const auto deadline = Clock::now() + std::chrono::milliseconds(opts_.io_timeout_ms);
+  Status last = why;
+  for (uint32_t attempt = 0; attempt < opts_.reconnect; ++attempt) {
+    const auto backoff = std::chrono::milliseconds(std::min(250 << std::min(attempt, 4u), 4000));
+    if (Clock::now() + backoff >= deadline) break;
+    std::this_thread::sleep_for(backoff);
+    const int left = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    if (left <= 0) break;
+    Status st = Connect(std::min(left, opts_.connect_timeout_ms));
+    if (st.ok()) st = Handshake(session_.id(), round, left);
+    if (st.ok()) st = OpenDataStreams();
+    if (st.ok()) {
+      ++report_.reconnects;
+      Emit({{"event", "reconnected"}, {"phase", phase}, {"attempt", attempt + 1}});
+      return *session_.resumed;
+    }
+    spdlog::warn("send: reconnect attempt {} failed: {}", attempt + 1, st.message());
+    last = st;
+    data_.clear();
+    control_.reset();
+    // A receiver that answered and refused (wrong key, no longer holding the
+    // guest) will not change its mind.
+    if (!LinkFailed(st) && st.message().find("refused") == std::string::npos) break;
+  }
+  // Whatever the last attempt said, this is a failure before GO (exit 1).
+  return Error(Code::kIo, "connection broke in " + phase + " (" + why.message() + ") and reconnecting failed: " +
+                              last.message());
+}
+
 Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   EnterPhase("final-round", {{"iteration", round}});
   if (opts_.cancel) opts_.cancel->SetPhase("final-round", round);
+  Phase("final round " + std::to_string(round));
   XM_TRY(CheckCancel());
   auto t_pause = Clock::now();
   XM_TRY_CTX(backend_.Pause(), "pause guest");
@@ -198,7 +335,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   rr.round = round;
   rr.dirty_pages = dirty.Count();
   meter_->StartRound(round, rr.dirty_pages, true);
-  XM_TRY(SendRound(round, dirty, rr));
+  XM_TRY(SendRoundResuming(round, dirty, rr));
   rr.ms = MsSince(t_final);
   report_.downtime.final_round_ms = rr.ms;
   report_.source_overhead_bytes = pipeline_->overhead_bytes();
@@ -210,11 +347,15 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   EnterPhase("state");
   XM_TRY(CheckCancel());
   auto t_state = Clock::now();
+  Phase("state");
   if (!opts_.dump_at_pause.empty()) XM_TRY_CTX(DumpMemory(backend_, opts_.dump_at_pause), "dump at pause");
   // Rehash the paused guest against what was sent: proves the dirty log missed nothing.
-  if (opts_.verify == VerifyMode::kFull)
-    XM_TRY_CTX(CheckMemory(backend_, pipeline_->last_hash(), "changed but the dirty log did not report it"),
-               "full verify");
+  if (opts_.verify == VerifyMode::kFull) {
+    uint64_t misses = 0;
+    Status audit = CheckMemory(backend_, pipeline_->last_hash(), "changed but the dirty log did not report it", &misses);
+    report_.dirty_log_misses = misses;
+    XM_TRY_CTX(std::move(audit), "full verify");
+  }
   auto blob = backend_.SaveVcpuState();
   if (!blob.ok()) return std::move(blob).With("save vCPU state").status();
   XM_TRY(CheckCancel());
@@ -230,8 +371,9 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
 
   EnterPhase("ready");
   Record rec;
+  Phase("READY");
   control_->SetTimeoutMs(opts_.handoff_timeout_ms);
-  XM_TRY(ExpectRecord(*control_, rec, RecordType::kReady, "handoff: waiting for READY"));
+  XM_TRY(Expect(rec, RecordType::kReady, "handoff: waiting for READY"));
   auto ready = DecodeReady(rec.body);
   if (!ready.ok()) return std::move(ready).With("handoff").status();
   if (ready->digest != commit.digest)
@@ -249,10 +391,13 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   XM_TRY(CheckCancel());
   EnterPhase("handoff");
   auto t_go = Clock::now();
+  Phase("GO");
   go_written_ = true;
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kGo, std::span<const uint8_t>()), "handoff: send GO");
+  Phase("DONE");
   for (;;) {
     XM_TRY(ReadControl(*control_, rec, "handoff: waiting for DONE"));
+    report_.last_record = std::string(RecordName(rec.type));
     if (rec.type == RecordType::kStats) {
       auto j = nlohmann::json::parse(rec.body.begin(), rec.body.end(), nullptr, false);
       if (!j.is_discarded()) report_.peer = j;
@@ -301,10 +446,12 @@ MigrationReport SourceEngine::Impl::Run() {
       return Error(Code::kUnsupported, "the source guest is " + std::string(GuestStateName(gs)) +
                                            " (the hypervisor's view): there is nothing to migrate");
     EnterPhase("connect", {{"peer", opts_.to.ToString()}});
+    Phase("connect");
     XM_TRY(CheckCancel());
-    XM_TRY(Connect());
+    XM_TRY(Connect(opts_.connect_timeout_ms));
     EnterPhase("handshake", {{"peer", control_->peer()}});
-    XM_TRY(Handshake());
+    Phase("handshake");
+    XM_TRY(Handshake(0, 0, opts_.io_timeout_ms));
     XM_TRY(OpenDataStreams());
     EnterPhase("precopy", {{"peer", control_->peer()}});
     XM_TRY(CheckCancel());
@@ -321,8 +468,9 @@ MigrationReport SourceEngine::Impl::Run() {
       rr.throttle = policy_.run_fraction();
       auto t = Clock::now();
       if (opts_.cancel) opts_.cancel->SetPhase("precopy", round);
+      Phase("round " + std::to_string(round));
       meter_->StartRound(round, rr.dirty_pages, false);
-      XM_TRY(SendRound(round, todo, rr));
+      XM_TRY(SendRoundResuming(round, todo, rr));
       rr.ms = MsSince(t);
       todo.ClearAll();
       auto t_fetch = Clock::now();

@@ -40,7 +40,10 @@ struct SourceOptions {
   HostPort to;
   int connect_timeout_ms = 10000;
   int io_timeout_ms = 60000;       // no progress for this long fails the migration
-  int handoff_timeout_ms = 120000; // destination verify + resume
+  int handoff_timeout_ms = 120000; // READY, DONE and a round's ROUND_ACK may take this long
+  // Connections re-established after a break before VCPU_STATE (PROTOCOL.md
+  // §5a); each break gets this many attempts within one io timeout.
+  uint32_t reconnect = 3;
   std::vector<uint8_t> key;        // empty = no authentication
   bool compress = true;
   uint32_t streams = 1;            // parallel TCP connections (PROTOCOL.md §1)

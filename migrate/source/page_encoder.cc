@@ -41,7 +41,8 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
   // One hash pass per page: its low half is the page hash, all of it the dup key.
   const Hash128 full = zero ? Hash128{} : PageHash128(slot);
   d.hash = zero ? ZeroPageHash() : full.lo;
-  if (ctx.round > 0 && last_hash[pfn] == d.hash) {
+  const bool known = !(ctx.unknown && ctx.unknown->Test(pfn));
+  if (ctx.round > 0 && known && last_hash[pfn] == d.hash) {
     ++counts.unchanged;  // dirty, but the destination already holds exactly this
     return;
   }

@@ -31,6 +31,9 @@ struct RoundContext {
   std::vector<uint64_t>* last_hash = nullptr;
   DeltaCache* delta = nullptr;
   const DupIndex* dup = nullptr;
+  // After a broken connection: pfns whose copy at the destination is unknown
+  // (sent, never applied). Never "unchanged", never a delta; read-only in a round.
+  const DirtyBitmap* unknown = nullptr;
   std::atomic<bool> compress{true};  // the governor's current decision; changes mid-round
   bool lz4_allowed = true;           // false with --no-compress: not even probes
 };

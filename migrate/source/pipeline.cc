@@ -90,10 +90,24 @@ class SendPipeline::Impl {
 
   std::atomic<bool> failed_{false};
   std::atomic<int> sending_{0};
+  bool link_failed_ = false;  // under mu_: error_ came from a stream
+  // Resuming after a break (ForgetUnapplied).
+  DirtyBitmap sent_, unknown_;
+  uint32_t sent_round_ = UINT32_MAX;
+  std::atomic<uint64_t> resent_bytes_{0};
 
-  void Fail(Status st) {
+  void StartThreads() {
+    for (uint32_t i = 0; i < nworkers_; ++i) threads_.emplace_back([this, i] { WorkerLoop(i); });
+    for (uint32_t s = 0; s < nstreams_; ++s) threads_.emplace_back([this, s] { SenderLoop(s); });
+  }
+  void StopThreads();
+
+  void Fail(Status st, bool link = false) {
     std::lock_guard lock(mu_);
-    if (error_.ok()) error_ = std::move(st);
+    if (error_.ok()) {
+      error_ = std::move(st);
+      link_failed_ = link;
+    }
     failed_.store(true);
     NotifyEveryone();
   }
@@ -131,6 +145,9 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
   ctx_.dup = &dup_;
   ctx_.compress = opts_.compress;
   ctx_.lz4_allowed = opts_.compress;
+  sent_.Resize(shape.page_count);
+  unknown_.Resize(shape.page_count);
+  ctx_.unknown = &unknown_;
   send_q_.resize(nstreams_);
   encoders_.resize(nworkers_);
   worker_counts_.resize(nworkers_);
@@ -141,11 +158,12 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
     batches_.push_back(std::make_unique<BatchBuilder>());
     free_.push_back(batches_.back().get());
   }
-  for (uint32_t i = 0; i < nworkers_; ++i) threads_.emplace_back([this, i] { WorkerLoop(i); });
-  for (uint32_t s = 0; s < nstreams_; ++s) threads_.emplace_back([this, s] { SenderLoop(s); });
+  StartThreads();
 }
 
-SendPipeline::Impl::~Impl() {
+SendPipeline::Impl::~Impl() { StopThreads(); }
+
+void SendPipeline::Impl::StopThreads() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -158,6 +176,7 @@ SendPipeline::Impl::~Impl() {
   if (failed_.load() && sending_.load() > 0)
     for (Stream* s : streams_) s->Shutdown();
   for (auto& t : threads_) t.join();
+  threads_.clear();
 }
 
 BatchBuilder* SendPipeline::Impl::AcquireBatch() {
@@ -243,13 +262,22 @@ void SendPipeline::Impl::SenderLoop(uint32_t s) {
       send_q_[s].pop_front();
     }
     if (!failed_.load()) {
+      // Once a write starts, its pages may reach the destination: only the
+      // destination can say, after a break, whether they did.
+      uint64_t resent = 0;
+      for (uint32_t i = 0; i < b->count(); ++i) {
+        const PageDesc d = b->desc(i);
+        sent_.Set(d.pfn);
+        if (unknown_.Test(d.pfn)) resent += sizeof(PageDesc) + d.payload_len;
+      }
+      resent_bytes_.fetch_add(resent, std::memory_order_relaxed);
       uint64_t t0 = NowNs();
       sending_.fetch_add(1);
       Status st = WriteRecord(*streams_[s], RecordType::kPages, b->Body());
       sending_.fetch_sub(1);
       sender_busy_ns_.fetch_add(NowNs() - t0, std::memory_order_relaxed);
       if (!st.ok()) {
-        Fail(std::move(st).With("stream " + std::to_string(s)));
+        Fail(std::move(st).With("stream " + std::to_string(s)), /*link=*/true);
       } else {
         batches_sent_[s].fetch_add(1, std::memory_order_relaxed);
         bytes_wire_.fetch_add(b->body_bytes() + kRecordHeaderSize, std::memory_order_relaxed);
@@ -285,6 +313,10 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
   {
     std::lock_guard lock(mu_);
     if (!error_.ok()) return error_;
+    if (round != sent_round_) {
+      sent_.ClearAll();
+      sent_round_ = round;
+    }
     ctx_.round = round;
     ctx_.sending = &pages;
     for (auto& c : worker_counts_) c = EncodeCounts{};
@@ -343,6 +375,7 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
     }
     if (!error_.ok()) return error_;
   }
+  unknown_.ClearAll();  // sent again in full: the destination holds them now
   // Workers are idle: pages sent in full this round become DUP_REF targets.
   for (auto& enc : encoders_) {
     for (const auto& [h, pfn] : enc.sent_contents()) dup_.Insert(h, pfn);
@@ -363,6 +396,52 @@ SendPipeline::~SendPipeline() = default;
 Status SendPipeline::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out) {
   return impl_->SendRound(round, pages, out);
 }
+void SendPipeline::Detach() {
+  Impl& i = *impl_;
+  // The streams are dead or about to be dropped: unblock any sender on them.
+  for (Stream* s : i.streams_) s->Shutdown();
+  i.StopThreads();
+  for (auto& q : i.send_q_) {
+    for (BatchBuilder* b : q) i.free_.push_back(b);
+    q.clear();
+  }
+  i.chunks_.clear();
+  i.outstanding_ = 0;
+  i.streams_.clear();
+}
+
+void SendPipeline::Attach(std::vector<Stream*> streams) {
+  Impl& i = *impl_;
+  i.streams_ = std::move(streams);
+  for (auto& b : i.batches_sent_) b.store(0);
+  i.error_ = Status();
+  i.link_failed_ = false;
+  i.failed_.store(false);
+  i.stop_ = false;
+  i.StartThreads();
+}
+
+bool SendPipeline::link_failed() const {
+  std::lock_guard lock(impl_->mu_);
+  return impl_->link_failed_;
+}
+
+const DirtyBitmap& SendPipeline::sent_this_round() const { return impl_->sent_; }
+
+uint64_t SendPipeline::ForgetUnapplied(const DirtyBitmap& applied) {
+  Impl& i = *impl_;
+  uint64_t n = 0;
+  i.sent_.ForEach([&](uint64_t pfn) {
+    if (applied.Test(pfn)) return;
+    i.unknown_.Set(pfn);
+    i.delta_.Drop(pfn);
+    ++n;
+  });
+  return n;
+}
+
+uint64_t SendPipeline::resent_bytes() const { return impl_->resent_bytes_.load(); }
+
 const std::vector<uint64_t>& SendPipeline::last_hash() const { return impl_->last_hash_; }
 std::vector<uint64_t> SendPipeline::batches_per_stream() const {
   std::vector<uint64_t> v;

@@ -55,6 +55,24 @@ class SendPipeline {
   // REQUIRES: rounds are numbered upwards; `pages` is as large as the guest.
   Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
 
+  // After a broken connection. Detach stops the pipeline's threads and forgets
+  // the (dead) streams; Attach resumes on new ones, counting batches from zero
+  // as the destination's new lanes do. Per-pfn state (hashes, delta bases, dup
+  // index) survives: what the destination acknowledged is never sent again.
+  // REQUIRES: no SendRound running; Attach gets as many streams as before.
+  void Detach();
+  void Attach(std::vector<Stream*> streams);
+  // Whether the error that ended the last round came from writing to a stream
+  // (the link broke) rather than from the guest (a map failed).
+  bool link_failed() const;
+  // Pfns written (or being written when it broke) in the current round, all attempts.
+  const DirtyBitmap& sent_this_round() const;
+  // The destination holds none of the pfns sent this round that are not in
+  // `applied`: send them again in full. Returns how many.
+  uint64_t ForgetUnapplied(const DirtyBitmap& applied);
+  // Page bytes (descriptors and payloads) sent again for pfns ForgetUnapplied named.
+  uint64_t resent_bytes() const;
+
   const std::vector<uint64_t>& last_hash() const;
   std::vector<uint64_t> batches_per_stream() const;
   // Source-side memory the pipeline holds beyond guest memory (hash table, dup

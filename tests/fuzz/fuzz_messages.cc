@@ -37,7 +37,7 @@ void RoundTrip(const Result<T>& r, Enc encode, std::span<const uint8_t> body) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   std::span<const uint8_t> body(data + 1, size - 1);
-  switch (data[0] % 12) {
+  switch (data[0] % 14) {
     case 0: {
       auto r = DecodeHello(body);
       if (r.ok()) {
@@ -91,6 +91,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     case 11: RoundTrip(DecodeRoundAck(body), EncodeRoundAck, body); break;
+    case 12: RoundTrip(DecodeResume(body), EncodeResume, body); break;
+    case 13: {
+      auto r = DecodeResumeState(body);
+      RoundTrip(r, EncodeResumeState, body);
+      if (r.ok()) Check(r->applied.size() == r->page_count / 64 + (r->page_count % 64 != 0));
+      break;
+    }
   }
   return 0;
 }

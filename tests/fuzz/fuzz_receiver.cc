@@ -70,6 +70,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opts.accept_timeout_ms = 10000;
   opts.io_timeout_ms = 10000;  // never reached: the source half-closes after its bytes
   opts.go_timeout_ms = 10000;
+  // One input is one connection: a receiver holding its guest for a reconnect
+  // would wait out the window on every input that ends mid-round. RESUME and
+  // RESUME_STATE bodies are fuzzed by fuzz_messages.
+  opts.resume_window_ms = 0;
   opts.max_streams = 1;
   opts.transport = TransportKind::kSockets;
   opts.make_backend = [](const GuestShape& shape, std::string_view source_backend) -> Result<std::unique_ptr<Backend>> {

@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     uint32_t t = static_cast<uint32_t>(rec.type);
-    if (t < 1 || t > static_cast<uint32_t>(RecordType::kRoundAck) || (rec.flags & ~kRecordOptional) || rec.body.size() > limit) std::abort();
+    if (t < 1 || t > static_cast<uint32_t>(RecordType::kResumeState) || (rec.flags & ~kRecordOptional) || rec.body.size() > limit) std::abort();
   }
   return 0;
 }

@@ -169,6 +169,9 @@ int main(int argc, char** argv) {
   Write(dir / "messages", 8, WithSelector(8, EncodeReady(Ready{})));
   Write(dir / "messages", 9, WithSelector(9, EncodeAbort(Abort{Code::kIncompatible, "missing avx2"})));
   Write(dir / "messages", 10, WithSelector(10, {}));
+  Write(dir / "messages", 11, WithSelector(11, EncodeRoundAck(2)));
+  Write(dir / "messages", 12, WithSelector(12, EncodeResume(Resume{7, 3})));
+  Write(dir / "messages", 13, WithSelector(13, EncodeResumeState(ResumeState{2, 130, {~0ull, 5, 3}})));
 
   // pages: the PAGES bodies of both migrations.
   Write(dir / "pages", 0, raw.records[3].second);

@@ -10,11 +10,7 @@
 namespace xm::testing {
 namespace {
 
-struct Outcome {
-  int send_rc = -1, recv_rc = -1;
-  nlohmann::json send, recv;
-  std::string send_err, recv_err;
-};
+using Outcome = PairRun;
 
 Outcome Migrate(TempDir& dir, const std::string& memory, const std::string& workload,
                 std::vector<std::string> send_extra = {}, bool dumps = true) {
@@ -30,14 +26,7 @@ Outcome Migrate(TempDir& dir, const std::string& memory, const std::string& work
   if (dumps) send.insert(send.end(), {"--dump-at-pause", dir.path("src.mem")});
   send.insert(send.end(), send_extra.begin(), send_extra.end());
   Child s(send, false);
-  Outcome o;
-  o.send_rc = s.Wait();
-  o.recv_rc = r.Wait();
-  o.send = ReadJsonFile(dir.path("send.json"));
-  o.recv = ReadJsonFile(dir.path("recv.json"));
-  o.send_err = s.Stderr();
-  o.recv_err = r.Stderr();
-  return o;
+  return WaitForPair(r, s, dir);
 }
 
 void ExpectCompleted(const Outcome& o) {

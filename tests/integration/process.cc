@@ -100,6 +100,17 @@ nlohmann::json ReadJsonFile(const std::string& path) {
   return j.is_discarded() ? nlohmann::json(nullptr) : j;
 }
 
+PairRun WaitForPair(Child& receiver, Child& sender, const TempDir& dir) {
+  PairRun o;
+  o.send_rc = sender.Wait();
+  o.recv_rc = receiver.Wait();
+  o.send = ReadJsonFile(dir.path("send.json"));
+  o.recv = ReadJsonFile(dir.path("recv.json"));
+  o.send_err = sender.Stderr();
+  o.recv_err = receiver.Stderr();
+  return o;
+}
+
 namespace {
 
 uint64_t RssBytes(pid_t pid) {

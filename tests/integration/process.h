@@ -51,6 +51,15 @@ class TempDir {
 };
 
 nlohmann::json ReadJsonFile(const std::string& path);
+
+// Both ends of one migration once both exited: exit codes, reports (send.json
+// and recv.json in `dir`) and stderr.
+struct PairRun {
+  int send_rc = -1, recv_rc = -1;
+  nlohmann::json send, recv;
+  std::string send_err, recv_err;
+};
+PairRun WaitForPair(Child& receiver, Child& sender, const TempDir& dir);
 // Waits until process `pid` has `bytes` more resident (VmRSS) than when called. A
 // receiver's RSS grows as guest pages land, so this is a deterministic "pre-copy
 // is under way".

@@ -125,7 +125,7 @@ TEST(Record, PagesPayloadIsLeftToThePageHashesButDescriptorsAreChecked) {
 
 TEST(Record, RoundTripEveryType) {
   StreamPair p;
-  for (uint32_t t = 1; t <= 16; ++t) {
+  for (uint32_t t = 1; t <= static_cast<uint32_t>(RecordType::kResumeState); ++t) {
     std::vector<uint8_t> body = Bytes(t * 13, static_cast<uint8_t>(t));
     ASSERT_TRUE(WriteRecord(*p.a, static_cast<RecordType>(t), body).ok());
     Record r;
@@ -137,7 +137,8 @@ TEST(Record, RoundTripEveryType) {
     EXPECT_NE(RecordName(t), "UNKNOWN");
   }
   EXPECT_EQ(RecordName(uint32_t{0}), "UNKNOWN");
-  EXPECT_EQ(RecordName(uint32_t{17}), "UNKNOWN");
+  EXPECT_EQ(RecordName(uint32_t{19}), "UNKNOWN");
+  EXPECT_EQ(RecordName(RecordType::kResumeState), "RESUME_STATE");
   EXPECT_EQ(RecordName(RecordType::kRoundEnd), "ROUND_END");
 }
 
