@@ -435,6 +435,12 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
       // RESUME_STATE's bitmap must fit one record (PROTOCOL.md §5a: 2 TiB guests).
       const bool fits = guest_->shape().page_count / 8 + 64 <= kMaxRecordBody;
       if (!link_broke_ || have_vcpu_ || opts_.resume_window_ms <= 0 || !fits) return st;
+      // A cancel here, or a source that stopped on purpose (its operator
+      // cancelled: it shuts its reading half, so our ROUND_ACK fails before we
+      // read its ABORT), is no broken link to wait out.
+      if (opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
+      st = PeerAbortBehind(*control_, std::move(st), progress_.phase(), 250);
+      if (!LinkFailed(st)) return st;
       XM_TRY(AwaitResume(acceptor, st));
     }
     return Handoff(commit, vcpu);
