@@ -38,6 +38,9 @@ class Stream {
 
   virtual std::string_view kind() const = 0;  // "sockets" or "io_uring"
   virtual std::string peer() const = 0;
+  // The stream this one is layered on (TLS, MAC, faults), or nullptr for a
+  // transport, so reports can name the transport under a security layer.
+  virtual const Stream* wrapped() const { return nullptr; }
 };
 
 }  // namespace xm
