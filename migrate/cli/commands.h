@@ -41,8 +41,7 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
 Status FinishBackendOptions(CommonOptions& o);
 Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o);
 // The TLS/MAC settings of the command line (their `psk` is left to `key`).
-// Warns loudly on stderr when the streams will be neither authenticated nor encrypted.
-SecurityOptions SecurityFrom(const CommonOptions& o, const char* who);
+SecurityOptions SecurityFrom(const CommonOptions& o);
 ProgressFn MakeProgress(const std::string& mode, const std::string& who);
 // The exit-code table every command uses, for --help (README "Exit codes").
 std::string ExitCodeHelp();

@@ -74,7 +74,7 @@ Status FinishBackendOptions(CommonOptions& o) {
   if ((!o.tls_key.empty() || !o.tls_ca.empty()) && o.tls_cert.empty())
     return Error(Code::kInvalidArgument, "--tls-key and --tls-ca go with --tls-cert");
   if (!o.tls_cert.empty()) {
-    SecurityOptions so = SecurityFrom(o, nullptr);
+    SecurityOptions so = SecurityFrom(o);
     auto ctx = SecureContext::Create(so, Role::kSource);  // loads and checks the files
     if (!ctx.ok()) return ctx.status();
   }
@@ -83,16 +83,12 @@ Status FinishBackendOptions(CommonOptions& o) {
   return {};
 }
 
-SecurityOptions SecurityFrom(const CommonOptions& o, const char* who) {
+SecurityOptions SecurityFrom(const CommonOptions& o) {
   SecurityOptions so;
   so.cert_file = o.tls_cert;
   so.key_file = o.tls_key;
   so.ca_file = o.tls_ca;
   so.encrypt = !o.no_encrypt;
-  if (who && o.key_file.empty() && o.tls_cert.empty())
-    spdlog::warn("xmotion {}: NO --key-file or --tls-cert: the migration streams are neither authenticated nor "
-                 "encrypted; anyone on the path can read and rewrite guest memory",
-                 who);
   return so;
 }
 
