@@ -8,15 +8,14 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
-#include <climits>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <sstream>
 
 #include "base/log.h"
 #include "transport/mac_stream.h"
 #include "transport/record.h"
+#include "transport/tls_record.h"
 
 namespace xm {
 
@@ -29,8 +28,6 @@ constexpr std::string_view kAlpnMac = "xmotion-mac/1";
 constexpr char kMacExporterLabel[] = "EXPORTER-xmotion-record-mac-v1";
 constexpr size_t kTlsHeader = 5;
 constexpr size_t kMaxTlsRecord = (16 << 10) + 256;  // TLS 1.3 ciphertext limit
-constexpr size_t kPlainRecord = 16 << 10;
-constexpr size_t kFlushBytes = 1 << 20;  // ciphertext gathered before one transport send
 
 std::string_view Alpn(bool encrypt) { return encrypt ? kAlpnTls : kAlpnMac; }
 
@@ -76,34 +73,31 @@ std::string KernelTlsNote() {
   return "no kernel TLS on this host (tls ULP not loaded: available ULPs '" + ulps + "'): sealed in user space";
 }
 
-// TLS over another Stream: OpenSSL seals and opens records in user space
+// The TLS handshake over another Stream: OpenSSL runs it in user space
 // through a BIO whose bytes are ours (out_ to send, in_ received), and the
 // inner stream moves them. Received records are read whole (5-byte header,
-// then its length), never beyond, so the handshake can hand the connection to
-// a MacStream with nothing buffered.
-class TlsStream final : public Stream {
+// then its length), never beyond, so the connection can be handed to the
+// record layer (tls_record.h) or a MacStream with nothing buffered.
+class TlsStream {
  public:
   TlsStream(SecureContext& ctx, std::unique_ptr<Stream> inner) : ctx_(ctx), inner_(std::move(inner)) {}
-  ~TlsStream() override { SSL_free(ssl_); }
+  ~TlsStream() {
+    SSL_free(ssl_);
+    OPENSSL_cleanse(client_secret.data(), client_secret.size());
+    OPENSSL_cleanse(server_secret.data(), server_secret.size());
+  }
 
   Status Init();
   Status Handshake();
   Result<std::unique_ptr<Stream>> IntoMacStream() &&;
+  Result<std::unique_ptr<Stream>> IntoRecordStream() &&;
   std::string cipher() const { return SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)); }
-
-  Status Send(std::span<const iovec> iov) override;
-  using Stream::Send;
-  Status Recv(std::span<std::byte> buf) override;
-  void Shutdown() override { inner_->Shutdown(); }
-  void SetTimeoutMs(int ms) override { inner_->SetTimeoutMs(ms); }
-  std::string_view kind() const override { return inner_->kind(); }
-  std::string peer() const override { return inner_->peer(); }
-  const Stream* wrapped() const override { return inner_.get(); }
 
   // Set by callbacks during the handshake, for its error message.
   std::string refusal;        // why this end refused
   std::string alert_received; // the peer's alert, when it sent one
-  bool handshake_done = false;
+  // The application traffic secrets (OpenSSL's key log), for the record layer.
+  std::vector<uint8_t> client_secret, server_secret;
 
  private:
   static BIO_METHOD* Method();
@@ -111,20 +105,16 @@ class TlsStream final : public Stream {
   static int BioRead(BIO* b, char* data, int len);
   static long BioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
 
-  Status Seal(const uint8_t* p, size_t n);
   Status FlushOut();
   Status FetchRecord(size_t got, size_t want);
   Status HandshakeError(Status io);
-  Status ReadError(int err, size_t got, size_t want);
 
   SecureContext& ctx_;
   std::unique_ptr<Stream> inner_;
   SSL* ssl_ = nullptr;
-  std::mutex mu_;  // OpenSSL's SSL is not safe for a concurrent read and write
-  std::vector<uint8_t> out_, sending_;  // ciphertext: sealed (under mu_), being sent
-  std::vector<uint8_t> in_;             // ciphertext received, not yet consumed by OpenSSL
+  std::vector<uint8_t> out_;  // handshake bytes to send
+  std::vector<uint8_t> in_;   // handshake records received, not yet consumed by OpenSSL
   size_t in_pos_ = 0;
-  std::vector<uint8_t> stage_;  // small plaintext pieces gathered into full records
 };
 
 BIO_METHOD* TlsStream::Method() {
@@ -188,13 +178,9 @@ Status TlsStream::Init() {
 }
 
 Status TlsStream::FlushOut() {
-  {
-    std::lock_guard lock(mu_);
-    sending_.swap(out_);
-  }
-  if (sending_.empty()) return {};
-  Status st = inner_->Send(sending_.data(), sending_.size());
-  sending_.clear();
+  if (out_.empty()) return {};
+  Status st = inner_->Send(out_.data(), out_.size());
+  out_.clear();
   return st;
 }
 
@@ -212,7 +198,7 @@ Status TlsStream::FetchRecord(size_t got, size_t want) {
   const size_t len = (size_t{h[3]} << 8) | h[4];
   if (h[0] < 20 || h[0] > 23 || h[1] != 3 || len > kMaxTlsRecord) {
     const bool plain_xmotion = h[0] == static_cast<uint8_t>(RecordType::kHello) && h[1] == 0 && h[2] == 0 && h[3] == 0;
-    if (!handshake_done && plain_xmotion) {
+    if (plain_xmotion) {
       // A source without a key: tell it why in words it can read (a plain ABORT).
       if (ctx_.role_ == Role::kDestination)
         (void)WriteRecord(*inner_, RecordType::kAbort,
@@ -220,9 +206,8 @@ Status TlsStream::FetchRecord(size_t got, size_t want) {
       return Error(Code::kAuth, "the " + std::string(PeerName(ctx_.role_)) + " at " + inner_->peer() +
                                     " speaks xmotion without TLS (it has no --key-file/--tls-cert)");
     }
-    std::string why = handshake_done ? "a corrupt TLS record header (the stream was altered on the way)"
-                                     : "not TLS: " + DescribeForeignBytes(std::span<const uint8_t>(h, kTlsHeader));
-    return Error(handshake_done ? Code::kProtocol : Code::kAuth, "from " + inner_->peer() + ": " + why);
+    return Error(Code::kAuth, "from " + inner_->peer() + ": not TLS: " +
+                                  DescribeForeignBytes(std::span<const uint8_t>(h, kTlsHeader)));
   }
   in_.insert(in_.end(), h, h + kTlsHeader);
   size_t at = in_.size();
@@ -269,12 +254,7 @@ Status TlsStream::HandshakeError(Status io) {
 Status TlsStream::Handshake() {
   ERR_clear_error();
   for (;;) {
-    int r, err = 0;
-    {
-      std::lock_guard lock(mu_);
-      r = SSL_do_handshake(ssl_);
-      if (r != 1) err = SSL_get_error(ssl_, r);
-    }
+    int r = SSL_do_handshake(ssl_), err = r == 1 ? 0 : SSL_get_error(ssl_, r);
     // Our alert or flight goes out before we wait for the peer or give up.
     Status sent = FlushOut();
     if (r == 1) {
@@ -290,19 +270,11 @@ Status TlsStream::Handshake() {
   // and never mistakes the alert for data.
   uint8_t go = 1;
   if (ctx_.role_ == Role::kDestination) {
-    {
-      std::lock_guard lock(mu_);
-      if (SSL_write(ssl_, &go, 1) != 1) return HandshakeError({});
-    }
+    if (SSL_write(ssl_, &go, 1) != 1) return HandshakeError({});
     if (Status st = FlushOut(); !st.ok()) return HandshakeError(st);
   } else {
     for (;;) {
-      int r, err = 0;
-      {
-        std::lock_guard lock(mu_);
-        r = SSL_read(ssl_, &go, 1);
-        if (r <= 0) err = SSL_get_error(ssl_, r);
-      }
+      int r = SSL_read(ssl_, &go, 1), err = r == 1 ? 0 : SSL_get_error(ssl_, r);
       if (r == 1) break;
       if (err != SSL_ERROR_WANT_READ) return HandshakeError({});
       if (Status st = FetchRecord(0, 0); !st.ok()) return HandshakeError(st);
@@ -315,8 +287,21 @@ Status TlsStream::Handshake() {
       return Error(Code::kAuth, "TLS handshake with " + inner_->peer() + " failed: the receiver did not confirm " +
                                     std::string(want));
   }
-  handshake_done = true;
   return {};
+}
+
+Result<std::unique_ptr<Stream>> TlsStream::IntoRecordStream() && {
+  const bool sha384 = SSL_CIPHER_get_id(SSL_get_current_cipher(ssl_)) == TLS1_3_CK_AES_256_GCM_SHA384;
+  if (client_secret.empty() || server_secret.empty())
+    return Error(Code::kInternal, "TLS: the handshake did not yield its traffic secrets");
+  auto to_destination = std::make_unique<TlsRecordCipher>(), to_source = std::make_unique<TlsRecordCipher>();
+  // The destination's "go on" record was application record 0 of its direction.
+  XM_TRY(to_destination->Init(client_secret, sha384, 0));
+  XM_TRY(to_source->Init(server_secret, sha384, 1));
+  const bool source = ctx_.role_ == Role::kSource;
+  return std::unique_ptr<Stream>(std::make_unique<TlsRecordStream>(
+      std::move(inner_), source ? std::move(to_destination) : std::move(to_source),
+      source ? std::move(to_source) : std::move(to_destination)));
 }
 
 Result<std::unique_ptr<Stream>> TlsStream::IntoMacStream() && {
@@ -335,79 +320,6 @@ Result<std::unique_ptr<Stream>> TlsStream::IntoMacStream() && {
   OPENSSL_cleanse(to_source.data(), 16);
   if (!s.ok()) return s.status();
   return std::unique_ptr<Stream>(std::move(s).value());
-}
-
-Status TlsStream::Seal(const uint8_t* p, size_t n) {
-  bool full;
-  {
-    std::lock_guard lock(mu_);
-    ERR_clear_error();
-    if (SSL_write(ssl_, p, static_cast<int>(n)) != static_cast<int>(n))
-      return Error(Code::kProtocol, "TLS to " + inner_->peer() + ": " + SslReason());
-    full = out_.size() >= kFlushBytes;
-  }
-  return full ? FlushOut() : Status{};
-}
-
-Status TlsStream::Send(std::span<const iovec> iov) {
-  // Full 16 KiB records whatever the iovec pieces: a record header of 24 bytes
-  // does not cost a TLS record of its own.
-  for (const iovec& v : iov) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    size_t n = v.iov_len;
-    while (n > 0) {
-      if (stage_.empty() && n >= kPlainRecord) {
-        size_t k = std::min(n - n % kPlainRecord, kFlushBytes);
-        XM_TRY(Seal(p, k));
-        p += k, n -= k;
-        continue;
-      }
-      size_t k = std::min(n, kPlainRecord - stage_.size());
-      stage_.insert(stage_.end(), p, p + k);
-      p += k, n -= k;
-      if (stage_.size() == kPlainRecord) {
-        XM_TRY(Seal(stage_.data(), stage_.size()));
-        stage_.clear();
-      }
-    }
-  }
-  if (!stage_.empty()) {
-    XM_TRY(Seal(stage_.data(), stage_.size()));
-    stage_.clear();
-  }
-  return FlushOut();
-}
-
-Status TlsStream::ReadError(int err, size_t got, size_t want) {
-  if (err == SSL_ERROR_ZERO_RETURN) {
-    if (got == 0) return Error(Code::kAborted, "connection closed by " + inner_->peer());
-    return Error(Code::kProtocol, "connection closed by " + inner_->peer() + " after " + std::to_string(got) + " of " +
-                                      std::to_string(want) + " bytes");
-  }
-  std::string why = SslReason();
-  if (!alert_received.empty()) why = "the peer sent TLS alert '" + alert_received + "'";
-  return Error(Code::kProtocol, "TLS record from " + inner_->peer() + " rejected: " + why +
-                                    " (the stream was altered, cut, replayed or reordered on the way)");
-}
-
-Status TlsStream::Recv(std::span<std::byte> buf) {
-  size_t got = 0;
-  while (got < buf.size()) {
-    int r, err = 0;
-    {
-      std::lock_guard lock(mu_);
-      ERR_clear_error();
-      r = SSL_read(ssl_, buf.data() + got, static_cast<int>(std::min<size_t>(buf.size() - got, INT_MAX)));
-      if (r <= 0) err = SSL_get_error(ssl_, r);
-    }
-    if (r > 0) {
-      got += static_cast<size_t>(r);
-      continue;
-    }
-    if (err != SSL_ERROR_WANT_READ) return ReadError(err, got, buf.size());
-    XM_TRY(FetchRecord(got, buf.size()));
-  }
-  return {};
 }
 
 SecureContext::SecureContext(const SecurityOptions& opts, Role role) : opts_(opts), role_(role) {}
@@ -441,11 +353,27 @@ Status SecureContext::Init() {
   if (!ctx_) return Error(Code::kInternal, "TLS: " + SslReason());
   SSL_CTX_set_min_proto_version(ctx_, TLS1_3_VERSION);
   SSL_CTX_set_max_proto_version(ctx_, TLS1_3_VERSION);
-  // AES-128-GCM first: AES-NI/VAES make it the fastest here; the others for peers without.
-  SSL_CTX_set_ciphersuites(ctx_, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+  // AES-GCM only (the record layer, tls_record.h, does those): AES-128 first,
+  // the fastest with AES-NI/VAES.
+  SSL_CTX_set_ciphersuites(ctx_, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384");
   SSL_CTX_set_options(ctx_, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_num_tickets(ctx_, 0);  // nothing after the handshake but our records
   SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
+  // The application traffic secrets go to the record layer, as they would to kernel TLS.
+  SSL_CTX_set_keylog_callback(ctx_, [](const SSL* ssl, const char* line) {
+    std::string_view l(line);
+    auto take = [&](std::string_view label, std::vector<uint8_t>& into) {
+      if (l.substr(0, label.size()) != label || l.size() <= label.size() || l[label.size()] != ' ') return;
+      size_t secret_at = l.rfind(' ');
+      if (secret_at == std::string_view::npos) return;
+      std::string_view hex = l.substr(secret_at + 1);
+      into.clear();
+      for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        into.push_back(static_cast<uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    };
+    take("CLIENT_TRAFFIC_SECRET_0", StreamOf(ssl)->client_secret);
+    take("SERVER_TRAFFIC_SECRET_0", StreamOf(ssl)->server_secret);
+  });
   SSL_CTX_set_info_callback(ctx_, [](const SSL* ssl, int where, int ret) {
     if ((where & SSL_CB_ALERT) && (where & SSL_CB_READ)) StreamOf(ssl)->alert_received = SSL_alert_desc_string_long(ret);
   });
@@ -557,7 +485,7 @@ Result<std::unique_ptr<Stream>> SecureContext::Secure(std::unique_ptr<Stream> ra
   info_.kernel = false;
   if (opts_.encrypt) {
     info_.mode = "tls1.3";
-    return std::unique_ptr<Stream>(std::move(t));
+    return std::move(*t).IntoRecordStream();
   }
   info_.mode = "mac";
   info_.mac = "AES-128-GMAC";
