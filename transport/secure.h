@@ -8,9 +8,10 @@
 // same mode: it is the handshake's ALPN, so a mismatch is refused, never
 // downgraded. Without any key the streams stay plain and that is said loudly.
 //
-// TLS runs in user space over memory buffers (OpenSSL with a BIO of our own), so
-// whatever transport is underneath (io_uring, sockets, a test's faults) moves
-// ciphertext. Kernel TLS is not used: see KernelTlsNote().
+// TLS runs in user space, so whatever transport is underneath (io_uring,
+// sockets, a test's faults) moves ciphertext: OpenSSL does the handshake over
+// a BIO of our own, then our record layer (tls_record.h) carries the data with
+// the handshake's keys. Kernel TLS is not used: see KernelTlsNote().
 //
 // Thread-safety: a SecureContext is shared by the streams of one migration;
 // Secure() may be called from one thread at a time. The streams it returns
