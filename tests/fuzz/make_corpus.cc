@@ -156,11 +156,14 @@ int main(int argc, char** argv) {
   Write(dir / "record", 0, WithSelector(0, Framed(raw)));
   Write(dir / "record", 1, WithSelector(1, Framed(lz4)));
 
-  // secure: a migration's records tagged with the fuzz key, the same in the
-  // clear for the harness to tag, and (for the TLS receiver) raw records.
+  // secure: a migration's records tagged with the fuzz key or sealed as TLS
+  // records with the fuzz secret, the same in the clear for the harness to
+  // protect, and (for the TLS receiver) raw records.
   Write(dir / "secure", 0, WithSelector(testing::kSecureMacWire, testing::MacWire(Framed(raw))));
   Write(dir / "secure", 1, WithSelector(testing::kSecureMacPlain, Framed(lz4)));
   Write(dir / "secure", 2, WithSelector(testing::kSecureTls, Framed(raw)));
+  Write(dir / "secure", 3, WithSelector(testing::kSecureTlsWire, testing::TlsWire(Framed(raw))));
+  Write(dir / "secure", 4, WithSelector(testing::kSecureTlsPlain, Framed(lz4)));
 
   // messages: one valid body per decoder (selector = fuzz_messages' case number).
   Hello hello;
