@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -160,6 +161,60 @@ TEST(IntegrationSecure, KeyedMigrationReportsTls13) {
   EXPECT_EQ(j["encryption"]["cipher"], "TLS_AES_128_GCM_SHA256");
   EXPECT_EQ(j["encryption"]["kernel"], false);
   EXPECT_EQ(ReadJsonFile(dir.path("recv.json"))["encryption"]["mode"], "tls1.3");
+}
+
+// Certificates from the command line: the pool CA's hosts migrate (mutually
+// verified); a host with a stranger's certificate is refused by both ends, exit 5.
+TEST(IntegrationSecure, CertificatesFromTheCommandLine) {
+  TempDir dir;
+  const std::string d = dir.path("");
+  std::string script =
+      "set -e; cd " + d +
+      "; for ca in ca other; do openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2"
+      " -subj /CN=$ca -keyout $ca.key -out $ca.pem 2>/dev/null; done"
+      "; for h in a:ca b:ca x:other; do n=${h%:*}; ca=${h#*:}; openssl req -newkey ec -pkeyopt"
+      " ec_paramgen_curve:P-256 -nodes -subj /CN=$n -keyout $n.key -out $n.csr 2>/dev/null; openssl x509 -req"
+      " -in $n.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 2 -out $n.pem 2>/dev/null; done";
+  if (std::system(("bash -c '" + script + "'").c_str()) != 0) GTEST_SKIP() << "openssl could not make certificates";
+  auto host = [&](const std::string& n, const std::string& ca) {
+    return std::vector<std::string>{"--tls-cert", d + n + ".pem", "--tls-key", d + n + ".key", "--tls-ca",
+                                    d + ca + ".pem"};
+  };
+  auto run = [&](const std::vector<std::string>& recv_sec, const std::vector<std::string>& send_sec, int* src,
+                 int* dst, std::string* send_err, std::string* recv_err) {
+    Child r(Args({XmotionBin(), "receive", "--listen", "127.0.0.1:0", "--backend", "sim", "--report",
+                  dir.path("recv.json"), "--accept-timeout", "30", "--io-timeout", "10", "--quiet"},
+                 recv_sec),
+            true);
+    Child s(Args({XmotionBin(), "send", "--to", "127.0.0.1:" + std::to_string(r.port()), "--backend", "sim",
+                  "--memory", "16M", "--report", dir.path("send.json"), "--io-timeout", "10", "--quiet"},
+                 send_sec),
+            false);
+    *src = s.Wait();
+    *dst = r.Wait();
+    *send_err = s.Stderr();
+    *recv_err = r.Stderr();
+  };
+  int src, dst;
+  std::string se, re;
+  run(host("b", "ca"), host("a", "ca"), &src, &dst, &se, &re);
+  EXPECT_EQ(src, 0) << se;
+  EXPECT_EQ(dst, 0) << re;
+  auto j = ReadJsonFile(dir.path("send.json"));
+  EXPECT_EQ(j["encryption"]["auth"], "certificate");
+  EXPECT_EQ(j["encryption"]["mode"], "tls1.3");
+  // x trusts the pool CA, but the pool CA did not sign x.
+  run(host("b", "ca"), host("x", "ca"), &src, &dst, &se, &re);
+  EXPECT_EQ(src, 5) << se;
+  EXPECT_EQ(dst, 5) << re;
+  EXPECT_NE(re.find("source's certificate is not trusted"), std::string::npos) << re;
+  EXPECT_NE(se.find("certificate"), std::string::npos) << se;
+  EXPECT_EQ(ReadJsonFile(dir.path("send.json"))["source_guest"], "running");
+  // A receiver the source's CA did not sign.
+  run(host("x", "other"), host("a", "ca"), &src, &dst, &se, &re);
+  EXPECT_EQ(src, 5) << se;
+  EXPECT_EQ(dst, 5) << re;
+  EXPECT_NE(se.find("receiver's certificate is not trusted"), std::string::npos) << se;
 }
 
 }  // namespace
