@@ -259,7 +259,13 @@ Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
       if (s.status().code() == Code::kTimeout) break;
       return std::move(s).With("waiting for the source to reconnect").status();
     }
-    control_stream_ = std::move(s).value();
+    auto secured = secure_->Secure(std::move(s).value());
+    if (!secured.ok()) {
+      // A stranger or a wrong key: refused in the TLS handshake; keep waiting.
+      spdlog::warn("receive: while holding the guest: {}", secured.status().message());
+      continue;
+    }
+    control_stream_ = std::move(secured).value();
     control_ = control_stream_.get();
     control_->SetTimeoutMs(opts_.io_timeout_ms);
     NegotiateOptions no;
