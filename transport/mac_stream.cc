@@ -100,8 +100,7 @@ Status MacStream::NextFrame(size_t got, size_t want) {
     // An orderly close between frames is the peer's end; anything in the middle of
     // what the caller asked for is a cut stream.
     if (st.code() == Code::kAborted && got > 0)
-      return Error(Code::kProtocol, "connection closed by " + inner_->peer() + " after " + std::to_string(got) +
-                                        " of " + std::to_string(want) + " bytes");
+      return ClosedByPeer(inner_->peer(), got, want);
     return st;
   }
   uint32_t len, reserved;

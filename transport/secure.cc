@@ -191,8 +191,7 @@ Status TlsStream::FetchRecord(size_t got, size_t want) {
   Status st = inner_->Recv(std::as_writable_bytes(std::span(h)));
   if (!st.ok()) {
     if (st.code() == Code::kAborted && got > 0)
-      return Error(Code::kProtocol, "connection closed by " + inner_->peer() + " after " + std::to_string(got) +
-                                        " of " + std::to_string(want) + " bytes");
+      return ClosedByPeer(inner_->peer(), got, want);
     return st;
   }
   const size_t len = (size_t{h[3]} << 8) | h[4];

@@ -16,6 +16,15 @@
 
 namespace xm {
 
+// The peer closed its end `got` bytes into a read of `want`: kAborted between
+// reads (its orderly end), kProtocol in the middle of one (a cut stream). Every
+// stream says it in these words.
+inline Status ClosedByPeer(const std::string& peer, size_t got, size_t want) {
+  if (got == 0) return Status(Code::kAborted, "connection closed by " + peer);
+  return Status(Code::kProtocol, "connection closed by " + peer + " after " + std::to_string(got) + " of " +
+                                     std::to_string(want) + " bytes");
+}
+
 class Stream {
  public:
   virtual ~Stream() = default;

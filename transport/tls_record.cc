@@ -137,8 +137,7 @@ Status TlsRecordStream::NextRecord(size_t got, size_t want) {
   Status st = inner_->Recv(std::as_writable_bytes(std::span(h)));
   if (!st.ok()) {
     if (st.code() == Code::kAborted && got > 0)
-      return Error(Code::kProtocol, "connection closed by " + inner_->peer() + " after " + std::to_string(got) +
-                                        " of " + std::to_string(want) + " bytes");
+      return ClosedByPeer(inner_->peer(), got, want);
     return st;
   }
   auto rejected = [&](const std::string& why) {
@@ -155,9 +154,7 @@ Status TlsRecordStream::NextRecord(size_t got, size_t want) {
   const uint8_t type = rx_->Open(h, std::span(in_.data(), len), &plain);
   if (type == 0) return rejected("decryption failed or bad record MAC");
   if (type == kAlert && plain == 2 && in_[1] == 0) {  // close_notify
-    if (got == 0) return Error(Code::kAborted, "connection closed by " + inner_->peer());
-    return Error(Code::kProtocol, "connection closed by " + inner_->peer() + " after " + std::to_string(got) +
-                                      " of " + std::to_string(want) + " bytes");
+    return ClosedByPeer(inner_->peer(), got, want);
   }
   if (type == kAlert) return rejected("the peer sent TLS alert " + std::to_string(plain == 2 ? in_[1] : 0));
   if (type != kApplicationData) return rejected("unexpected content type " + std::to_string(type));
