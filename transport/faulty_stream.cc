@@ -40,7 +40,25 @@ Status FaultyStream::Send(std::span<const iovec> iov) {
     close = true;
   }
   if (drop_after < end) keep = std::min(keep, drop_after > start ? drop_after - start : 0);
+  // Per-send faults: one send thread, so these flags need no lock.
+  auto due = [&](uint64_t at, bool& done) {
+    if (done || at > start) return false;
+    return done = true;
+  };
+  if (due(faults_.drop_send_at, dropped_)) keep = 0;
+  if (due(faults_.inject_at, injected_) && !faults_.inject.empty())
+    XM_TRY(inner_->Send(faults_.inject.data(), faults_.inject.size()));
+  if (due(faults_.reorder_send_at, reordered_)) {
+    held_.assign(bytes.begin(), bytes.begin() + static_cast<long>(keep));
+    return {};
+  }
   if (keep > 0) XM_TRY(inner_->Send(bytes.data(), keep));
+  if (due(faults_.replay_send_at, replayed_) && keep > 0) XM_TRY(inner_->Send(bytes.data(), keep));
+  if (!held_.empty()) {
+    std::vector<std::byte> late = std::move(held_);
+    held_.clear();
+    XM_TRY(inner_->Send(late.data(), late.size()));
+  }
   if (close) {
     inner_->Shutdown();
     return Error(Code::kIo, "fault injected: stream closed after " + std::to_string(close_after) + " bytes");

@@ -3,6 +3,11 @@
 // tests/support/in_process_migration.h). Faults apply to what this end sends;
 // wrap the other end to fault the other direction.
 //
+// Under a security layer (secure.h) it is the man in the middle: every Send()
+// it sees is whole TLS records or MAC frames, so the per-send faults (replay,
+// drop, reorder, inject) move authentic records around as an attacker on the
+// path could.
+//
 // Thread-safety: as the wrapped stream (one sender, one receiver, Shutdown
 // from anywhere).
 #pragma once
@@ -10,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "transport/stream.h"
 
@@ -27,6 +33,12 @@ struct StreamFaults {
   uint32_t close_at_record = 0;
   uint32_t drop_at_record = 0;
   uint32_t record_nth = 1;
+  // The first send that starts at or after the offset is...
+  uint64_t replay_send_at = kNever;   // ...sent twice (a replayed record)
+  uint64_t drop_send_at = kNever;     // ...swallowed, later sends go on (a deleted record)
+  uint64_t reorder_send_at = kNever;  // ...held back and sent after the next one
+  uint64_t inject_at = kNever;        // ...preceded by `inject` (a forged record)
+  std::vector<std::byte> inject;
 };
 
 class FaultyStream final : public Stream {
@@ -41,6 +53,7 @@ class FaultyStream final : public Stream {
   void SetTimeoutMs(int ms) override { inner_->SetTimeoutMs(ms); }
   std::string_view kind() const override { return inner_->kind(); }
   std::string peer() const override { return inner_->peer(); }
+  const Stream* wrapped() const override { return inner_.get(); }
 
   uint64_t bytes_sent() const { return sent_.load(); }
 
@@ -51,6 +64,8 @@ class FaultyStream final : public Stream {
   // The offsets in effect: faults_' own, or where a chosen record began.
   std::atomic<uint64_t> close_after_, drop_after_;
   std::atomic<uint32_t> close_seen_{0}, drop_seen_{0};
+  bool replayed_ = false, dropped_ = false, injected_ = false, reordered_ = false;
+  std::vector<std::byte> held_;  // the send held back for reordering
 };
 
 }  // namespace xm

@@ -114,9 +114,6 @@ Status WriteRecord(Stream& s, RecordType type, std::span<const uint8_t> body, ui
   return WriteRecord(s, type, std::span<const iovec>(&v, 1), flags);
 }
 
-namespace {
-
-// What a foreign peer's first bytes look like, for the error message.
 std::string DescribeForeignBytes(std::span<const uint8_t> b) {
   auto starts = [&](std::string_view p) {
     return b.size() >= p.size() && std::equal(p.begin(), p.end(), b.begin(),
@@ -125,12 +122,14 @@ std::string DescribeForeignBytes(std::span<const uint8_t> b) {
   std::string what;
   if (starts("HTTP/")) what = "an HTTP server";
   else if (starts("SSH-")) what = "an SSH server";
-  else if (b.size() >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03) what = "a TLS endpoint";
+  else if (b.size() >= 2 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03) what = "a TLS endpoint (an xmotion peer with --key-file or --tls-cert, where this end has neither?)";
   std::string shown;
   for (uint8_t c : b.first(std::min<size_t>(b.size(), 24)))
     shown += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
   return (what.empty() ? "it sent" : "it answered like " + what + ":") + " \"" + shown + "\"";
 }
+
+namespace {
 
 // The body of a record whose header `h` was read and checked, verified against its hash.
 Status ReadBody(Stream& s, const RecordHeader& h, Record& into) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -80,5 +81,8 @@ Status ReadRecord(Stream& s, Record& into, uint64_t max_body = kMaxRecordBody);
 // answers with text or hangs up) is named for what it sent: kAuth, "not an
 // xmotion peer: ...". Anything that frames as a record goes on as ReadRecord.
 Status ReadFirstRecord(Stream& s, Record& into, uint64_t max_body);
+// What a foreign peer's first bytes look like, for an error message: "it
+// answered like an HTTP server: ..." or "it sent ...".
+std::string DescribeForeignBytes(std::span<const uint8_t> first_bytes);
 
 }  // namespace xm

@@ -184,9 +184,7 @@ Status SocketStream::Recv(std::span<std::byte> buf) {
       return ErrnoError("receive from " + peer_, errno);
     }
     if (n == 0) {
-      if (got == 0) return Error(Code::kAborted, "connection closed by " + peer_);
-      return Error(Code::kProtocol, "connection closed by " + peer_ + " after " + std::to_string(got) + " of " +
-                                        std::to_string(buf.size()) + " bytes");
+      return ClosedByPeer(peer_, got, buf.size());
     }
     got += static_cast<size_t>(n);
   }

@@ -16,6 +16,15 @@
 
 namespace xm {
 
+// The peer closed its end `got` bytes into a read of `want`: kAborted between
+// reads (its orderly end), kProtocol in the middle of one (a cut stream). Every
+// stream says it in these words.
+inline Status ClosedByPeer(const std::string& peer, size_t got, size_t want) {
+  if (got == 0) return Status(Code::kAborted, "connection closed by " + peer);
+  return Status(Code::kProtocol, "connection closed by " + peer + " after " + std::to_string(got) + " of " +
+                                     std::to_string(want) + " bytes");
+}
+
 class Stream {
  public:
   virtual ~Stream() = default;
@@ -42,6 +51,9 @@ class Stream {
 
   virtual std::string_view kind() const = 0;  // "sockets" or "io_uring"
   virtual std::string peer() const = 0;
+  // The stream this one is layered on (TLS, MAC, faults), or nullptr for a
+  // transport, so reports can name the transport under a security layer.
+  virtual const Stream* wrapped() const { return nullptr; }
 };
 
 }  // namespace xm

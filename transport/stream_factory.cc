@@ -44,6 +44,7 @@ Result<std::unique_ptr<Stream>> ConnectStream(const HostPort& to, int timeout_ms
 }
 
 std::string DescribeStream(const Stream& stream) {
+  if (const Stream* inner = stream.wrapped()) return DescribeStream(*inner);
   if (auto* u = dynamic_cast<const UringStream*>(&stream)) return u->Describe();
   return std::string(stream.kind());
 }

@@ -353,9 +353,7 @@ Status UringStream::Send(std::span<const iovec> iov) {
 
 Status UringStream::EndOfStream(size_t got, size_t want) const {
   if (shut_down_.load()) return Error(Code::kAborted, "stream to " + peer_ + " shut down");
-  if (got == 0) return Error(Code::kAborted, "connection closed by " + peer_);
-  return Error(Code::kProtocol, "connection closed by " + peer_ + " after " + std::to_string(got) + " of " +
-                                    std::to_string(want) + " bytes");
+  return ClosedByPeer(peer_, got, want);
 }
 
 Status UringStream::RecvInto(std::byte* dst, size_t len, bool waitall, size_t* got) {

@@ -35,6 +35,8 @@ struct CommonOptions {
   BackendOptions backend;
   std::string memory = "256M";
   std::string key_file;
+  std::string tls_cert, tls_key, tls_ca;  // PEM files: certificates instead of a pre-shared key
+  bool no_encrypt = false;                // integrity only (keyed MAC), no secrecy
   std::string report;
   std::string progress = "auto";  // auto | human | json | none
   bool quiet = false;             // no summary on stdout (the caller reads --report)
@@ -45,6 +47,8 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
 // Parses sizes and checks the backend; returns a usage error otherwise.
 Status FinishBackendOptions(CommonOptions& o);
 Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o);
+// The TLS/MAC settings of the command line (their `psk` is left to `key`).
+SecurityOptions SecurityFrom(const CommonOptions& o);
 // The progress sink for --progress: JSON lines on stdout, a bar redrawn on a
 // terminal, log lines, or nothing. `who` is "send" or "receive".
 ProgressFn MakeProgress(const std::string& mode, const std::string& who);

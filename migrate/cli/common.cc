@@ -12,6 +12,7 @@
 #include "migrate/cli/cancel_watch.h"
 #include "migrate/cli/commands.h"
 #include "transport/auth.h"
+#include "transport/secure.h"
 
 namespace xm::cli {
 
@@ -24,7 +25,14 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
   cmd.add_option("--domain", o.backend.domain,
                  "xen: the domain to migrate (name or id); sim/kvm (send): a label naming the guest for the source "
                  "guard (one send per guest)");
-  cmd.add_option("--key-file", o.key_file, "Pre-shared key for peer authentication (both sides)");
+  cmd.add_option("--key-file", o.key_file,
+                 "Pre-shared key (both sides): TLS 1.3 with a PSK derived from it authenticates and encrypts every "
+                 "stream");
+  cmd.add_option("--tls-cert", o.tls_cert, "This host's certificate (PEM), instead of a pre-shared key");
+  cmd.add_option("--tls-key", o.tls_key, "The private key of --tls-cert (PEM)");
+  cmd.add_option("--tls-ca", o.tls_ca, "The CA (PEM) that signed the peer's certificate");
+  cmd.add_flag("--no-encrypt", o.no_encrypt,
+               "With a key or certificate: authenticate and MAC every record but do not encrypt (both sides)");
   cmd.add_option("--report", o.report, "Write the JSON report to this file");
   cmd.add_option("--progress", o.progress, "Progress output: auto, human, json (lines on stdout) or none")
       ->check(CLI::IsMember({"auto", "human", "json", "none"}))
@@ -69,7 +77,25 @@ Status FinishBackendOptions(CommonOptions& o) {
     auto key = LoadKey(o);
     if (!key.ok()) return std::move(key).With("--key-file").status();
   }
+  if ((!o.tls_key.empty() || !o.tls_ca.empty()) && o.tls_cert.empty())
+    return Error(Code::kInvalidArgument, "--tls-key and --tls-ca go with --tls-cert");
+  if (!o.tls_cert.empty()) {
+    SecurityOptions so = SecurityFrom(o);
+    auto ctx = SecureContext::Create(so, Role::kSource);  // loads and checks the files
+    if (!ctx.ok()) return ctx.status();
+  }
+  if (o.no_encrypt && o.key_file.empty() && o.tls_cert.empty())
+    return Error(Code::kInvalidArgument, "--no-encrypt needs --key-file or --tls-cert: it keeps their integrity check");
   return {};
+}
+
+SecurityOptions SecurityFrom(const CommonOptions& o) {
+  SecurityOptions so;
+  so.cert_file = o.tls_cert;
+  so.key_file = o.tls_key;
+  so.ca_file = o.tls_ca;
+  so.encrypt = !o.no_encrypt;
+  return so;
 }
 
 Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o) {

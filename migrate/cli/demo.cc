@@ -157,6 +157,9 @@ int RunDemo(DemoArgs& a) {
   std::vector<std::string> guest_args = {"--backend", b.backend.backend, "--memory", b.memory, "--transport",
                                          b.transport};
   if (!b.key_file.empty()) guest_args.insert(guest_args.end(), {"--key-file", b.key_file});
+  for (const auto& [flag, file] : {std::pair{"--tls-cert", b.tls_cert}, {"--tls-key", b.tls_key}, {"--tls-ca", b.tls_ca}})
+    if (!file.empty()) guest_args.insert(guest_args.end(), {flag, file});
+  if (b.no_encrypt) guest_args.push_back("--no-encrypt");
 
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {

@@ -65,6 +65,7 @@ int RunReceive(ReceiveArgs& a) {
   }
   ReceiverOptions o;
   o.key = *key;
+  o.security = SecurityFrom(a.common);
   o.transport = *transport;
   o.accept_timeout_ms = a.accept_timeout_s * 1000;
   o.io_timeout_ms = a.io_timeout_s * 1000;

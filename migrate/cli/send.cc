@@ -47,6 +47,7 @@ int RunSend(SendArgs& a) {
   SourceOptions o;
   o.to = *hp;
   o.key = *key;
+  o.security = SecurityFrom(a.common);
   o.compress = !a.no_compress;
   o.policy.downtime_target_ms = a.downtime_ms;
   o.policy.max_rounds = a.max_rounds;

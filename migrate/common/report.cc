@@ -51,6 +51,11 @@ nlohmann::json MigrationReport::ToJson() const {
   if (!digest.empty()) j["digest"] = digest;
   j["transport"] = transport;
   if (!transport_note.empty()) j["transport_note"] = transport_note;
+  nlohmann::json enc{{"mode", encryption.mode}, {"auth", encryption.auth}, {"kernel", encryption.kernel}};
+  if (!encryption.cipher.empty()) enc["cipher"] = encryption.cipher;
+  if (!encryption.mac.empty()) enc["mac"] = encryption.mac;
+  if (!encryption.kernel_note.empty()) enc["kernel_note"] = encryption.kernel_note;
+  j["encryption"] = enc;
   if (source_overhead_bytes) j["source_overhead_bytes"] = source_overhead_bytes;
   if (role == "source") j["source_peak_overhead_bytes"] = source_peak_overhead_bytes;
   if (role == "destination") j["destination_overhead_bytes"] = destination_overhead_bytes;
@@ -104,6 +109,12 @@ std::string MigrationReport::Summary() const {
                 memory_bytes ? 100.0 * static_cast<double>(bytes_wire) / static_cast<double>(memory_bytes) : 0.0,
                 transport.c_str(), streams, digest_match ? "match" : "NOT verified");
   s += line;
+  if (encryption.mode == "none")
+    s += " encryption: NONE (no --key-file): the stream was readable and writable on the way\n";
+  else
+    s += " encryption: " + encryption.mode + " (" + encryption.cipher +
+         (encryption.mac.empty() ? "" : ", records under " + encryption.mac) + ", " + encryption.auth + ", " +
+         (encryption.kernel ? "kernel" : "user space") + ")\n";
   std::snprintf(line, sizeof line, " pages: zero %llu, unchanged %llu, duplicate %llu, delta %llu, lz4 %llu, raw %llu\n",
                 static_cast<unsigned long long>(pages.zero), static_cast<unsigned long long>(pages.unchanged),
                 static_cast<unsigned long long>(pages.duplicate), static_cast<unsigned long long>(pages.delta),

@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "migrate/common/page_codec.h"
+#include "transport/secure.h"
 
 namespace xm {
 
@@ -70,6 +71,7 @@ struct MigrationReport {
   std::string digest;
   std::string transport = "sockets";
   std::string transport_note;  // why io_uring was not used, when it was wanted
+  EncryptionInfo encryption;   // what protected the streams (mode "none" until one was secured)
   uint32_t streams = 1;
   std::string verify = "incremental";
   uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)

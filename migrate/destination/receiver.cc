@@ -58,6 +58,7 @@ class Receiver::Impl {
 
   // Declared so that they are destroyed lanes first, the guest last.
   std::unique_ptr<Backend> guest_;
+  std::unique_ptr<SecureContext> secure_;  // every stream goes through it
   std::unique_ptr<Stream> control_stream_;
   Stream* control_ = nullptr;
   Record rec_;  // the control stream's current record
@@ -160,6 +161,8 @@ Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
     std::string why;
     auto s = acceptor.Accept(opts_.io_timeout_ms, &why);
     if (!s.ok()) return std::move(s).With("waiting for data stream " + std::to_string(joined)).status();
+    s = secure_->Secure(std::move(s).value());
+    if (!s.ok()) return std::move(s).With("data stream " + std::to_string(joined)).status();
     (*s)->SetTimeoutMs(opts_.io_timeout_ms);
     Record rec;
     XM_TRY(ExpectRecord(**s, rec, RecordType::kJoin, "data stream", kPreAuthMaxBody));
@@ -286,7 +289,13 @@ Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
       if (s.status().code() == Code::kTimeout) break;
       return std::move(s).With("waiting for the source to reconnect").status();
     }
-    control_stream_ = std::move(s).value();
+    auto secured = secure_->Secure(std::move(s).value());
+    if (!secured.ok()) {
+      // A stranger or a wrong key: refused in the TLS handshake; keep waiting.
+      spdlog::warn("receive: while holding the guest: {}", secured.status().message());
+      continue;
+    }
+    control_stream_ = std::move(secured).value();
     control_ = control_stream_.get();
     control_->SetTimeoutMs(opts_.io_timeout_ms);
     NegotiateOptions no;
@@ -401,12 +410,16 @@ MigrationReport Receiver::Impl::Run(Acceptor& acceptor) {
   rss_at_start_ = ResidentBytes();
   start_ = Clock::now();
   auto body = [&]() -> Status {
+    SecurityOptions so = opts_.security;
+    so.psk = opts_.key;
+    XM_ASSIGN_OR_RETURN(secure_, SecureContext::Create(so, Role::kDestination));
     std::string why;
     EnterPhase("accept");
     Phase("accept");
     auto s = AcceptSource(acceptor, &why);
     if (!s.ok()) return std::move(s).With("waiting for a source").status();
-    control_stream_ = std::move(s).value();
+    XM_ASSIGN_OR_RETURN(control_stream_, secure_->Secure(std::move(s).value()));
+    report_.encryption = secure_->info();
     control_ = control_stream_.get();
     control_->SetTimeoutMs(opts_.io_timeout_ms);
     // A cancel wakes whatever read this side is blocked in; ABORT still goes out.

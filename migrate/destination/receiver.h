@@ -23,6 +23,7 @@
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
 #include "transport/messages.h"
+#include "transport/secure.h"
 #include "transport/endpoint.h"
 #include "transport/socket_stream.h"
 #include "transport/stream_factory.h"
@@ -47,6 +48,8 @@ struct ReceiverOptions {
   // long for the source to reconnect and RESUME (PROTOCOL.md §5a); 0 = never.
   int resume_window_ms = 60000;
   std::vector<uint8_t> key;
+  // TLS certificates and --no-encrypt; its `psk` is ignored (`key` is the PSK).
+  SecurityOptions security;
   uint32_t max_streams = kMaxStreams;
   uint64_t max_guest_bytes = 0;    // refuse larger guests (0 = this host's RAM)
   std::string max_guest_what = "this host can hold";  // what max_guest_bytes is, for the refusal

@@ -68,6 +68,7 @@ class SourceEngine::Impl {
   MigrationReport report_;
   std::unique_ptr<TcpDialer> tcp_;  // when no dialer was given
   Dialer* dialer_ = nullptr;
+  std::unique_ptr<SecureContext> secure_;  // every stream goes through it
   std::unique_ptr<Stream> control_;
   std::vector<std::unique_ptr<Stream>> data_;  // streams 1..n-1
   std::unique_ptr<SendPipeline> pipeline_;
@@ -101,12 +102,17 @@ Status SourceEngine::Impl::Connect(int timeout_ms) {
     tcp_ = std::make_unique<TcpDialer>(opts_.to, timeout_ms, opts_.transport);
     dialer_ = tcp_.get();
   }
+  SecurityOptions so = opts_.security;
+  so.psk = opts_.key;
+  so.handshake_timeout_ms = std::min(opts_.io_timeout_ms, kHelloTimeoutMs);
+  XM_ASSIGN_OR_RETURN(secure_, SecureContext::Create(so, Role::kSource));
   std::string why;
   auto s = dialer_->Dial(&why);
   if (!s.ok() && s.status().message().find("refused") != std::string::npos)
     return Error(Code::kAuth, s.status().message() + ": no xmotion receiver listens at " + opts_.to.ToString());
   if (!s.ok()) return std::move(s).status();
-  control_ = std::move(s).value();
+  XM_ASSIGN_OR_RETURN(control_, secure_->Secure(std::move(s).value()));
+  report_.encryption = secure_->info();
   control_->SetTimeoutMs(opts_.io_timeout_ms);
   // A cancel wakes whatever read the engine is blocked in; ABORT still goes out.
   if (opts_.cancel) opts_.cancel->SetInterrupt([c = control_.get()] { c->InterruptRecv(); });
@@ -119,6 +125,8 @@ Status SourceEngine::Impl::OpenDataStreams() {
   for (uint32_t i = 1; i < session_.streams; ++i) {
     std::string why;
     auto s = dialer_->Dial(&why);
+    if (!s.ok()) return std::move(s).With("open stream " + std::to_string(i)).status();
+    s = secure_->Secure(std::move(s).value());
     if (!s.ok()) return std::move(s).With("open stream " + std::to_string(i)).status();
     (*s)->SetTimeoutMs(opts_.io_timeout_ms);
     Join j;

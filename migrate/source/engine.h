@@ -31,6 +31,7 @@
 #include "migrate/source/policy.h"
 #include "transport/endpoint.h"
 #include "transport/messages.h"
+#include "transport/secure.h"
 #include "transport/socket_stream.h"
 #include "transport/stream_factory.h"
 
@@ -45,6 +46,8 @@ struct SourceOptions {
   // §5a); each break gets this many attempts within one io timeout.
   uint32_t reconnect = 3;
   std::vector<uint8_t> key;        // empty = no authentication
+  // TLS certificates and --no-encrypt; its `psk` is ignored (`key` is the PSK).
+  SecurityOptions security;
   bool compress = true;
   uint32_t streams = 1;            // parallel TCP connections (PROTOCOL.md §1)
   TransportKind transport = TransportKind::kAuto;

@@ -1,7 +1,7 @@
 // Writes small seed inputs for the fuzz targets: valid records and bodies built
 // with the real encoders, so the fuzzers start from inputs that go deep.
 //
-//   xm_fuzz_corpus DIR   -> DIR/{record,messages,pages,receiver}/seed-N
+//   xm_fuzz_corpus DIR   -> DIR/{record,messages,pages,receiver,secure}/seed-N
 #include <xxhash.h>
 
 #include <cstdio>
@@ -18,6 +18,7 @@
 #include "tests/fuzz/receiver_input.h"
 #include "transport/messages.h"
 #include "transport/record.h"
+#include "tests/fuzz/secure_input.h"
 
 namespace {
 
@@ -154,6 +155,15 @@ int main(int argc, char** argv) {
   // record: framed streams behind the limit selector byte.
   Write(dir / "record", 0, WithSelector(0, Framed(raw)));
   Write(dir / "record", 1, WithSelector(1, Framed(lz4)));
+
+  // secure: a migration's records tagged with the fuzz key or sealed as TLS
+  // records with the fuzz secret, the same in the clear for the harness to
+  // protect, and (for the TLS receiver) raw records.
+  Write(dir / "secure", 0, WithSelector(testing::kSecureMacWire, testing::MacWire(Framed(raw))));
+  Write(dir / "secure", 1, WithSelector(testing::kSecureMacPlain, Framed(lz4)));
+  Write(dir / "secure", 2, WithSelector(testing::kSecureTls, Framed(raw)));
+  Write(dir / "secure", 3, WithSelector(testing::kSecureTlsWire, testing::TlsWire(Framed(raw))));
+  Write(dir / "secure", 4, WithSelector(testing::kSecureTlsPlain, Framed(lz4)));
 
   // messages: one valid body per decoder (selector = fuzz_messages' case number).
   Hello hello;

@@ -1,0 +1,56 @@
+// The fuzz_secure target's input, shared with the seed writer: a selector byte,
+// then bytes that are, by selector % 5, (0) the wire behind a MacStream whose
+// keys are these fixed ones, (1) a plaintext record stream the harness itself
+// sends through a MacStream (so the record layer behind the MAC is reached),
+// (2) what a TLS client says to a receiver with a pre-shared key, (3) the wire
+// behind a TlsRecordStream keyed from a fixed traffic secret, (4) a plaintext
+// record stream sent through such TLS records. Test-only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tests/fuzz/memory_stream.h"
+#include "transport/mac_stream.h"
+#include "transport/tls_record.h"
+
+namespace xm::testing {
+
+inline constexpr uint8_t kSecureMacWire = 0, kSecureMacPlain = 1, kSecureTls = 2, kSecureTlsWire = 3,
+                         kSecureTlsPlain = 4, kSecureModes = 5;
+inline const MacKey kFuzzMacKey = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+// A TlsRecordStream over `inner` whose both directions use one fixed secret.
+inline std::unique_ptr<TlsRecordStream> FuzzTlsRecords(std::unique_ptr<Stream> inner) {
+  static const std::vector<uint8_t> secret(32, 0x42);
+  auto tx = std::make_unique<TlsRecordCipher>(), rx = std::make_unique<TlsRecordCipher>();
+  if (!tx->Init(secret, false, 0).ok() || !rx->Init(secret, false, 0).ok()) return nullptr;
+  return std::make_unique<TlsRecordStream>(std::move(inner), std::move(tx), std::move(rx));
+}
+
+// `plain` sent as TLS records with that secret, in up to three sends.
+inline std::vector<uint8_t> TlsWire(std::span<const uint8_t> plain) {
+  auto mem = std::make_unique<MemoryStream>(std::span<const uint8_t>());
+  MemoryStream* tap = mem.get();
+  auto s = FuzzTlsRecords(std::move(mem));
+  if (!s) return {};
+  const size_t cut[] = {0, plain.size() / 3, plain.size() / 2, plain.size()};
+  for (int i = 0; i < 3; ++i)
+    if (cut[i + 1] > cut[i]) (void)s->Send(plain.data() + cut[i], cut[i + 1] - cut[i]);
+  return tap->sent();
+}
+
+// `plain` sent through a MacStream with kFuzzMacKey, in up to three sends: the bytes on the wire.
+inline std::vector<uint8_t> MacWire(std::span<const uint8_t> plain) {
+  auto mem = std::make_unique<MemoryStream>(std::span<const uint8_t>());
+  MemoryStream* tap = mem.get();
+  auto s = MacStream::Create(std::move(mem), kFuzzMacKey, kFuzzMacKey);
+  if (!s.ok()) return {};
+  const size_t cut[] = {0, plain.size() / 3, plain.size() / 2, plain.size()};
+  for (int i = 0; i < 3; ++i)
+    if (cut[i + 1] > cut[i]) (void)(*s)->Send(plain.data() + cut[i], cut[i + 1] - cut[i]);
+  return tap->sent();
+}
+
+}  // namespace xm::testing
