@@ -25,6 +25,7 @@ Status FaultyBackend::FetchDirty(DirtyBitmap& out) {
   if (n == faults_.fail_fetch_dirty_at) return Injected("FetchDirty", n);
   XM_TRY(inner_->FetchDirty(out));
   if (faults_.drop_dirty_pfn < out.size()) out.Clear(faults_.drop_dirty_pfn);
+  if (faults_.always_dirty_pfn < out.size()) out.Set(faults_.always_dirty_pfn);
   return {};
 }
 

@@ -34,6 +34,10 @@ struct BackendFaults {
   // A dirty log that misses a page: every FetchDirty forgets this pfn was
   // written (what --verify full's dirty_log_misses must catch).
   uint64_t drop_dirty_pfn = UINT64_MAX;
+  // A page every FetchDirty reports written, as if the guest wrote it all the
+  // time: no round is empty however the guest's writer thread is scheduled
+  // (tests that fail the nth map of a later round count on that round).
+  uint64_t always_dirty_pfn = UINT64_MAX;
 };
 
 class FaultyBackend final : public ForwardingBackend {
