@@ -129,9 +129,16 @@ Status MacStream::NextFrame(size_t got, size_t want) {
 }
 
 Status MacStream::Recv(std::span<std::byte> buf) {
+  XM_TRY(rx_failed_);
   size_t got = 0;
   while (got < buf.size()) {
-    if (pos_ == frame_.size()) XM_TRY(NextFrame(got, buf.size()));
+    if (pos_ == frame_.size()) {
+      if (Status st = NextFrame(got, buf.size()); !st.ok()) {
+        frame_.clear(), pos_ = 0;
+        rx_failed_ = st;
+        return st;
+      }
+    }
     size_t n = std::min(buf.size() - got, frame_.size() - pos_);
     std::memcpy(buf.data() + got, frame_.data() + pos_, n);
     pos_ += n;

@@ -64,6 +64,10 @@ class MacStream final : public Stream {
   Direction tx_, rx_;
   std::vector<uint8_t> frame_;  // the checked payload being handed out
   size_t pos_ = 0;
+  // The first failed read, returned by every later one: past a frame that did
+  // not check (or a cut) the stream is out of step, and nothing behind it may
+  // be handed out (a skim for the peer's ABORT reads on after a failure).
+  Status rx_failed_;
   std::vector<uint8_t> scratch_;  // send: headers and tags of one Send
   std::vector<iovec> iov_;
 };

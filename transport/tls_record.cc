@@ -164,10 +164,15 @@ Status TlsRecordStream::NextRecord(size_t got, size_t want) {
 }
 
 Status TlsRecordStream::Recv(std::span<std::byte> buf) {
+  XM_TRY(rx_failed_);
   size_t got = 0;
   while (got < buf.size()) {
     if (pos_ == end_) {
-      XM_TRY(NextRecord(got, buf.size()));
+      if (Status st = NextRecord(got, buf.size()); !st.ok()) {
+        pos_ = end_ = 0;
+        rx_failed_ = st;
+        return st;
+      }
       continue;
     }
     size_t n = std::min(buf.size() - got, end_ - pos_);

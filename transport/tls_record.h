@@ -79,6 +79,10 @@ class TlsRecordStream final : public Stream {
   std::vector<iovec> pieces_;   // the plaintext pieces of one record
   std::vector<uint8_t> in_;     // the current record, opened in place
   size_t pos_ = 0, end_ = 0;
+  // The first failed read, returned by every later one: past a record that did
+  // not open (or a cut) the stream is out of step, and nothing behind it may
+  // be handed out (a skim for the peer's ABORT reads on after a failure).
+  Status rx_failed_;
 };
 
 }  // namespace xm
