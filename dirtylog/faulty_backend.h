@@ -39,6 +39,7 @@ class FaultyBackend final : public Backend {
   Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) override;
   std::byte* DirectMemory() override { return faults_.hide_direct_memory ? nullptr : inner_->DirectMemory(); }
   bool ZeroInitialized() const override { return inner_->ZeroInitialized(); }
+  void PagesMaybeWritten(DirtyBitmap& out) override { inner_->PagesMaybeWritten(out); }
 
   Status EnableDirtyLog() override { return inner_->EnableDirtyLog(); }
   Status FetchDirty(DirtyBitmap& out) override;
