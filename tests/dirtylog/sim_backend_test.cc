@@ -336,6 +336,25 @@ TEST(SimBackend, ThrottleSlowsTheCounter) {
   EXPECT_LT(slow * 2, full) << "throttled " << slow << " vs unthrottled " << full;
 }
 
+// A rate-capped guest throttled to 10% writes well under its cap: time spent
+// stopped must not turn into a backlog written at full speed when it runs.
+// An upper bound, so a loaded machine only makes it pass more easily.
+TEST(SimBackend, ThrottledRateCappedGuestStaysUnderItsRate) {
+  // 102400 pages/s unthrottled: a 64-page slice of writes is 0.6 ms of it,
+  // well inside the 1 ms of each 10 ms period a 10% throttle lets it run.
+  auto b = Source(4 * kMiB, "hot=4M,rate=400M/s");
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(b->SetThrottle(0.1).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const uint64_t c0 = Counter(*b);
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const uint64_t written = Counter(*b) - c0;
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  ASSERT_TRUE(b->Pause().ok());
+  EXPECT_LT(static_cast<double>(written), 0.5 * 102400 * s) << written << " pages in " << s << " s";
+}
+
 TEST(SimBackend, MapPagesPointsIntoGuestMemory) {
   auto b = Source(kMiB, "");
   ASSERT_TRUE(b);
