@@ -27,10 +27,10 @@ class Mapping {
   }
   ~Mapping() { reset(); }
 
-  // Private anonymous zero-filled memory, e.g. guest RAM of the sim backend.
-  // `populate` faults every page in now (MAP_POPULATE), as a hypervisor
-  // allocates a new domain's memory before it is filled.
-  static Result<Mapping> Anonymous(size_t len, bool populate = false);
+  // Private anonymous zero-filled memory, e.g. guest RAM of the sim backend,
+  // allocated page by page as it is first written (nothing is reserved or
+  // faulted in ahead). No MADV_HUGEPAGE: measured slower here (DESIGN.md §3).
+  static Result<Mapping> Anonymous(size_t len);
 
   std::byte* data() const { return static_cast<std::byte*>(addr_); }
   size_t size() const { return len_; }

@@ -63,6 +63,13 @@ class Backend {
   // True when a new destination guest's memory reads as zero until written
   // (anonymous memory): the receiver then skips writing zero pages it never had.
   virtual bool ZeroInitialized() const { return false; }
+  // ORs into `out` every page that may read as something other than zero: the
+  // pages anything wrote since the guest's memory was allocated, as far as the
+  // backend knows. The source's first round sends the others as ZERO pages from
+  // this bitmap, without reading them (an idle guest costs a bitmap scan, not a
+  // fault and a copy per page). Pages written later are in the dirty log.
+  // The default knows nothing and names every page.
+  virtual void PagesMaybeWritten(DirtyBitmap& out) { out.SetAll(); }
 
   // Dirty log. FetchDirty ORs the pages written since the last fetch into `out`
   // and clears the log; a page written during the fetch is reported now or next time.

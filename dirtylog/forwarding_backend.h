@@ -23,6 +23,7 @@ class ForwardingBackend : public Backend {
   }
   std::byte* DirectMemory() override { return inner_->DirectMemory(); }
   bool ZeroInitialized() const override { return inner_->ZeroInitialized(); }
+  void PagesMaybeWritten(DirtyBitmap& out) override { inner_->PagesMaybeWritten(out); }
 
   Status EnableDirtyLog() override { return inner_->EnableDirtyLog(); }
   Status FetchDirty(DirtyBitmap& out) override { return inner_->FetchDirty(out); }

@@ -55,4 +55,12 @@ class PageAccess {
 Result<MappedPages> MapLinear(std::byte* base, const GuestShape& shape, std::span<const uint64_t> pfns,
                               std::string_view who);
 
+// Backend::PagesMaybeWritten for guest memory that is private anonymous memory
+// of this process at `base` (sim, kvm): ORs into `out` the pages the kernel
+// has ever given a page frame, present or swapped (/proc/self/pagemap). A page
+// that never had one was never written and reads as zero; one that only a
+// read touched maps the shared zero page and counts as touched (it is read and
+// found zero, as before). Where pagemap cannot be read, every page counts.
+void PagesTouched(const std::byte* base, uint64_t page_count, DirtyBitmap& out);
+
 }  // namespace xm

@@ -176,6 +176,10 @@ Result<MappedPages> KvmBackend::MapPages(std::span<const uint64_t> pfns, Access)
   return MapLinear(mem_.data(), shape_, pfns, "kvm");
 }
 
+// The guest's writes fault its memory in through this process's page tables,
+// so the kernel's record of which pages it ever allocated covers them.
+void KvmBackend::PagesMaybeWritten(DirtyBitmap& out) { PagesTouched(mem_.data(), shape_.page_count, out); }
+
 Status KvmBackend::EnableDirtyLog() {
   XM_TRY_CTX(vm_->SetMemory(0, 0, mem_.size(), mem_.data(), true), "kvm: enable dirty log");
   logging_ = true;

@@ -78,6 +78,7 @@ class KvmBackend final : public Backend {
   std::byte* DirectMemory() override { return mem_.data(); }
   // Anonymous memory a destination VM has never run on reads as zero.
   bool ZeroInitialized() const override { return true; }
+  void PagesMaybeWritten(DirtyBitmap& out) override;
 
   Status EnableDirtyLog() override;
   Status FetchDirty(DirtyBitmap& out) override;

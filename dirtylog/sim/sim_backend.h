@@ -1,7 +1,8 @@
 // SimBackend: a synthetic guest in this process's memory, for tests and benchmarks.
 //
-// Memory is anonymous zeroed RAM; a workload thread (WorkloadSpec) plays the
-// guest's vCPU and marks every page it writes in an exact dirty bitmap, written
+// Memory is anonymous zeroed RAM, allocated by the first write, never before:
+// a destination page nothing sends stays unallocated. A workload thread
+// (WorkloadSpec) plays the guest's vCPU and marks every page it writes in an exact dirty bitmap, written
 // after the data, as a hypervisor's log would. The "vCPU state" is the workload's
 // own state (spec, counter, cursor), so a destination continues where the source
 // paused. This is a simulation: it exercises the engine, not a hypervisor.
@@ -31,6 +32,7 @@ class SimBackend final : public Backend {
   Result<MappedPages> MapPages(std::span<const uint64_t> pfns, Access access) override;
   std::byte* DirectMemory() override { return mem_.data(); }
   bool ZeroInitialized() const override { return true; }
+  void PagesMaybeWritten(DirtyBitmap& out) override;
 
   Status EnableDirtyLog() override;
   Status FetchDirty(DirtyBitmap& out) override;
@@ -54,11 +56,10 @@ class SimBackend final : public Backend {
 
  private:
   SimBackend() = default;
-  static Result<std::unique_ptr<SimBackend>> Create(const GuestShape& shape, bool populate);
+  static Result<std::unique_ptr<SimBackend>> Create(const GuestShape& shape);
   void StartWorkload();
   void StopWorkload();
   void WorkloadLoop();
-  void PopulateLoop();
 
   GuestShape shape_;
   Mapping mem_;
@@ -70,9 +71,6 @@ class SimBackend final : public Backend {
 
   std::thread worker_;
   std::atomic<bool> stop_{false};
-  // Destination only: faults the memory in ahead of the pages arriving.
-  std::thread populate_;
-  std::atomic<bool> stop_populate_{false};
   bool running_ = false;
   bool released_ = false;
   std::atomic<double> run_fraction_{1.0};

@@ -485,7 +485,7 @@ MigrationReport SourceEngine::Impl::Run() {
       XM_TRY_CTX(backend_.FetchDirty(todo), "round " + std::to_string(round) + ": dirty log");
       rr.fetch_ms = MsSince(t_fetch);
       RoundObservation obs{round, rr.pages_sent, rr.bytes_wire, rr.ms, todo.Count(),
-                           std::chrono::duration<double>(Clock::now() - start_).count()};
+                           std::chrono::duration<double>(Clock::now() - start_).count(), rr.dirty_pages};
       Decision d = policy_.Decide(obs);
       rr.dirty_next = obs.dirty_next;
       rr.predicted_downtime_ms = policy_.last_prediction_ms();

@@ -34,10 +34,12 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
                          EncodeCounts& counts, CodecStats& stats) {
   std::vector<uint64_t>& last_hash = *ctx.last_hash;
   std::byte* slot = batch.NextSlot();
-  std::memcpy(slot, page, kPageSize);  // the snapshot: everything below reads only this copy
+  // A page nothing ever wrote is not read: no fault, no copy, no scan.
+  const bool known_zero = ctx.known_zero && ctx.known_zero->Test(pfn);
+  if (!known_zero) std::memcpy(slot, page, kPageSize);  // the snapshot: everything below reads only this copy
   PageDesc d;
   d.pfn = pfn;
-  const bool zero = IsZeroPage(slot);
+  const bool zero = known_zero || IsZeroPage(slot);
   // One hash pass per page: its low half is the page hash, all of it the dup key.
   const Hash128 full = zero ? Hash128{} : PageHash128(slot);
   d.hash = zero ? ZeroPageHash() : full.lo;

@@ -34,6 +34,9 @@ struct RoundContext {
   // After a broken connection: pfns whose copy at the destination is unknown
   // (sent, never applied). Never "unchanged", never a delta; read-only in a round.
   const DirtyBitmap* unknown = nullptr;
+  // Pages that read as zero without being read (the complement of
+  // Backend::PagesMaybeWritten when the round started); null: read every page.
+  const DirtyBitmap* known_zero = nullptr;
   std::atomic<bool> compress{true};  // the governor's current decision; changes mid-round
   bool lz4_allowed = true;           // false with --no-compress: not even probes
 };

@@ -93,6 +93,9 @@ class SendPipeline::Impl {
   bool link_failed_ = false;  // under mu_: error_ came from a stream
   // Resuming after a break (ForgetUnapplied).
   DirtyBitmap sent_, unknown_;
+  // Round 0: pages nothing wrote before the dirty log was on (ctx_.known_zero).
+  DirtyBitmap known_zero_;
+  bool known_zero_ready_ = false;
   uint32_t sent_round_ = UINT32_MAX;
   std::atomic<uint64_t> resent_bytes_{0};
 
@@ -319,6 +322,17 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
     }
     ctx_.round = round;
     ctx_.sending = &pages;
+    if (round == 0 && !known_zero_ready_) {
+      // Asked once the dirty log is on: a page written after this answer is
+      // logged and goes again in round 1, so sending it as ZERO now is safe.
+      DirtyBitmap maybe(pages.size());
+      backend_.PagesMaybeWritten(maybe);
+      known_zero_.Resize(pages.size());
+      known_zero_.SetAll();
+      known_zero_.AndNot(maybe);
+      known_zero_ready_ = true;
+    }
+    ctx_.known_zero = round == 0 ? &known_zero_ : nullptr;
     for (auto& c : worker_counts_) c = EncodeCounts{};
   }
   uint64_t wire0 = bytes_wire_.load(), pages0 = pages_sent_.load();
@@ -451,7 +465,8 @@ std::vector<uint64_t> SendPipeline::batches_per_stream() const {
 uint64_t SendPipeline::overhead_bytes() const {
   const Impl& i = *impl_;
   uint64_t batches = i.batches_.size() * (size_t{BatchBuilder::kMaxBatchPages} * (kPageSize + sizeof(PageDesc)) + 2 * kPageSize);
-  return i.last_hash_.size() * sizeof(uint64_t) + i.populated_.words() * 8 + i.dup_.memory_bytes() + batches +
+  return i.last_hash_.size() * sizeof(uint64_t) + (i.populated_.words() + i.known_zero_.words()) * 8 +
+         i.dup_.memory_bytes() + batches +
          const_cast<DeltaCache&>(i.delta_).pages() * DeltaCache::kBytesPerPage;
 }
 uint32_t SendPipeline::workers() const { return impl_->nworkers_; }

@@ -51,8 +51,10 @@ class SendPipeline {
 
   // Sends every populated pfn set in `pages`, as round `round`. Blocks until all
   // batches are written; the first error of any thread ends the round, and every
-  // later call returns it.
-  // REQUIRES: rounds are numbered upwards; `pages` is as large as the guest.
+  // later call returns it. Round 0 sends the pages the backend knows nothing
+  // wrote (Backend::PagesMaybeWritten) as ZERO without reading them.
+  // REQUIRES: rounds are numbered upwards; `pages` is as large as the guest;
+  // the backend's dirty log is on before round 0.
   Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
 
   // After a broken connection. Detach stops the pipeline's threads and forgets

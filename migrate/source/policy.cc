@@ -32,10 +32,26 @@ Decision Policy::Decide(const RoundObservation& obs) {
   if (obs.pages_sent >= 256 && obs.ms > 0)
     predicted = 1.5 * static_cast<double>(obs.dirty_next) * obs.ms / static_cast<double>(obs.pages_sent);
   last_prediction_ms_ = predicted;
-  char buf[160];
+  char buf[200];
+  const bool last_round_allowed = obs.round + 1 >= cfg_.max_rounds ||
+                                  (cfg_.max_precopy_s > 0 && obs.elapsed_s >= cfg_.max_precopy_s);
   if (predicted <= cfg_.downtime_target_ms) {
-    std::snprintf(buf, sizeof buf, "%llu dirty pages fit the %.0f ms downtime target (predicted %.1f ms)",
-                  static_cast<unsigned long long>(obs.dirty_next), cfg_.downtime_target_ms, predicted);
+    // Under the ceiling: one more round if this one at least halved the rest.
+    const bool halved = obs.dirty_pages > 0 && 2 * obs.dirty_next <= obs.dirty_pages;
+    if (halved && predicted > kNegligibleDowntimeMs && !last_round_allowed) {
+      std::snprintf(buf, sizeof buf,
+                    "predicted downtime %.1f ms fits the %.0f ms target; the round cut the dirty pages from %llu to "
+                    "%llu: one more round",
+                    predicted, cfg_.downtime_target_ms, static_cast<unsigned long long>(obs.dirty_pages),
+                    static_cast<unsigned long long>(obs.dirty_next));
+      reason_ = buf;
+      return Decision::kContinue;
+    }
+    std::snprintf(buf, sizeof buf, "%llu dirty pages fit the %.0f ms downtime target (predicted %.1f ms)%s",
+                  static_cast<unsigned long long>(obs.dirty_next), cfg_.downtime_target_ms, predicted,
+                  predicted <= kNegligibleDowntimeMs ? ""
+                  : halved                           ? "; limit reached"
+                                                     : " and another round would not halve them");
     reason_ = buf;
     return Decision::kStopAndCopy;
   }

@@ -1,7 +1,12 @@
 // Policy: after each pre-copy round, decides whether to go on, slow the guest
 // down, or stop it and copy the rest — from measured wire bandwidth and dirty
-// rate against the downtime target (DESIGN.md §1.3). Pure arithmetic on what
-// it is told: no clock, no I/O, so it is tested round by round. Not thread-safe.
+// rate against the downtime target (DESIGN.md §1.3). The target is a ceiling,
+// not a goal: once the rest fits it, pre-copy goes on while each round at
+// least halves what is left (a round that does pays for itself: the rounds'
+// time is bounded by twice the first, the downtime halves each time), and
+// stops when a round no longer does or the rest is negligible. Pure
+// arithmetic on what it is told: no clock, no I/O, so it is tested round by
+// round. Not thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -24,12 +29,17 @@ struct RoundObservation {
   double ms = 0;
   uint64_t dirty_next = 0;        // pages dirty when the round ended (next round's work)
   double elapsed_s = 0;           // since the migration started
+  uint64_t dirty_pages = 0;       // the round's own work (0 = unknown: stop once the rest fits)
 };
 
 enum class Decision { kContinue, kStopAndCopy };
 
 class Policy {
  public:
+  // A rest predicted to take no longer than this is not worth another round:
+  // pausing and handing over cost more than that already.
+  static constexpr double kNegligibleDowntimeMs = 1.0;
+
   explicit Policy(PolicyConfig cfg) : cfg_(cfg) {}
 
   Decision Decide(const RoundObservation& obs);

@@ -129,9 +129,11 @@ TEST(SimBackend, BadDestinationShapes) {
   EXPECT_EQ(SimBackend::CreateDestination(s).status().code(), Code::kIncompatible);
 }
 
-// The destination's memory becomes resident in the background, and pages the
-// receiver writes meanwhile keep what was written (the prefault never writes).
-TEST(SimBackend, DestinationMemoryIsFaultedInWithoutDisturbingWrites) {
+// A destination allocates only what is written: memory no page reached stays
+// unallocated (an idle guest's zero pages cost nothing there), and what is
+// written reads back. PagesMaybeWritten names every written page and none of
+// the untouched end (with huge pages a write allocates its 2 MiB around it).
+TEST(SimBackend, DestinationAllocatesOnlyWhatIsWritten) {
   GuestShape s;
   s.page_size = kPage;
   s.page_count = 64 * kMiB / kPage;
@@ -139,22 +141,34 @@ TEST(SimBackend, DestinationMemoryIsFaultedInWithoutDisturbingWrites) {
   auto d = SimBackend::CreateDestination(s);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   std::byte* mem = (*d)->DirectMemory();
-  // Writes spread over the guest while the populate thread runs.
-  for (uint64_t pfn = 0; pfn < s.page_count; pfn += 97) std::memset(mem + pfn * kPage, 0x5A, kPage);
+  const uint64_t written_end = 8 * kMiB / kPage;  // writes land in the first 8 MiB only
+  for (uint64_t pfn = 0; pfn < written_end; pfn += 97) std::memset(mem + pfn * kPage, 0x5A, kPage);
+  DirtyBitmap maybe(s.page_count);
+  (*d)->PagesMaybeWritten(maybe);
+  for (uint64_t pfn = 0; pfn < written_end; pfn += 97) EXPECT_TRUE(maybe.Test(pfn)) << "pfn " << pfn;
+  for (uint64_t pfn = 2 * written_end; pfn < s.page_count; ++pfn) ASSERT_FALSE(maybe.Test(pfn)) << "pfn " << pfn;
   std::vector<unsigned char> resident(s.page_count);
-  auto all_resident = [&] {
-    if (::mincore(mem, s.page_count * kPage, resident.data()) != 0) return false;
-    for (unsigned char r : resident)
-      if (!(r & 1)) return false;
-    return true;
-  };
-  EXPECT_TRUE(WaitUntil(all_resident)) << "the destination's memory never became resident";
-  for (uint64_t pfn = 0; pfn < s.page_count; ++pfn) {
+  ASSERT_EQ(::mincore(mem, s.page_count * kPage, resident.data()), 0);
+  for (uint64_t pfn = 2 * written_end; pfn < s.page_count; ++pfn)
+    ASSERT_FALSE(resident[pfn] & 1) << "pfn " << pfn << " was allocated though nothing wrote near it";
+  for (uint64_t pfn = 0; pfn < written_end; ++pfn) {
     const std::byte want = pfn % 97 == 0 ? std::byte{0x5A} : std::byte{0};
     const std::byte* p = mem + pfn * kPage;
     ASSERT_EQ(p[0], want) << "pfn " << pfn;
     ASSERT_EQ(p[kPage - 1], want) << "pfn " << pfn;
   }
+}
+
+// A source names its filled working set (and what its workload writes) as
+// maybe written, and not the memory beyond it that nothing ever wrote.
+TEST(SimBackend, SourceNamesItsWorkingSetAsMaybeWritten) {
+  auto b = Source(64 * kMiB, "ws=8M,hot=4M");
+  ASSERT_TRUE(b);
+  DirtyBitmap maybe(b->shape().page_count);
+  b->PagesMaybeWritten(maybe);
+  for (uint64_t pfn = 0; pfn < 8 * kMiB / kPage; ++pfn) ASSERT_TRUE(maybe.Test(pfn)) << "pfn " << pfn;
+  for (uint64_t pfn = 16 * kMiB / kPage; pfn < b->shape().page_count; ++pfn)
+    ASSERT_FALSE(maybe.Test(pfn)) << "pfn " << pfn;
 }
 
 TEST(SimBackend, WorkloadWritesCountersAndLogsExactlyTheHotPages) {
@@ -320,6 +334,25 @@ TEST(SimBackend, ThrottleSlowsTheCounter) {
   ASSERT_TRUE(b->Pause().ok());
   EXPECT_GT(full, 0u);
   EXPECT_LT(slow * 2, full) << "throttled " << slow << " vs unthrottled " << full;
+}
+
+// A rate-capped guest throttled to 10% writes well under its cap: time spent
+// stopped must not turn into a backlog written at full speed when it runs.
+// An upper bound, so a loaded machine only makes it pass more easily.
+TEST(SimBackend, ThrottledRateCappedGuestStaysUnderItsRate) {
+  // 102400 pages/s unthrottled: a 64-page slice of writes is 0.6 ms of it,
+  // well inside the 1 ms of each 10 ms period a 10% throttle lets it run.
+  auto b = Source(4 * kMiB, "hot=4M,rate=400M/s");
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(b->SetThrottle(0.1).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  const uint64_t c0 = Counter(*b);
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const uint64_t written = Counter(*b) - c0;
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  ASSERT_TRUE(b->Pause().ok());
+  EXPECT_LT(static_cast<double>(written), 0.5 * 102400 * s) << written << " pages in " << s << " s";
 }
 
 TEST(SimBackend, MapPagesPointsIntoGuestMemory) {

@@ -11,6 +11,40 @@ TEST(Policy, StopsWhenTheRestFitsTheDowntimeTarget) {
   EXPECT_EQ(p.Decide({0, 262144, 1ull << 30, 1024, 1000, 1.0}), Decision::kStopAndCopy);
 }
 
+// The target is a ceiling: a rest that fits it is still not sent as downtime
+// while another round halves it (here 200000 -> 60000 pages, predicted
+// 270 ms: under 300 ms, but a round can do better).
+TEST(Policy, KeepsGoingUnderTheTargetWhileARoundHalvesTheRest) {
+  Policy p(PolicyConfig{});
+  RoundObservation obs{1, 200000, 819200000, 600, 60000, 2.0, 200000};
+  EXPECT_EQ(p.Decide(obs), Decision::kContinue) << p.reason();
+  EXPECT_LE(p.last_prediction_ms(), 300.0);
+  EXPECT_NE(p.reason().find("one more round"), std::string::npos) << p.reason();
+}
+
+TEST(Policy, StopsUnderTheTargetWhenARoundNoLongerHalvesTheRest) {
+  Policy p(PolicyConfig{});
+  // 1000 pages in 4 ms, 600 dirty again meanwhile: another round gains too little.
+  EXPECT_EQ(p.Decide({2, 1000, 4096000, 4, 600, 2.0, 1000}), Decision::kStopAndCopy);
+  EXPECT_NE(p.reason().find("would not halve"), std::string::npos) << p.reason();
+}
+
+TEST(Policy, StopsWhenTheRestIsNegligible) {
+  Policy p(PolicyConfig{});
+  // 100 pages at 4 us each: under a millisecond, not worth a round.
+  EXPECT_EQ(p.Decide({2, 1000, 4096000, 4, 100, 2.0, 1000}), Decision::kStopAndCopy);
+  EXPECT_LE(p.last_prediction_ms(), Policy::kNegligibleDowntimeMs);
+}
+
+TEST(Policy, RoundLimitStopsAHalvingGuestToo) {
+  PolicyConfig cfg;
+  cfg.max_rounds = 2;
+  Policy p(cfg);
+  EXPECT_EQ(p.Decide({0, 200000, 819200000, 600, 60000, 1.0, 200000}), Decision::kContinue);
+  EXPECT_EQ(p.Decide({1, 60000, 245760000, 180, 20000, 1.3, 60000}), Decision::kStopAndCopy);
+  EXPECT_NE(p.reason().find("limit reached"), std::string::npos) << p.reason();
+}
+
 TEST(Policy, ContinuesWhileTheRestIsTooBig) {
   Policy p(PolicyConfig{});
   EXPECT_EQ(p.Decide({0, 262144, 1ull << 30, 1024, 200000, 1.0}), Decision::kContinue);
