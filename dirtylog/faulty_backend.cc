@@ -14,15 +14,29 @@ Status Injected(const char* call, uint64_t n) {
 FaultyBackend::FaultyBackend(std::unique_ptr<Backend> inner, BackendFaults faults)
     : ForwardingBackend(std::move(inner)), faults_(std::move(faults)) {}
 
+Status FaultyBackend::Check(const char* call, std::atomic<uint64_t>& counter, uint64_t at) {
+  const uint64_t n = Hook(call, counter);
+  if (n == at || (faults_.fail_if && faults_.fail_if(call, n))) return Injected(call, n);
+  return {};
+}
+
 Result<MappedPages> FaultyBackend::MapPages(std::span<const uint64_t> pfns, Access access) {
-  uint64_t n = Hook("MapPages", maps_);
-  if (n == faults_.fail_map_at) return Injected("MapPages", n);
+  XM_TRY(Check("MapPages", maps_, faults_.fail_map_at));
   return inner_->MapPages(pfns, access);
 }
 
+Result<std::vector<uint8_t>> FaultyBackend::SaveVcpuState() {
+  XM_TRY(Check("SaveVcpuState", saves_, 0));
+  return inner_->SaveVcpuState();
+}
+
+Status FaultyBackend::LoadVcpuState(std::span<const uint8_t> blob) {
+  XM_TRY(Check("LoadVcpuState", loads_, 0));
+  return inner_->LoadVcpuState(blob);
+}
+
 Status FaultyBackend::FetchDirty(DirtyBitmap& out) {
-  uint64_t n = Hook("FetchDirty", fetches_);
-  if (n == faults_.fail_fetch_dirty_at) return Injected("FetchDirty", n);
+  XM_TRY(Check("FetchDirty", fetches_, faults_.fail_fetch_dirty_at));
   XM_TRY(inner_->FetchDirty(out));
   if (faults_.drop_dirty_pfn < out.size()) out.Clear(faults_.drop_dirty_pfn);
   if (faults_.always_dirty_pfn < out.size()) out.Set(faults_.always_dirty_pfn);
@@ -30,14 +44,12 @@ Status FaultyBackend::FetchDirty(DirtyBitmap& out) {
 }
 
 Status FaultyBackend::Pause() {
-  uint64_t n = Hook("Pause", pauses_);
-  if (n == faults_.fail_pause_at) return Injected("Pause", n);
+  XM_TRY(Check("Pause", pauses_, faults_.fail_pause_at));
   return inner_->Pause();
 }
 
 Status FaultyBackend::Resume() {
-  uint64_t n = Hook("Resume", resumes_);
-  if (n == faults_.fail_resume_at) return Injected("Resume", n);
+  XM_TRY(Check("Resume", resumes_, faults_.fail_resume_at));
   return inner_->Resume();
 }
 

@@ -38,6 +38,11 @@ struct BackendFaults {
   // time: no round is empty however the guest's writer thread is scheduled
   // (tests that fail the nth map of a later round count on that round).
   uint64_t always_dirty_pfn = UINT64_MAX;
+  // Fails every counted call it returns true for (besides the fail_*_at
+  // numbers): a test fails calls from a point on (e.g. every map once the
+  // guest is paused). Called on the caller's thread, from several at once for
+  // MapPages: it must be thread-safe. Empty = never.
+  std::function<bool(std::string_view call, uint64_t nth)> fail_if;
 };
 
 class FaultyBackend final : public ForwardingBackend {
@@ -50,14 +55,8 @@ class FaultyBackend final : public ForwardingBackend {
   Status Pause() override;
   Status Resume() override;
 
-  Result<std::vector<uint8_t>> SaveVcpuState() override {
-    Hook("SaveVcpuState", saves_);
-    return inner_->SaveVcpuState();
-  }
-  Status LoadVcpuState(std::span<const uint8_t> blob) override {
-    Hook("LoadVcpuState", loads_);
-    return inner_->LoadVcpuState(blob);
-  }
+  Result<std::vector<uint8_t>> SaveVcpuState() override;
+  Status LoadVcpuState(std::span<const uint8_t> blob) override;
   Result<CpuPolicy> GetCpuPolicy() override {
     Hook("GetCpuPolicy", policies_);
     return inner_->GetCpuPolicy();
@@ -76,6 +75,8 @@ class FaultyBackend final : public ForwardingBackend {
     if (faults_.before_call) faults_.before_call(call, n);
     return n;
   }
+  // Counts the call; the injected failure if call `at` (or faults_.fail_if) says it fails.
+  Status Check(const char* call, std::atomic<uint64_t>& counter, uint64_t at);
 
   const BackendFaults faults_;
   std::atomic<uint64_t> maps_{0}, pauses_{0}, resumes_{0}, fetches_{0};

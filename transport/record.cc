@@ -137,7 +137,7 @@ Status ReadBody(Stream& s, const RecordHeader& h, Record& into) {
   Status st = s.Recv(std::as_writable_bytes(std::span(into.body)));
   if (!st.ok()) {
     if (st.code() == Code::kAborted)
-      st = Error(Code::kProtocol, "connection closed after the header of a " + std::string(RecordName(h.type)) +
+      st = Error(Code::kProtocol, st.message() + " after the header of a " + std::string(RecordName(h.type)) +
                                       " record (" + std::to_string(h.length) + " body bytes missing)");
     return std::move(st).With(std::string("receive ") + std::string(RecordName(h.type)));
   }

@@ -19,10 +19,16 @@ namespace xm {
 // The peer closed its end `got` bytes into a read of `want`: kAborted between
 // reads (its orderly end), kProtocol in the middle of one (a cut stream). Every
 // stream says it in these words.
+inline constexpr std::string_view kClosedByPeer = "connection closed by ";
 inline Status ClosedByPeer(const std::string& peer, size_t got, size_t want) {
-  if (got == 0) return Status(Code::kAborted, "connection closed by " + peer);
-  return Status(Code::kProtocol, "connection closed by " + peer + " after " + std::to_string(got) + " of " +
+  if (got == 0) return Status(Code::kAborted, std::string(kClosedByPeer) + peer);
+  return Status(Code::kProtocol, std::string(kClosedByPeer) + peer + " after " + std::to_string(got) + " of " +
                                      std::to_string(want) + " bytes");
+}
+// Whether `st` (or what it was wrapped into) came from ClosedByPeer: the
+// peer's end closed (FIN), rather than a reset or a silent path.
+inline bool IsClosedByPeer(const Status& st) {
+  return !st.ok() && st.message().find(kClosedByPeer) != std::string::npos;
 }
 
 class Stream {

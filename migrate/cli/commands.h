@@ -14,6 +14,7 @@
 #include "migrate/common/exit_code.h"
 #include "migrate/common/progress.h"
 #include "migrate/common/report.h"
+#include "migrate/destination/receiver.h"
 #include "transport/stream_factory.h"
 
 namespace xm::cli {
@@ -56,6 +57,15 @@ ProgressFn MakeProgress(const std::string& mode, const std::string& who);
 // returns nullptr (signals then kill as usual) when it cannot.
 // REQUIRES: called before the command starts any thread.
 std::unique_ptr<CancelWatch> WatchForCancel(Canceller& cancel, const CommonOptions& o, const std::string& who);
+// The destination half every receiving command shares (receive, emu-manager):
+// the guest's CPU policy is checked against this host's (`host_featureset`, or
+// the backend's view of this host when empty) and `pool_level` before any page
+// moves, and again once the hypervisor applied it; the source's policy is kept
+// for the backend factory (a Xen stream carries it before any page); where
+// guests live outside this process (Xen), the hypervisor's free memory bounds
+// the guest. A bad featureset or level is kInvalidArgument.
+Status SetUpDestination(ReceiverOptions& o, const BackendOptions& bo, const std::string& host_featureset,
+                        const std::string& pool_level);
 // The exit-code table every command uses, for --help (README "Exit codes").
 std::string ExitCodeHelp();
 // Prints the summary and writes --report; returns the exit code.

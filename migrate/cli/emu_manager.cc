@@ -22,9 +22,11 @@
 //
 // What runs where: -backend sim (an xmotion extension, with -memory/-workload)
 // runs the whole protocol here and in tests/emu; on Xen the save side opens the
-// domain with xmotion's Xen backend, and the restore side is refused: xmotion's
-// Xen destination builds its own domain and cannot yet restore into the one
-// xenopsd created. Neither Xen path is exercised on this machine.
+// domain with xmotion's Xen backend. A Xen restore into the domain xenopsd
+// created is refused (xmotion's Xen destination builds its own domain); with
+// -xen-config/-xen-name (xmotion extensions xenopsd never passes) it builds one
+// through libxl and leaves it paused, which is how `scripts/xen-lab --emu`
+// runs a save/restore pair on real Xen with tests/emu/xenopsd_driver.py --xen.
 #include <getopt.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,6 +62,9 @@ struct EmuArgs {
   std::string memory = "256M";
   std::string workload;
   std::string report;
+  // Restore on Xen without xenopsd (the nested-Xen lab, xl hosts): build the
+  // domain from this libxl config under this name, left paused for the caller.
+  std::string xen_config, xen_name;
 };
 
 // The control lines, both ways. One reader thread turns `abort` and a closed
@@ -240,10 +245,11 @@ int Save(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
 }
 
 int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
-  if (a.backend == "xen")
+  if (a.backend == "xen" && a.xen_config.empty())
     return Fail(control, Status(Code::kUnsupported,
                                 "restoring into the domain xenopsd created is not implemented by xmotion's Xen "
-                                "destination yet (it builds its own domain); use the stock emu-manager for restore"));
+                                "destination yet (it builds its own domain: -xen-config, an xmotion extension); use "
+                                "the stock emu-manager for restore"));
   auto l = control.NextLine("restore:xenguest");
   if (!l.ok()) return l.status().code() == Code::kCancelled ? kExitCompleted : Fail(control, l.status());
   if (*l != "restore:xenguest") return Fail(control, Status(Code::kUnsupported, "xenopsd asked '" + *l + "'"));
@@ -260,13 +266,18 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   o.accept_timeout_ms = 1;  // the stream is already there
   BackendOptions bo;
   bo.backend = a.backend;
-  o.make_backend = [bo](const GuestShape& shape, std::string_view src) { return CreateDestination(bo, shape, src); };
+  bo.xen_config = a.xen_config;
+  bo.xen_name = a.xen_name;
   // xenopsd unpauses the domain itself once everything (QEMU too) is restored.
+  bo.xen_keep_paused = true;
+  if (Status st = SetUpDestination(o, bo, "", ""); !st.ok()) return Fail(control, st);
   Receiver receiver(o);
   MigrationReport r = receiver.Run(static_cast<Acceptor&>(link));
   if (!a.report.empty()) (void)WriteReportFile(a.report, r.ToJson());
   if (r.result == "completed") {
-    control.Say("result:xenguest 0 0");  // sim: no store or console page
+    // No store or console page for xenopsd to introduce: a sim guest has none,
+    // and the -xen-config domain was introduced by libxl, which built it.
+    control.Say("result:xenguest 0 0");
     return kExitCompleted;
   }
   if (r.result == "cancelled" && cancel.requested()) return kExitCompleted;
@@ -278,7 +289,7 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
 int RunEmuManager(int argc, char** argv) {
   EmuArgs a;
   enum { kOut = 1, kIn, kFd, kMode, kDomid, kLive, kDm, kCompress, kStore, kConsole, kPnode, kFork, kDebug, kDebuglog,
-         kBackend, kMemory, kWorkload, kReport };
+         kBackend, kMemory, kWorkload, kReport, kXenConfig, kXenName };
   static const option kOpts[] = {
       {"controloutfd", required_argument, nullptr, kOut}, {"controlinfd", required_argument, nullptr, kIn},
       {"fd", required_argument, nullptr, kFd},             {"mode", required_argument, nullptr, kMode},
@@ -289,6 +300,7 @@ int RunEmuManager(int argc, char** argv) {
       {"debug", no_argument, nullptr, kDebug},             {"debuglog", required_argument, nullptr, kDebuglog},
       {"backend", required_argument, nullptr, kBackend},   {"memory", required_argument, nullptr, kMemory},
       {"workload", required_argument, nullptr, kWorkload}, {"report", required_argument, nullptr, kReport},
+      {"xen-config", required_argument, nullptr, kXenConfig}, {"xen-name", required_argument, nullptr, kXenName},
       {nullptr, 0, nullptr, 0}};
   bool debug = false;
   auto num = [](const char* s, int& out) {
@@ -315,6 +327,8 @@ int RunEmuManager(int argc, char** argv) {
       case kMemory: a.memory = optarg; break;
       case kWorkload: a.workload = optarg; break;
       case kReport: a.report = optarg; break;
+      case kXenConfig: a.xen_config = optarg; break;
+      case kXenName: a.xen_name = optarg; break;
       case kCompress: case kStore: case kConsole: case kPnode: case kFork: break;  // xmotion compresses adaptively
       default: return kExitFailed;  // getopt said which; stock exits 1 too
     }

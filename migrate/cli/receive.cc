@@ -7,9 +7,6 @@
 #include <string>
 
 #include "base/log.h"
-#include "cpumask/host.h"
-#include "cpumask/levelling.h"
-#include "cpumask/policy_text.h"
 #include "migrate/cli/commands.h"
 #include "migrate/destination/receiver.h"
 
@@ -24,20 +21,13 @@ struct ReceiveArgs {
   int io_timeout_s = 60;
   int handoff_timeout_s = 60;
   int resume_window_s = 60;
+  int resume_window_closed_s = 10;
   int linger_ms = 0;
   int selfcheck_wait_s = 0;
   std::string dump_memory;
   std::string host_featureset;
   std::string pool_level;
 };
-
-// What this host can offer a guest of `backend`: the hypervisor's view where it
-// has one (KVM's supported CPUID, Xen's HVM max featureset), else CPUID.
-Result<CpuPolicy> HostPolicyFor(const std::string& backend) {
-  auto info = FindBackend(backend);
-  if (!info.ok()) return cpumask::HostCpuPolicy();
-  return (*info)->host_policy();
-}
 
 int RunReceive(ReceiveArgs& a) {
   Status st = FinishBackendOptions(a.common);
@@ -71,55 +61,15 @@ int RunReceive(ReceiveArgs& a) {
   o.io_timeout_ms = a.io_timeout_s * 1000;
   o.go_timeout_ms = a.handoff_timeout_s * 1000;
   o.resume_window_ms = a.resume_window_s * 1000;
+  o.resume_window_closed_ms = a.resume_window_closed_s * 1000;
   o.linger_ms = a.linger_ms;
   o.selfcheck_wait_ms = a.selfcheck_wait_s * 1000;
   o.dump_memory = a.dump_memory;
   o.progress = MakeProgress(a.common.progress, "receive");
   o.cancel = &cancel;
-  // The guest's CPU policy is checked against this host (and the pool level)
-  // before any page moves, and checked again after the hypervisor applied it.
-  auto host = a.host_featureset.empty() ? HostPolicyFor(a.common.backend.backend)
-                                        : cpumask::ParsePolicy(a.host_featureset);
-  if (!host.ok()) {
-    spdlog::error("xmotion receive: host CPU featureset: {}", host.status().message());
-    return host.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
-  }
-  std::optional<CpuPolicy> pool;
-  if (!a.pool_level.empty()) {
-    auto p = cpumask::ParsePolicy(a.pool_level);
-    if (!p.ok()) {
-      spdlog::error("xmotion receive: --pool-level: {}", p.status().message());
-      return kExitUsage;
-    }
-    pool = *p;
-  }
-  o.check_cpu = [host = *host, pool](const CpuPolicy& vm) {
-    return cpumask::CheckVmFits(vm, host, pool ? &*pool : nullptr);
-  };
-  o.check_applied_cpu = [](const CpuPolicy& wanted, const CpuPolicy& applied, std::vector<std::string>& warnings) {
-    return cpumask::CheckApplied(wanted, applied, warnings);
-  };
-  BackendOptions bo = a.common.backend;
-  // The source's CPU policy arrives in the handshake, before the destination is
-  // created; a Xen stream needs it before any page, so it is kept for the factory.
-  auto incoming_policy = std::make_shared<std::optional<CpuPolicy>>();
-  o.check_cpu = [inner = o.check_cpu, incoming_policy](const CpuPolicy& p) {
-    *incoming_policy = p;
-    return inner ? inner(p) : Status{};
-  };
-  o.make_backend = [bo, incoming_policy](const GuestShape& shape, std::string_view src) {
-    BackendOptions with_policy = bo;
-    with_policy.incoming_policy = *incoming_policy;
-    return CreateDestination(with_policy, shape, src);
-  };
-  // Where guests live outside this process (Xen domains), the hypervisor's
-  // free memory bounds the guest, not this host's (dom0's) RAM.
-  if (auto info = FindBackend(bo.backend); info.ok() && (*info)->guest_capacity) {
-    auto cap = (*info)->guest_capacity();
-    if (cap.ok()) {
-      o.max_guest_bytes = *cap;
-      o.max_guest_what = "the hypervisor has free";
-    }
+  if (Status st = SetUpDestination(o, a.common.backend, a.host_featureset, a.pool_level); !st.ok()) {
+    spdlog::error("xmotion receive: {}", st.message());
+    return st.code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
   }
   Receiver receiver(o);
   MigrationReport r = receiver.Run(*listener);
@@ -144,6 +94,11 @@ void AddReceive(CLI::App& app, Runner& run) {
   cmd->add_option("--resume-window", a->resume_window_s,
                   "Seconds to hold the partial guest after the connection breaks, for the source to reconnect "
                   "(0 = discard at once)")
+      ->check(CLI::Range(0, 86400))
+      ->capture_default_str();
+  cmd->add_option("--resume-window-closed", a->resume_window_closed_s,
+                  "Seconds to hold it instead (if shorter) when the source's end closed the connection (its "
+                  "process died; a live source reconnects within a second)")
       ->check(CLI::Range(0, 86400))
       ->capture_default_str();
   cmd->add_option("--run-after", a->linger_ms,

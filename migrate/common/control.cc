@@ -51,10 +51,12 @@ bool LinkFailed(const Status& st) {
   if (m.find(kPeerAborted) != std::string::npos) return false;  // the peer spoke: it is there
   if (st.code() == Code::kIo || st.code() == Code::kTimeout) return true;
   // A stream shut down under a blocked reader or writer, or a record cut short.
-  const bool closed = m.find("connection closed") != std::string::npos;
+  const bool closed = IsClosedByPeer(st);
   return (st.code() == Code::kAborted && (closed || m.find("shut down") != std::string::npos)) ||
          (st.code() == Code::kProtocol && closed);
 }
+
+bool PeerClosed(const Status& st) { return LinkFailed(st) && IsClosedByPeer(st); }
 
 void SendAbort(Stream& s, const Status& why) {
   Abort a;

@@ -25,6 +25,11 @@ Status ExpectRecord(Stream& s, Record& rec, RecordType want, std::string_view ph
 // rather than the peer saying or sending something wrong (an ABORT, a corrupt or
 // unexpected record): only the former is worth a reconnect.
 bool LinkFailed(const Status& st);
+// Of those, the ones where the peer's end closed (FIN, between or inside
+// records) rather than the path failing (a reset, silence). A process that dies
+// closes its sockets so; a cut path rarely does (a proxy that closes on
+// purpose does, and a live source behind it is back within a second).
+bool PeerClosed(const Status& st);
 // Tells the peer why we stop; errors sending it are ignored (the peer may be gone).
 void SendAbort(Stream& s, const Status& why);
 // After `failed` (a write the peer refused, a closed connection), the peer's

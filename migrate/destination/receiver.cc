@@ -266,8 +266,10 @@ Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
   const std::string phase = report_.phase;
   report_.breaks.push_back({phase, MsSince(start_), why.message()});
   progress_.Emit("break", {{"phase", phase}, {"error", why.message()}});
-  spdlog::warn("receive: connection broke in {}: {}; holding the partial guest up to {} s for the source to reconnect",
-               phase, why.message(), opts_.resume_window_ms / 1000.0);
+  const bool closed = PeerClosed(why);
+  const int window_ms = closed ? std::min(opts_.resume_window_ms, opts_.resume_window_closed_ms) : opts_.resume_window_ms;
+  spdlog::warn("receive: connection broke in {}: {}; holding the partial guest up to {} s for the source to reconnect{}",
+               phase, why.message(), window_ms / 1000.0, closed ? " (the source's end closed it)" : "");
   // Retire the broken session's streams; the guest and the applier stay.
   lanes_->Stop();
   retired_counts_ += lanes_->counts();
@@ -279,7 +281,7 @@ Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
   control_ = nullptr;
   control_stream_.reset();
   Phase("resume wait");
-  const auto deadline = Clock::now() + std::chrono::milliseconds(opts_.resume_window_ms);
+  const auto deadline = Clock::now() + std::chrono::milliseconds(window_ms);
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) break;
@@ -330,7 +332,8 @@ Status Receiver::Impl::AwaitResume(Acceptor& acceptor, const Status& why) {
   }
   return Error(Code::kTimeout, "connection broke in " + phase + " (" + why.message() +
                                    ") and no source reconnected within the resume window (" +
-                                   std::to_string(opts_.resume_window_ms / 1000) + " s)");
+                                   std::to_string(window_ms / 1000) + " s" +
+                                   (closed ? ", shortened because the source's end closed the connection" : "") + ")");
 }
 
 Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {

@@ -47,6 +47,11 @@ struct ReceiverOptions {
   // After a connection breaks before VCPU_STATE, hold the partial guest this
   // long for the source to reconnect and RESUME (PROTOCOL.md §5a); 0 = never.
   int resume_window_ms = 60000;
+  // ... but when the source's end closed the connection (FIN: its process died,
+  // or a proxy closed on purpose) rather than the path failing, only this long:
+  // a live source reconnects within a second (its first attempt is 0.25 s after
+  // the break), a dead one never does, and its guest need not be held 60 s.
+  int resume_window_closed_ms = 10000;
   std::vector<uint8_t> key;
   // TLS certificates and --no-encrypt; its `psk` is ignored (`key` is the PSK).
   SecurityOptions security;

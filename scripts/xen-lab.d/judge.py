@@ -27,6 +27,7 @@ TICK = re.compile(r"XTICK seq=(\d+) boot_ms=(\d+) rt_ms=(\d+) writes=(\d+) verif
 
 # Check groups: which part of the lab a check belongs to.
 G_GUEST, G_DOM0, G_XL, G_XM, G_ABORT, G_CRASHED, G_LAB = "guest", "dom0", "xl", "xmotion", "abort", "crashed", "lab"
+G_EMU = "emu-manager"
 
 
 def deliberate_crash_cutoff(out):
@@ -236,6 +237,38 @@ def analyse(out, settings):
               len(on_dst) >= after_ticks,
               f"{len(on_dst)} ticks in guest-xm's console after seq {s0}"
               + (f" (seq {on_dst[0]}..{on_dst[-1]})" if on_dst else ""), G_XM, w)
+    if settings.get("EMU") == "1" and settings["RUN_XM"] == "1" and "xm-migrate" in ran and "emu-manager" not in ran:
+        check("emu-manager migration ran", False, "dom0 never got to it", G_EMU)
+    if "emu-manager" in ran:
+        drv = load_json(os.path.join(out, "emu-driver.json")) or {}
+        save = load_json(os.path.join(out, "emu-save.json")) or {}
+        restore = load_json(os.path.join(out, "emu-restore.json")) or {}
+        s0, s1 = num("emu_seq_before"), num("emu_seq_after")
+        gv = guest_view(ticks, s0, s1, tick_ms)
+        em = {"rc": num("emu_rc"), "driver": drv, "save_report": save, "restore_report": restore, "guest": gv,
+              "total_s": round(float(facts["emu_t1"]) - float(facts["emu_t0"]), 2) if "emu_t1" in facts else None,
+              "src_domid": facts.get("emu_src_domid"), "dst_domid": facts.get("emu_dst_domid"),
+              "src_gone": facts.get("emu_src_gone") == "1",
+              "save_stderr": tail(os.path.join(out, "emu-save.err")),
+              "restore_stderr": tail(os.path.join(out, "emu-restore.err"))}
+        res["emu_manager"] = em
+        w = (s0, s1)
+        lines = drv.get("src_lines") or []
+        check("emu-manager: xenopsd's driver saw both results", drv.get("ok") is True,
+              f"rc={em['rc']} source {drv.get('src_result')} destination {drv.get('dst_line')} {drv.get('errors')}",
+              G_EMU, w)
+        check("emu-manager: suspend: asked of xenopsd", "suspend:" in lines, " ".join(lines)[:200], G_EMU, w,
+              guest_independent=True)
+        check("emu-manager: stream ends where xenopsd's next record starts", drv.get("tail") is True, "", G_EMU, w,
+              guest_independent=True)
+        check("emu-manager: digest_match", save.get("digest_match") is True and restore.get("digest_match") is True,
+              f"save={save.get('digest_match')} restore={restore.get('digest_match')}", G_EMU, w,
+              guest_independent=drv.get("ok") is True)
+        check("emu-manager: source domain gone, new one exists", em["src_gone"] and bool(em["dst_domid"]),
+              f"domid {em['src_domid']} -> {em['dst_domid']}", G_EMU, w)
+        on_dst = sorted(q for q, t in ticks.items() if t["log"] == "guest-guest-emu.log" and q > (s0 or 0))
+        check("emu-manager: guest ticks continue on the destination", len(on_dst) >= after_ticks,
+              f"{len(on_dst)} ticks in guest-emu's console after seq {s0}", G_EMU, w)
     if settings["RUN_XM"] == "1" and "xm-abort" in ran:
         ab = {"receiver_killed": facts.get("abort_receiver_killed") == "1",
               "send_rc": num("abort_send_rc"), "src": facts.get("abort_src_name"),
@@ -356,7 +389,7 @@ def explained_by_crash(check, crash):
     if check["group"] == G_LAB:
         return False  # Xen or dom0 died, or a host deadline passed: not the guest kernel
     win = check.get("window")
-    if check["group"] in (G_XL, G_XM, G_ABORT) and win and win[1] is not None:
+    if check["group"] in (G_XL, G_XM, G_ABORT, G_EMU) and win and win[1] is not None:
         return crash["after_seq"] is None or crash["after_seq"] <= win[1]
     return True
 

@@ -22,8 +22,17 @@ process connected by a socketpair as xenopsd's two hosts would be:
     report, an xmotion extension, says so) and the destination must fail.
 
 Usage: xenopsd_driver.py             (all scenarios; exit status 0 = all passed)
+       xenopsd_driver.py --xen DOMID --xen-config FILE --xen-name NAME --out DIR
+         (dom0 of a real Xen host, as root: one live migration of domain DOMID
+         through `xmotion emu-manager` on both ends, xenopsd's part played as
+         above with the real domain: `xl pause` on suspend:, and once both ends
+         said result:, `xl destroy` of the source domain and `xl unpause` of the
+         new one, as xenopsd would. The restore builds the new domain through
+         libxl from FILE (-xen-config, an xmotion extension: restoring into a
+         domain xenopsd created is not implemented). Writes DIR/emu-driver.json.)
 Needs XMOTION_BIN (ctest sets it).
 """
+import argparse
 import json
 import os
 import socket
@@ -60,13 +69,13 @@ def read_header(sock):
 class Emu:
     """One emu-manager process and xenopsd's ends of its control pipes."""
 
-    def __init__(self, mode, fd, tmp, name, extra):
+    def __init__(self, mode, fd, tmp, name, extra, domid="7", backend=("-backend", "sim")):
         to_emu_r, self.to_emu = os.pipe()
         self.from_emu, from_emu_w = os.pipe()
         self.report = os.path.join(tmp, name + ".json")
         self.err_path = os.path.join(tmp, name + ".err")
         args = [XMOTION, "emu-manager", "-controloutfd", str(from_emu_w), "-controlinfd", str(to_emu_r),
-                "-fd", str(fd), "-mode", mode, "-domid", "7", "-dm", "qemu", "-backend", "sim",
+                "-fd", str(fd), "-mode", mode, "-domid", domid, "-dm", "qemu"] + list(backend) + [
                 "-report", self.report] + extra
         with open(self.err_path, "w") as err:
             self.proc = subprocess.Popen(args, pass_fds=(to_emu_r, from_emu_w, fd), stdin=subprocess.DEVNULL,
@@ -111,18 +120,31 @@ class Emu:
             return None
 
 
-def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s"):
+def xl(*args):
+    """Runs xl as xenopsd would call libxl; returns (rc, output)."""
+    p = subprocess.run(["xl"] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    return p.returncode, p.stdout.decode(errors="replace").strip()
+
+
+def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s", xen=None):
     """One migration; abort_at: None, 'prepare', 'precopy', 'suspend' (xenopsd's abort
-    instead of its answer) or 'restore' (abort the destination before restore:xenguest)."""
+    instead of its answer) or 'restore' (abort the destination before restore:xenguest).
+    xen: {"domid", "config", "name"} migrates that real Xen domain instead of a sim guest."""
     src_sock, dst_sock = socket.socketpair()
     errors = []
+    times = {"start": time.time()}
     # Source host: xenopsd's part of the stream before the emu-manager's.
     xenops_rec = b'((time "20261204T00:00:00Z")(word_size 64))'
     src_sock.sendall(SIGNATURE + header(XENOPS, len(xenops_rec)) + xenops_rec)
     extra_src = ["-live", "true", "-memory", memory, "-workload", workload]
     if abort_at == "precopy":
-        extra_src = ["-live", "true", "-memory", "512M", "-workload", "ws=384M,hot=128M,rate=4G/s"]
-    save = Emu("hvm_save", src_sock.fileno(), tmp, "save", extra_src)
+        # Round 0 alone moves 768 MiB (0.6 s at this machine's best rate); the
+        # abort goes with the first progress line, 250 ms in.
+        extra_src = ["-live", "true", "-memory", "1G", "-workload", "ws=768M,hot=256M,rate=4G/s"]
+    if xen:
+        save = Emu("hvm_save", src_sock.fileno(), tmp, "emu-save", ["-live", "true"], str(xen["domid"]), ())
+    else:
+        save = Emu("hvm_save", src_sock.fileno(), tmp, "save", extra_src)
     restore_result = {}
 
     def destination():
@@ -134,8 +156,13 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s"):
             read_exact(dst_sock, length)
             kind, length = read_header(dst_sock)
             assert (kind, length) == (LIBXC, 0), (kind, length)
-            rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "restore",
-                       ["-store_port", "1", "-console_port", "2"])
+            if xen:
+                rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "emu-restore",
+                           ["-store_port", "1", "-console_port", "2", "-xen-config", xen["config"],
+                            "-xen-name", xen["name"]], "0", ())
+            else:
+                rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "restore",
+                           ["-store_port", "1", "-console_port", "2"])
             restore_result["emu"] = rest
             if abort_at == "restore":
                 rest.say("abort")
@@ -172,11 +199,17 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s"):
             save.say("done")
         elif line.startswith("info:"):
             infos += 1
-            if abort_at == "precopy" and infos == 3:
+            if abort_at == "precopy" and infos == 1:
                 save.say("abort")
         elif line == "suspend:":
+            times["suspend"] = time.time()
+            if xen and abort_at != "suspend":
+                rc, out = xl("pause", str(xen["domid"]))  # xenopsd suspends the domain here
+                if rc != 0:
+                    errors.append("source xenopsd: xl pause: " + out)
             save.say("abort" if abort_at == "suspend" else "done")
         elif line.startswith("result:"):
+            times["result"] = time.time()
             result = line
             # xenopsd's records after the emu-manager's: QEMU's state, then the end.
             src_sock.sendall(header(QEMU_TRAD, 10) + b"qemu-state" + header(END, 0))
@@ -187,8 +220,10 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s"):
         # xenopsd closes its end of the migration socket when it gives up.
         src_sock.shutdown(socket.SHUT_RDWR)
     dst.join(180)
+    times["end"] = time.time()
     return {"src_rc": src_rc, "src_result": result, "src_lines": save.lines, "src_err": save.stderr(),
-            "src_report": save.report_json(), "dst": restore_result, "errors": errors, "infos": infos}
+            "src_report": save.report_json(), "dst": restore_result, "errors": errors, "infos": infos,
+            "times": times}
 
 
 def check(name, cond, detail):
@@ -256,7 +291,42 @@ def scenario_stock_source(tmp):
     check("exit non-zero", rest.wait(30) != 0, rest.stderr())
 
 
+def migrate_xen(args):
+    """--xen: one migration of a real domain through xmotion emu-manager on both
+    ends; then what xenopsd does after both results: the source domain is
+    destroyed, the new one unpaused. Exit status 0 when all of it worked."""
+    xen = {"domid": args.xen, "config": args.xen_config, "name": args.xen_name}
+    os.makedirs(args.out, exist_ok=True)
+    r = run(args.out, xen=xen)
+    summary = {"src_rc": r["src_rc"], "src_result": r["src_result"], "src_lines": r["src_lines"],
+               "dst_line": r["dst"].get("line"), "dst_rc": r["dst"].get("rc"), "tail": r["dst"].get("tail", False),
+               "errors": r["errors"], "infos": r["infos"], "times": r["times"]}
+    ok = (not r["errors"] and r["src_rc"] == 0 and r["src_result"] == "result:0 0"
+          and (r["dst"].get("line") or "").startswith("result:xenguest ") and r["dst"].get("tail")
+          and r["dst"].get("rc") == 0)
+    if ok:
+        summary["destroy"] = xl("destroy", str(args.xen))
+        summary["unpause"] = xl("unpause", args.xen_name)
+        summary["unpaused_at"] = time.time()
+        ok = summary["destroy"][0] == 0 and summary["unpause"][0] == 0
+    summary["ok"] = bool(ok)
+    with open(os.path.join(args.out, "emu-driver.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(json.dumps(summary))
+    return 0 if ok else 1
+
+
 def main():
+    ap = argparse.ArgumentParser(description="Plays xenopsd's side of xmotion emu-manager migrations.")
+    ap.add_argument("--xen", type=int, help="migrate this real Xen domain (dom0, root) instead of the sim scenarios")
+    ap.add_argument("--xen-config", help="libxl config (JSON) the restore builds the new domain from")
+    ap.add_argument("--xen-name", help="the new domain's name")
+    ap.add_argument("--out", default=".", help="where reports and emu-driver.json go (--xen)")
+    args = ap.parse_args()
+    if args.xen is not None:
+        if not args.xen_config or not args.xen_name:
+            ap.error("--xen needs --xen-config and --xen-name")
+        return migrate_xen(args)
     scenarios = [("complete", scenario_complete),
                  ("abort before done (prepare)", lambda t: scenario_abort(t, "prepare")),
                  ("abort during pre-copy", lambda t: scenario_abort(t, "precopy")),

@@ -20,11 +20,14 @@ sockaddr_in Loopback(uint16_t port) {
   return a;
 }
 
-// Closes with a reset, as a path that breaks does (not an orderly FIN).
+// Resets the connection, as a path that breaks does (not an orderly FIN: the
+// receiver holds a guest whose source closed only --resume-window-closed).
+// Disconnecting (connect to AF_UNSPEC) sends the RST and keeps the fd, which
+// the destructor closes.
 void Reset(int fd) {
-  linger l{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  ::shutdown(fd, SHUT_RDWR);
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  ::connect(fd, &unspec, sizeof unspec);
 }
 
 }  // namespace

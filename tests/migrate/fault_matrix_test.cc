@@ -12,9 +12,11 @@
 // phase, error), and nothing waits past its timeout.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "tests/support/in_process_migration.h"
@@ -78,6 +80,17 @@ auto DropAt(RecordType t, uint32_t nth = 1, bool destination = false) {
   };
 }
 
+// Every `call` fails once `after` has been called `nth` times: a backend that
+// breaks from a point of the migration on (maps once the guest is paused, as a
+// destination out of memory in the final round would).
+void FailFrom(BackendFaults& f, std::string after, uint64_t nth, std::string call) {
+  auto armed = std::make_shared<std::atomic<bool>>(false);
+  f.before_call = [=](std::string_view c, uint64_t n) {
+    if (c == after && n >= nth) armed->store(true);
+  };
+  f.fail_if = [=](std::string_view c, uint64_t) { return c == call && armed->load(); };
+}
+
 const Cell kCells[] = {
     // handshake: the source's SHAPE never arrives.
     {"handshake", "reset", Outcome::kFailedBeforeGo, CloseAt(RecordType::kShape)},
@@ -109,6 +122,18 @@ const Cell kCells[] = {
     {"final round", "silent", Outcome::kResumed, DropAt(RecordType::kRoundEnd, 3)},
     {"final round", "source pause fails", Outcome::kFailedBeforeGo,
      [](InProcessOptions& o) { o.source_backend.fail_pause_at = 1; }},
+    {"final round", "source map fails", Outcome::kFailedBeforeGo,
+     [](InProcessOptions& o) {
+       o.source_backend.hide_direct_memory = true;
+       FailFrom(o.source_backend, "Pause", 1, "MapPages");  // resumed despite a half-sent final round
+     }},
+    // The destination's maps fail once round 1 was applied (round 2 is the
+    // final one): what running out of memory mid-restore looks like to it.
+    {"final round", "destination map fails (out of memory)", Outcome::kFailedBeforeGo,
+     [](InProcessOptions& o) {
+       o.destination_backend.hide_direct_memory = true;
+       FailFrom(o.destination_backend, "OnRoundEnd", 2, "MapPages");
+     }},
     // state: VCPU_STATE and COMMIT (not resumable: the round is over).
     {"state", "reset", Outcome::kFailedBeforeGo, CloseAt(RecordType::kVcpuState)},
     {"state", "silent", Outcome::kFailedBeforeGo, DropAt(RecordType::kVcpuState)},
@@ -117,6 +142,10 @@ const Cell kCells[] = {
        CloseAt(RecordType::kVcpuState)(o);
        o.source_backend.fail_resume_at = 1;
      }},
+    {"state", "source vCPU save fails", Outcome::kFailedBeforeGo,
+     [](InProcessOptions& o) { FailFrom(o.source_backend, "SaveVcpuState", 1, "SaveVcpuState"); }},
+    {"state", "destination vCPU load fails", Outcome::kFailedBeforeGo,
+     [](InProcessOptions& o) { FailFrom(o.destination_backend, "LoadVcpuState", 1, "LoadVcpuState"); }},
     // READY: the destination's READY never arrives.
     {"READY", "reset", Outcome::kFailedBeforeGo, CloseAt(RecordType::kReady, 1, true)},
     {"READY", "silent", Outcome::kFailedBeforeGo, DropAt(RecordType::kReady, 1, true)},
