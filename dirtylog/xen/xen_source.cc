@@ -255,6 +255,15 @@ Status XenSource::DisableDirtyLog() {
 
 Status XenSource::Pause() {
   if (suspended_) return {};
+  // A control plane that suspends the guest itself (xenopsd on emu-manager's
+  // `suspend:`) hands over a domain already shut down for suspend: adopt it
+  // (asking again would wait for an ack the suspended guest cannot give).
+  XM_ASSIGN_OR_RETURN(xc_domaininfo_t before, h_->DomainInfo(domid_));
+  if (ShutdownReason(before) == SHUTDOWN_suspend) {
+    suspended_ = true;
+    paused_ = true;
+    return {};
+  }
   // The toolstack's suspend protocol; for HVM guests libxl also saves QEMU's
   // state to /var/lib/xen/qemu-save.<domid> (picked up by SaveVcpuState).
   int rc = libxl_domain_suspend_only(h_->ctx(), domid_, nullptr);

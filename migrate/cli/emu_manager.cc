@@ -229,6 +229,8 @@ int Save(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   o.dialer = &link;
   o.cancel = &cancel;
   o.transport = TransportKind::kSockets;
+  // xenopsd's one stream cannot be dialled again: a break ends the migration.
+  o.reconnect = 0;
   o.progress = InfoLines(control);
   SourceEngine engine(wrapped, o);
   MigrationReport r = engine.Run();
@@ -264,6 +266,7 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   o.cancel = &cancel;
   o.transport = TransportKind::kSockets;
   o.accept_timeout_ms = 1;  // the stream is already there
+  o.resume_window_ms = 0;   // and no second one comes after a break
   BackendOptions bo;
   bo.backend = a.backend;
   bo.xen_config = a.xen_config;

@@ -25,7 +25,9 @@ Usage: xenopsd_driver.py             (all scenarios; exit status 0 = all passed)
        xenopsd_driver.py --xen DOMID --xen-config FILE --xen-name NAME --out DIR
          (dom0 of a real Xen host, as root: one live migration of domain DOMID
          through `xmotion emu-manager` on both ends, xenopsd's part played as
-         above with the real domain: `xl pause` on suspend:, and once both ends
+         above with the real domain: a PV suspend through xenstore on suspend:
+         (control/shutdown = suspend, then wait for Xen's shutdown(suspend)),
+         and once both ends
          said result:, `xl destroy` of the source domain and `xl unpause` of the
          new one, as xenopsd would. The restore builds the new domain through
          libxl from FILE (-xen-config, an xmotion extension: restoring into a
@@ -126,6 +128,24 @@ def xl(*args):
     return p.returncode, p.stdout.decode(errors="replace").strip()
 
 
+def suspend_domain(domid, timeout=60):
+    """What xenopsd does on `suspend:` for a guest with PV drivers: asks it
+    through xenstore (control/shutdown = suspend) and waits until Xen says the
+    domain shut down for suspend. Returns None, or why it did not."""
+    p = subprocess.run(["xenstore-write", "/local/domain/%d/control/shutdown" % domid, "suspend"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    if p.returncode != 0:
+        return "xenstore-write control/shutdown: " + p.stdout.decode(errors="replace").strip()
+    end = time.time() + timeout
+    while time.time() < end:
+        rc, out = xl("list", str(domid))
+        fields = out.splitlines()[-1].split() if rc == 0 and out else []
+        if len(fields) >= 5 and "s" in fields[4]:
+            return None
+        time.sleep(0.05)
+    return "domain %d did not suspend within %d s" % (domid, timeout)
+
+
 def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s", xen=None):
     """One migration; abort_at: None, 'prepare', 'precopy', 'suspend' (xenopsd's abort
     instead of its answer) or 'restore' (abort the destination before restore:xenguest).
@@ -204,9 +224,9 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s", x
         elif line == "suspend:":
             times["suspend"] = time.time()
             if xen and abort_at != "suspend":
-                rc, out = xl("pause", str(xen["domid"]))  # xenopsd suspends the domain here
-                if rc != 0:
-                    errors.append("source xenopsd: xl pause: " + out)
+                why = suspend_domain(xen["domid"])  # xenopsd suspends the domain here
+                if why:
+                    errors.append("source xenopsd: " + why)
             save.say("abort" if abort_at == "suspend" else "done")
         elif line.startswith("result:"):
             times["result"] = time.time()
