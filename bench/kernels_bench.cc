@@ -192,13 +192,13 @@ BENCHMARK_CAPTURE(BM_Lz4Page, mixed, kMixedPages);
 void BM_SnapshotCompressBatch(benchmark::State& state, Content c) {
   const Pages& p = PagesOf(c);
   std::vector<std::byte> slots(kBatchBytes);
-  std::vector<uint8_t> scratch(MaxLz4Payload());
+  std::vector<uint8_t> scratch(kPageSize);
   double in = 0, outb = 0;
   for (auto _ : state) {
     for (size_t i = 0; i < kBatchPages; ++i) {
       std::byte* slot = slots.data() + i * kPage;
       std::memcpy(slot, p.page(i), kPage);
-      uint32_t n = CompressInPlace(slot, scratch.data());
+      uint32_t n = CompressInPlace({CompressorFor(PageEncoding::kLz4)}, slot, scratch.data());
       benchmark::DoNotOptimize(n);
       outb += n;
     }
@@ -493,7 +493,7 @@ struct EncoderRig {
   void EncodeBatch(uint32_t round, const std::byte* pages) {
     ctx.round = round;
     batch.Reset(round);
-    encoder.StartBatch();
+    encoder.StartBatch(ctx);
     for (uint64_t i = 0; i < kBatchPages; ++i) encoder.Encode(ctx, i, pages + i * kPage, batch, counts, stats);
   }
 };
@@ -523,7 +523,7 @@ void BM_PageEncoder(benchmark::State& state, Content c, bool compress, uint32_t 
     // Fresh per-pfn state each time: round 0 must not see "unchanged", and
     // later rounds must find their delta bases.
     auto rig = std::make_unique<EncoderRig>();
-    rig->ctx.compress = compress;
+    rig->ctx.choice = compress ? 1 : 0;
     for (uint32_t r = 0; r < round; ++r) rig->EncodeBatch(r, versions[r].data());
     rig->counts = {};
     state.ResumeTiming();

@@ -22,6 +22,7 @@ enum class AuthMode : uint32_t { kNone = 0, kHmacSha256 = 1 };
 constexpr uint64_t kFeatureLz4 = 1ull << 0;
 constexpr uint64_t kFeatureDelta = 1ull << 1;
 constexpr uint64_t kFeatureDupRef = 1ull << 2;
+constexpr uint64_t kFeatureZstd = 1ull << 3;
 
 using Nonce = std::array<uint8_t, 32>;
 using Mac = std::array<uint8_t, 32>;

@@ -43,6 +43,10 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out) {
         if (d.payload_len == 0 || d.payload_len > max_lz4)
           return Bad(i, "LZ4 payload of " + std::to_string(d.payload_len) + " bytes");
         break;
+      case PageEncoding::kZstd:
+        if (d.payload_len == 0 || d.payload_len > kMaxZstdPayload)
+          return Bad(i, "ZSTD payload of " + std::to_string(d.payload_len) + " bytes");
+        break;
       case PageEncoding::kDelta:
         if (d.payload_len < 4 || d.payload_len > kMaxDeltaPayload)
           return Bad(i, "DELTA payload of " + std::to_string(d.payload_len) + " bytes");

@@ -12,7 +12,7 @@
 
 namespace xm {
 
-enum class PageEncoding : uint8_t { kZero = 0, kRaw = 1, kLz4 = 2, kDelta = 3, kDupRef = 4 };
+enum class PageEncoding : uint8_t { kZero = 0, kRaw = 1, kLz4 = 2, kDelta = 3, kDupRef = 4, kZstd = 5 };
 constexpr uint32_t kMaxPagesPerRecord = 4096;
 
 struct PageDesc {
@@ -45,6 +45,8 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out);
 
 // Largest payload an LZ4 page may have (LZ4's bound for one page).
 uint32_t MaxLz4Payload();
+// Largest ZSTD payload: never larger than the page it replaces.
+constexpr uint32_t kMaxZstdPayload = kPageSize;
 // Largest DELTA payload: worse than RAW is never sent, so bounded by a page.
 constexpr uint32_t kMaxDeltaPayload = kPageSize;
 

@@ -238,7 +238,8 @@ int RunDemo(DemoArgs& a) {
                       d.value("restore_ms", 0.0), d.value("unpause_ms", 0.0),     d.value("handoff_ms", 0.0)};
     auto p = sender.value("pages", nlohmann::json::object());
     shown.pages = {p.value("zero", 0ull), p.value("unchanged", 0ull), p.value("duplicate", 0ull),
-                   p.value("delta", 0ull), p.value("lz4", 0ull),      p.value("raw", 0ull)};
+                   p.value("delta", 0ull), p.value("lz4", 0ull),      p.value("zstd", 0ull),
+                   p.value("raw", 0ull)};
     for (const auto& r : sender.value("rounds", nlohmann::json::array())) {
       RoundReport rr{r.value("round", 0u), r.value("dirty_pages", 0ull), r.value("pages_sent", 0ull),
                      r.value("bytes_wire", 0ull), r.value("ms", 0.0), r.value("compression", true),

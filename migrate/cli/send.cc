@@ -112,9 +112,9 @@ void AddSend(CLI::App& app, Runner& run) {
       ->check(CLI::Range(1u, 1000u))
       ->capture_default_str();
   cmd->add_option("--max-precopy", a->max_precopy_s, "Seconds of pre-copy before stop-and-copy (0 = no limit)");
-  cmd->add_flag("--no-compress", a->no_compress, "Send pages raw (no LZ4)");
+  cmd->add_flag("--no-compress", a->no_compress, "Send pages raw (no LZ4 or zstd)");
   cmd->add_flag("--no-adaptive", a->no_adaptive,
-                "Always LZ4 (by default LZ4 is turned off while the link is faster than the compressors)");
+                "Always LZ4 (by default each batch gets none, LZ4 or zstd by the measured link rate and CPU cost)");
   cmd->add_option("--streams", a->streams, "Parallel TCP connections")->check(CLI::Range(1u, 16u))->capture_default_str();
   cmd->add_option("--workers", a->workers, "Page classify/compress threads (0 = one per CPU)")->capture_default_str();
   cmd->add_option("--delta-cache", a->delta_cache,

@@ -1,6 +1,5 @@
 #include "migrate/common/page_codec.h"
 
-#include <lz4.h>
 #include <xxh_x86dispatch.h>
 #include <xxhash.h>
 
@@ -50,6 +49,7 @@ EncodeCounts& EncodeCounts::operator+=(const EncodeCounts& o) {
   duplicate += o.duplicate;
   delta += o.delta;
   lz4 += o.lz4;
+  zstd += o.zstd;
   raw += o.raw;
   return *this;
 }
@@ -70,13 +70,26 @@ void BatchBuilder::Reset(uint32_t round) {
   std::memcpy(descs_.data(), &h, sizeof h);
 }
 
-uint32_t CompressInPlace(std::byte* slot, uint8_t* scratch) {
-  int n = LZ4_compress_default(reinterpret_cast<const char*>(slot), reinterpret_cast<char*>(scratch), kPageSize,
-                               static_cast<int>(MaxLz4Payload()));
+uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* scratch) {
+  if (!choice.method) return kPageSize;
   // Only when it saves at least 1/8: decompressing costs the receiver time too.
-  if (n <= 0 || static_cast<uint32_t>(n) > kPageSize - kPageSize / 8) return kPageSize;
-  std::memcpy(slot, scratch, static_cast<size_t>(n));
-  return static_cast<uint32_t>(n);
+  // A bound that small also lets the method give up early on incompressible pages.
+  uint32_t n = choice.method->compress(slot, scratch, kPageSize - kPageSize / 8, choice.level);
+  if (n == 0) return kPageSize;
+  std::memcpy(slot, scratch, n);
+  return n;
+}
+
+uint64_t* CountOf(EncodeCounts& c, PageEncoding encoding) {
+  switch (encoding) {
+    case PageEncoding::kZero: return &c.zero;
+    case PageEncoding::kRaw: return &c.raw;
+    case PageEncoding::kLz4: return &c.lz4;
+    case PageEncoding::kZstd: return &c.zstd;
+    case PageEncoding::kDelta: return &c.delta;
+    case PageEncoding::kDupRef: return &c.duplicate;
+  }
+  return nullptr;
 }
 
 void BatchBuilder::Commit(const PageDesc& d) {
@@ -107,14 +120,6 @@ Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte
     case PageEncoding::kRaw:
       std::memcpy(dest, payload.data(), kPageSize);
       break;
-    case PageEncoding::kLz4: {
-      int n = LZ4_decompress_safe(reinterpret_cast<const char*>(payload.data()), reinterpret_cast<char*>(dest),
-                                  static_cast<int>(payload.size()), kPageSize);
-      if (n != static_cast<int>(kPageSize))
-        return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": LZ4 payload " +
-                                          (n < 0 ? std::string("is corrupt") : "decodes to " + std::to_string(n) + " bytes, want 4096"));
-      break;
-    }
     case PageEncoding::kDelta: {
       Status st = ApplyDelta(payload, dest);
       if (!st.ok()) return std::move(st).With("pfn " + std::to_string(d.pfn));
@@ -124,8 +129,16 @@ Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte
       if (!dup_source) return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": DUP_REF to an unusable page");
       if (dup_source != dest) std::memcpy(dest, dup_source, kPageSize);
       break;
-    default:
-      return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": unknown encoding " + std::to_string(d.encoding));
+    default: {
+      const PageCompressor* c = CompressorFor(static_cast<PageEncoding>(d.encoding));
+      if (!c)
+        return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": unknown encoding " + std::to_string(d.encoding));
+      int64_t n = c->decompress(payload, dest);
+      if (n != kPageSize)
+        return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": " + c->name + " payload " +
+                                          (n < 0 ? std::string("is corrupt") : "decodes to " + std::to_string(n) + " bytes, want 4096"));
+      break;
+    }
   }
   uint64_t h = d.encoding == static_cast<uint8_t>(PageEncoding::kZero) ? ZeroPageHash() : PageHash(dest);
   if (h != d.hash) return Error(Code::kIntegrity, "pfn " + std::to_string(d.pfn) + ": page hash mismatch after decoding");

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "migrate/common/codecs/page_compressor.h"
 #include "transport/pages.h"
 
 namespace xm {
@@ -36,9 +37,9 @@ uint64_t ZeroPageHash();
 bool IsZeroPage(const std::byte* page);
 
 struct EncodeCounts {
-  uint64_t zero = 0, unchanged = 0, duplicate = 0, delta = 0, lz4 = 0, raw = 0;
+  uint64_t zero = 0, unchanged = 0, duplicate = 0, delta = 0, lz4 = 0, zstd = 0, raw = 0;
   EncodeCounts& operator+=(const EncodeCounts& o);
-  uint64_t sent() const { return zero + duplicate + delta + lz4 + raw; }
+  uint64_t sent() const { return zero + duplicate + delta + lz4 + zstd + raw; }
 };
 
 // One PAGES record being built: header + descriptors in one buffer, payloads in
@@ -84,9 +85,12 @@ class BatchBuilder {
   iovec iov_[2];
 };
 
-// LZ4-compresses the page at `slot` in place when that saves at least 1/8 of it;
-// returns the payload length (kPageSize = left raw). `scratch` holds MaxLz4Payload().
-uint32_t CompressInPlace(std::byte* slot, uint8_t* scratch);
+// Compresses the page at `slot` in place with `choice` when that saves at least
+// 1/8 of it; returns the payload length (kPageSize = left raw, as with no method).
+// `scratch` holds kPageSize bytes.
+uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* scratch);
+// The count a page sent with `encoding` adds to (null: not a counted encoding).
+uint64_t* CountOf(EncodeCounts& c, PageEncoding encoding);
 
 // Decodes one page into `dest` (a page of guest memory) and checks its hash.
 // DELTA applies to what `dest` holds; DUP_REF copies from `dup_source`, which the

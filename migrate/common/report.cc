@@ -46,7 +46,8 @@ nlohmann::json MigrationReport::ToJson() const {
   }
   j["rounds"] = rs;
   j["pages"] = {{"zero", pages.zero},   {"unchanged", pages.unchanged}, {"duplicate", pages.duplicate},
-                {"delta", pages.delta}, {"lz4", pages.lz4},             {"raw", pages.raw}};
+                {"delta", pages.delta}, {"lz4", pages.lz4},             {"zstd", pages.zstd},
+                {"raw", pages.raw}};
   j["digest_match"] = digest_match;
   if (!digest.empty()) j["digest"] = digest;
   j["transport"] = transport;
@@ -115,10 +116,11 @@ std::string MigrationReport::Summary() const {
     s += " encryption: " + encryption.mode + " (" + encryption.cipher +
          (encryption.mac.empty() ? "" : ", records under " + encryption.mac) + ", " + encryption.auth + ", " +
          (encryption.kernel ? "kernel" : "user space") + ")\n";
-  std::snprintf(line, sizeof line, " pages: zero %llu, unchanged %llu, duplicate %llu, delta %llu, lz4 %llu, raw %llu\n",
+  std::snprintf(line, sizeof line, " pages: zero %llu, unchanged %llu, duplicate %llu, delta %llu, lz4 %llu, zstd %llu, raw %llu\n",
                 static_cast<unsigned long long>(pages.zero), static_cast<unsigned long long>(pages.unchanged),
                 static_cast<unsigned long long>(pages.duplicate), static_cast<unsigned long long>(pages.delta),
-                static_cast<unsigned long long>(pages.lz4), static_cast<unsigned long long>(pages.raw));
+                static_cast<unsigned long long>(pages.lz4), static_cast<unsigned long long>(pages.zstd),
+                static_cast<unsigned long long>(pages.raw));
   s += line;
   if (!breaks.empty()) {
     std::snprintf(line, sizeof line, " %zu connection break(s), %u reconnect(s), %s sent again\n", breaks.size(),

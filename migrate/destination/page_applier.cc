@@ -69,13 +69,7 @@ Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesVie
     }
     hash_[d.pfn] = d.hash;
     round_[d.pfn] = round;
-    switch (enc) {
-      case PageEncoding::kZero: ++c.zero; break;
-      case PageEncoding::kRaw: ++c.raw; break;
-      case PageEncoding::kLz4: ++c.lz4; break;
-      case PageEncoding::kDelta: ++c.delta; break;
-      case PageEncoding::kDupRef: ++c.duplicate; break;
-    }
+    if (uint64_t* n = CountOf(c, enc)) ++*n;
   }
   return {};
 }

@@ -145,7 +145,8 @@ Status SourceEngine::Impl::OpenDataStreams() {
   }
   PipelineOptions po = opts_.pipeline;
   po.cancel = opts_.cancel;
-  po.compress = opts_.compress && (session_.features & kFeatureLz4);
+  po.codecs &= session_.features;
+  po.compress = opts_.compress && po.codecs != 0;
   if (!(session_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
   if (!(session_.features & kFeatureDupRef)) po.dup_index_entries = 0;
   pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);
@@ -158,7 +159,7 @@ Status SourceEngine::Impl::Handshake(uint64_t resume_session, uint32_t round, in
   NegotiateOptions no;
   no.role = Role::kSource;
   no.key = opts_.key;
-  no.features = (opts_.compress ? kFeatureLz4 : 0) | kFeatureDelta | kFeatureDupRef;
+  no.features = (opts_.compress ? kFeatureLz4 | kFeatureZstd : 0) | kFeatureDelta | kFeatureDupRef;
   no.streams = opts_.streams;
   no.peer = opts_.to.ToString();
   no.hello_timeout_ms = std::min(timeout_ms, kHelloTimeoutMs);

@@ -1,5 +1,6 @@
 #include "migrate/source/page_encoder.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -14,20 +15,34 @@ constexpr size_t kMaxDelta = kPageSize / 4;
 
 }  // namespace
 
-PageEncoder::PageEncoder() : scratch_(MaxLz4Payload()), base_(kPageSize), batch_dups_(kBatchDupSlots) {}
+PageEncoder::PageEncoder() : scratch_(kPageSize), base_(kPageSize), batch_dups_(kBatchDupSlots) {}
 
 bool PageEncoder::TryDup() {
   if (dup_active()) return true;
   return ++dup_probe_counter_ % kDupProbeEvery == 0;
 }
 
-bool PageEncoder::TryLz4(const RoundContext& ctx) {
-  if (!ctx.lz4_allowed) return false;
-  // Off (link faster than the compressor) or recently useless (incompressible
-  // memory): still probe now and then, so the governor's numbers stay current.
+// A method costs max(its CPU time per byte, its ratio / wire rate), sending raw
+// 1 / wire rate. So on a link slower than the compressors the smallest output
+// wins, and a costlier level wins only while the CPU time it adds stays hidden
+// behind the link: the level follows the spare CPU.
+uint32_t ChooseCodec(std::span<const CodecEstimate> est, double wire_bytes_per_ns) {
+  uint32_t best = 0;
+  double t_best = 1.0 / wire_bytes_per_ns;
+  for (size_t i = 1; i < est.size(); ++i) {
+    if (!est[i].known) continue;
+    double t = std::max(est[i].ns_per_byte, est[i].ratio / wire_bytes_per_ns);
+    if (t < t_best) best = static_cast<uint32_t>(i), t_best = t;
+  }
+  return best;
+}
+
+uint32_t PageEncoder::PickChoice(const RoundContext& ctx) {
+  const auto n = static_cast<uint32_t>(ctx.choices.size());
+  if (n <= 1) return 0;
+  if (++probe_counter_ % kProbeEvery == 0) return 1 + (probe_counter_ / kProbeEvery) % (n - 1);
   bool losing = recent_tries_ >= 32 && recent_wins_ * 8 < recent_tries_;
-  if (ctx.compress.load(std::memory_order_relaxed) && !losing) return true;
-  return ++probe_counter_ % kProbeEvery == 0;
+  return losing ? 0 : batch_choice_;
 }
 
 void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte* page, BatchBuilder& batch,
@@ -98,24 +113,26 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
   }
   d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
   d.payload_len = kPageSize;
-  if (TryLz4(ctx)) {
+  if (uint32_t choice = PickChoice(ctx); choice != 0) {
+    const CodecChoice& c = ctx.choices[choice];
     auto t0 = std::chrono::steady_clock::now();
-    uint32_t n = CompressInPlace(slot, scratch_.data());
+    uint32_t n = CompressInPlace(c, slot, scratch_.data());
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
-    stats.lz4_in.fetch_add(kPageSize, std::memory_order_relaxed);
-    stats.lz4_out.fetch_add(n, std::memory_order_relaxed);
-    stats.lz4_ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+    CodecStats::PerChoice& s = stats.by_choice[choice];
+    s.in.fetch_add(kPageSize, std::memory_order_relaxed);
+    s.out.fetch_add(n, std::memory_order_relaxed);
+    s.ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
     if (++recent_tries_ > 256) {
       recent_tries_ /= 2;
       recent_wins_ /= 2;
     }
     if (n < kPageSize) {
       ++recent_wins_;
-      d.encoding = static_cast<uint8_t>(PageEncoding::kLz4);
+      d.encoding = static_cast<uint8_t>(c.method->encoding);
       d.payload_len = n;
     }
   }
-  ++(d.encoding == static_cast<uint8_t>(PageEncoding::kLz4) ? counts.lz4 : counts.raw);
+  ++*CountOf(counts, static_cast<PageEncoding>(d.encoding));
   batch.Commit(d);
 }
 

@@ -2,24 +2,28 @@
 // mirror of the destination's PageApplier. For each
 // dirty page it decides, in this order: zero, unchanged since last sent,
 // XOR delta against the last sent version, duplicate of a page the destination
-// holds, LZ4, raw — and appends the result to a batch.
+// holds, compressed (the batch's codec choice), raw — and appends the result to a batch.
 //
 // Per-pfn state (last sent hash, delta base) belongs to whichever worker holds
 // the pfn's region this round, so workers never share a pfn; the dup index is
-// read-only during a round and grows between rounds (see DupIndex). Like LZ4,
-// the dup index is adaptive: a worker that has found no duplicate in a long run
+// read-only during a round and grows between rounds (see DupIndex). Like
+// compression, the dup index is adaptive: a worker that has found no duplicate in a long run
 // of pages (random or encrypted memory) only probes one page in kDupProbeEvery,
 // until a probe finds one.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "dirtylog/bitmap.h"
 #include "migrate/source/delta_cache.h"
 #include "migrate/source/dup_index.h"
 #include "migrate/common/page_codec.h"
+#include "transport/messages.h"
 
 namespace xm {
 
@@ -37,14 +41,31 @@ struct RoundContext {
   // Pages that read as zero without being read (the complement of
   // Backend::PagesMaybeWritten when the round started); null: read every page.
   const DirtyBitmap* known_zero = nullptr;
-  std::atomic<bool> compress{true};  // the governor's current decision; changes mid-round
-  bool lz4_allowed = true;           // false with --no-compress: not even probes
+  // The session's codec choices (CodecChoices: index 0 sends raw) and the
+  // governor's pick, which changes mid-round; a worker reads it once per batch.
+  // One choice only (--no-compress): no compression, not even probes.
+  std::vector<CodecChoice> choices = CodecChoices(kFeatureLz4);
+  std::atomic<uint32_t> choice{1};
 };
 
-// Measurements the compression governor reads (summed over workers).
+// Measurements the compression governor reads (summed over workers), by choice.
 struct CodecStats {
-  std::atomic<uint64_t> lz4_in{0}, lz4_out{0}, lz4_ns{0};
+  static constexpr size_t kMaxChoices = 8;
+  struct PerChoice {
+    std::atomic<uint64_t> in{0}, out{0}, ns{0};
+  };
+  std::array<PerChoice, kMaxChoices> by_choice;
 };
+
+// What the governor knows of one codec choice: CPU ns per raw byte over all
+// workers, and output / input. Unknown choices are not chosen.
+struct CodecEstimate {
+  double ns_per_byte = 0, ratio = 1;
+  bool known = false;
+};
+// The choice (index into `est`, 0 = none) that moves a raw byte soonest over a
+// link of `wire_bytes_per_ns` (DESIGN.md §3, codec choice). est[0] is ignored.
+uint32_t ChooseCodec(std::span<const CodecEstimate> est, double wire_bytes_per_ns);
 
 // Thread-safety: one encoder per worker thread; RoundContext is shared
 // read-only except for the atomics and the per-pfn slots of the worker's region.
@@ -57,8 +78,11 @@ class PageEncoder {
               CodecStats& stats);
   // Pages sent in full this round, for the dup index after the round.
   std::vector<std::pair<Hash128, uint64_t>>& sent_contents() { return sent_contents_; }
-  // Call when a batch is started: in-batch duplicates can only refer within it.
-  void StartBatch() {
+  // Call when a batch is started: in-batch duplicates can only refer within it,
+  // and the batch is compressed with the governor's choice of this moment.
+  void StartBatch(const RoundContext& ctx) {
+    batch_choice_ = std::min<uint32_t>(ctx.choice.load(std::memory_order_relaxed),
+                                       static_cast<uint32_t>(ctx.choices.size()) - 1);
     if (++batch_gen_ == 0) {  // wrapped: forget every slot for real
       batch_dups_.assign(kBatchDupSlots, BatchDup{});
       batch_gen_ = 1;
@@ -71,7 +95,8 @@ class PageEncoder {
   static constexpr uint32_t kDupProbeEvery = 32;
 
  private:
-  bool TryLz4(const RoundContext& ctx);
+  // The choice (index into ctx.choices) for the next compressible page.
+  uint32_t PickChoice(const RoundContext& ctx);
   bool TryDup();
   // In-batch duplicates: direct-mapped by the hash's low bits, reset per batch
   // by the generation (a lost entry only loses a dedup chance).
@@ -88,7 +113,10 @@ class PageEncoder {
   std::vector<BatchDup> batch_dups_;
   uint32_t batch_gen_ = 1;
   uint32_t dup_misses_ = 0, dup_probe_counter_ = 0;
-  // LZ4 probing while compression is off or not paying: try one page in kProbeEvery.
+  uint32_t batch_choice_ = 0;
+  // One page in kProbeEvery tries another choice (round robin), so the governor
+  // keeps measuring what it does not use; compression that stops paying on this
+  // worker's pages (incompressible memory) falls back to those probes alone.
   uint32_t probe_counter_ = 0;
   uint32_t recent_tries_ = 0, recent_wins_ = 0;
 };

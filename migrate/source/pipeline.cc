@@ -85,8 +85,14 @@ class SendPipeline::Impl {
   std::atomic<uint64_t> bytes_wire_{0}, pages_sent_{0}, sender_busy_ns_{0}, pages_done_{0};
   std::vector<std::thread> threads_;
 
-  // Governor window.
-  uint64_t g_lz4_in_ = 0, g_lz4_out_ = 0, g_lz4_ns_ = 0, g_wire_ = 0, g_busy_ = 0;
+  // Governor: per codec choice, the counters at its last estimate and what that
+  // estimate found (CPU ns per raw byte over all workers, out/in).
+  struct Snapshot {
+    uint64_t in = 0, out = 0, ns = 0;
+  };
+  std::vector<Snapshot> est_at_;
+  std::vector<CodecEstimate> est_;
+  uint64_t g_wire_ = 0, g_busy_ = 0;
 
   std::atomic<bool> failed_{false};
   std::atomic<int> sending_{0};
@@ -146,8 +152,13 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
   ctx_.last_hash = &last_hash_;
   ctx_.delta = &delta_;
   ctx_.dup = &dup_;
-  ctx_.compress = opts_.compress;
-  ctx_.lz4_allowed = opts_.compress;
+  ctx_.choices = CodecChoices(opts_.compress ? opts_.codecs : 0);
+  // --no-adaptive: the first method (LZ4) always, and nothing else is probed.
+  if (ctx_.choices.size() > (opts_.adaptive ? CodecStats::kMaxChoices : 2))
+    ctx_.choices.resize(opts_.adaptive ? CodecStats::kMaxChoices : 2);
+  ctx_.choice = ctx_.choices.size() > 1 ? 1 : 0;  // the cheapest method until measured otherwise
+  est_.resize(ctx_.choices.size());
+  est_at_.resize(ctx_.choices.size());
   sent_.Resize(shape.page_count);
   unknown_.Resize(shape.page_count);
   ctx_.unknown = &unknown_;
@@ -232,7 +243,7 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
         if (!(b = AcquireBatch())) break;
         b->Reset(ctx_.round);
         b->stream = stream;
-        enc.StartBatch();
+        enc.StartBatch(ctx_);
       }
       enc.Encode(ctx_, pfns[i], pages.page(i), *b, worker_counts_[id], stats_);
       if (b->full()) {
@@ -294,22 +305,29 @@ void SendPipeline::Impl::SenderLoop(uint32_t s) {
   }
 }
 
-// Compress only while it shortens the migration: per raw byte, compression costs
-// max(1/compressor rate, ratio/wire rate); sending raw costs 1/wire rate.
+// Re-estimates each choice from what the workers measured since the last
+// estimate, and the link's rate from the senders' busy time; then ChooseCodec.
 void SendPipeline::Impl::Govern() {
-  if (!opts_.compress || !opts_.adaptive) return;
-  uint64_t in = stats_.lz4_in.load(), out = stats_.lz4_out.load(), ns = stats_.lz4_ns.load();
+  if (ctx_.choices.size() <= 1 || !opts_.adaptive) return;
   uint64_t wire = bytes_wire_.load(), busy = sender_busy_ns_.load();
-  uint64_t d_in = in - g_lz4_in_, d_out = out - g_lz4_out_, d_ns = ns - g_lz4_ns_;
   uint64_t d_wire = wire - g_wire_, d_busy = busy - g_busy_;
-  if (d_in < (1u << 20) || d_busy < 1000000 || d_ns == 0) return;  // not enough evidence yet
-  g_lz4_in_ = in, g_lz4_out_ = out, g_lz4_ns_ = ns, g_wire_ = wire, g_busy_ = busy;
-  double compressor = static_cast<double>(d_in) / static_cast<double>(d_ns) * nworkers_;  // bytes/ns, all workers
-  double wire_rate = static_cast<double>(d_wire) / (static_cast<double>(d_busy) / nstreams_);
-  double ratio = static_cast<double>(d_out) / static_cast<double>(d_in);
-  double t_on = std::max(1.0 / compressor, ratio / wire_rate);
-  double t_off = 1.0 / wire_rate;
-  ctx_.compress.store(t_on < t_off, std::memory_order_relaxed);
+  if (d_busy < 1000000) return;  // not enough evidence of the link yet
+  for (size_t i = 1; i < est_.size(); ++i) {
+    const CodecStats::PerChoice& s = stats_.by_choice[i];
+    Snapshot& at = est_at_[i];
+    CodecEstimate& e = est_[i];
+    uint64_t in = s.in.load(), out = s.out.load(), ns = s.ns.load();
+    // Probes give each choice a page in 32 or so: 256 KiB is ~64 of them.
+    if (in - at.in < (256u << 10) || ns == at.ns) continue;
+    e.ns_per_byte = static_cast<double>(ns - at.ns) / static_cast<double>(in - at.in) / nworkers_;
+    e.ratio = static_cast<double>(out - at.out) / static_cast<double>(in - at.in);
+    e.known = true;
+    at = {in, out, ns};
+  }
+  if (!est_[ctx_.choice.load()].known && ctx_.choice.load() != 0) return;  // judge the current one first
+  g_wire_ = wire, g_busy_ = busy;
+  double wire_rate = static_cast<double>(d_wire) / (static_cast<double>(d_busy) / nstreams_);  // bytes/ns
+  ctx_.choice.store(ChooseCodec(est_, wire_rate), std::memory_order_relaxed);
 }
 
 Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out) {
@@ -399,7 +417,7 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
   out.pages_sent = pages_sent_.load() - pages0;
   out.counts = EncodeCounts{};
   for (const auto& c : worker_counts_) out.counts += c;
-  out.compression = ctx_.compress.load();
+  out.compression = ctx_.choice.load() != 0;
   return {};
 }
 

@@ -7,8 +7,8 @@
 // stream's sender thread writes batches to its connection. A region always goes
 // to the same stream (PROTOCOL.md stream affinity). A bounded pool of batch
 // buffers gives backpressure, so memory stays fixed however fast the guest dirties.
-// A compression governor watches compressor and wire throughput and turns LZ4
-// off while the link is faster than the compressors.
+// A compression governor watches each codec's throughput and ratio and the
+// wire's rate, and picks per batch: no compression, LZ4 or zstd at a level.
 #pragma once
 
 #include <memory>
@@ -18,14 +18,16 @@
 #include "migrate/common/cancel.h"
 #include "migrate/common/page_codec.h"
 #include "migrate/common/report.h"
+#include "transport/messages.h"
 #include "transport/stream.h"
 
 namespace xm {
 
 struct PipelineOptions {
   uint32_t workers = 0;             // 0 = one per online CPU
-  bool compress = true;             // allow LZ4 (the governor still decides)
-  bool adaptive = true;             // let the governor turn LZ4 off when it does not pay
+  bool compress = true;             // allow compression (the governor still decides)
+  uint64_t codecs = kFeatureLz4 | kFeatureZstd;  // the methods allowed (HELLO feature bits)
+  bool adaptive = true;             // let the governor choose; false: always the first method
   uint64_t delta_cache_bytes = 256ull << 20;
   uint32_t dup_index_entries = 1u << 16;
   // An accepted cancel ends the round between regions; batches already being

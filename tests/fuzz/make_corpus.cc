@@ -45,7 +45,9 @@ struct Migration {
   std::vector<std::pair<RecordType, std::vector<uint8_t>>> records;
 };
 
-Migration MakeMigration(bool lz4) {
+// Compressed with `codec` (none: raw pages).
+Migration MakeMigration(const CodecChoice& codec) {
+  const bool lz4 = codec.method != nullptr;
   // Small on purpose: a zero page, a text page and a random page of the mixed
   // fill, two of them with the workload's counter, and zero pages after.
   constexpr uint64_t kPages = 8;
@@ -64,7 +66,7 @@ Migration MakeMigration(bool lz4) {
   Migration m;
   Hello h;
   h.role = Role::kSource;
-  h.features = lz4 ? kFeatureLz4 : 0;
+  h.features = lz4 ? codec.method->feature : 0;
   h.session_id = 0x5EED;
   m.records.push_back({RecordType::kHello, EncodeHello(h)});
   Shape shape{(*src)->shape(), "sim"};
@@ -81,7 +83,7 @@ Migration MakeMigration(bool lz4) {
   std::vector<uint8_t> descs, payloads;
   for (uint64_t pfn = 0; pfn < kPages; ++pfn) {
     b.Reset(0);
-    hashes.push_back(xm::testing::AddPage(b, pfn, (*src)->DirectMemory() + pfn * kPageSize, lz4, counts));
+    hashes.push_back(xm::testing::AddPage(b, pfn, (*src)->DirectMemory() + pfn * kPageSize, codec, counts));
     std::vector<uint8_t> one = Flatten(b.Body());
     descs.insert(descs.end(), one.begin() + sizeof(PagesHeader), one.begin() + sizeof(PagesHeader) + sizeof(PageDesc));
     payloads.insert(payloads.end(), one.begin() + sizeof(PagesHeader) + sizeof(PageDesc), one.end());
@@ -142,12 +144,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path dir = argv[1];
-  Migration raw = MakeMigration(false), lz4 = MakeMigration(true);
+  Migration raw = MakeMigration({}), lz4 = MakeMigration({CompressorFor(PageEncoding::kLz4)}),
+            zstd = MakeMigration({CompressorFor(PageEncoding::kZstd), 1});
 
   // receiver: whole migrations, a prefix, and one sent unframed.
   Write(dir / "receiver", 0, Chunked(raw, SIZE_MAX));
   Write(dir / "receiver", 1, Chunked(lz4, SIZE_MAX));
   Write(dir / "receiver", 2, Chunked(raw, 3));
+  Write(dir / "receiver", 4, Chunked(zstd, SIZE_MAX));
   std::vector<uint8_t> unframed = Framed(raw);
   unframed.insert(unframed.begin(), testing::kRawInput);
   Write(dir / "receiver", 3, unframed);
@@ -186,5 +190,6 @@ int main(int argc, char** argv) {
   // pages: the PAGES bodies of both migrations.
   Write(dir / "pages", 0, raw.records[3].second);
   Write(dir / "pages", 1, lz4.records[3].second);
+  Write(dir / "pages", 2, zstd.records[3].second);
   return 0;
 }

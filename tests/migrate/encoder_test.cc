@@ -24,11 +24,13 @@ struct Fixture {
   CodecStats stats;
   PageEncoder enc;
   BatchBuilder batch;
+  std::vector<CodecChoice> choices = CodecChoices(kFeatureLz4);
 
   std::byte* page(uint64_t pfn) { return src.data() + pfn * kPageSize; }
 
-  // Sends `pfns` as round `round` in one batch and decodes it at the destination.
-  EncodeCounts Round(uint32_t round, const std::vector<uint64_t>& pfns, bool compress = true) {
+  // Sends `pfns` as round `round` in one batch, compressed with `choices[choice]`,
+  // and decodes it at the destination.
+  EncodeCounts Round(uint32_t round, const std::vector<uint64_t>& pfns, uint32_t choice = 1) {
     DirtyBitmap sending(kPages);
     for (uint64_t p : pfns) sending.Set(p);
     RoundContext ctx;
@@ -37,10 +39,11 @@ struct Fixture {
     ctx.last_hash = &last_hash;
     ctx.delta = &delta;
     ctx.dup = &dup;
-    ctx.compress = compress;
+    ctx.choices = choices;
+    ctx.choice = choice;
     EncodeCounts counts;
     batch.Reset(round);
-    enc.StartBatch();
+    enc.StartBatch(ctx);
     for (uint64_t p : pfns) enc.Encode(ctx, p, page(p), batch, counts, stats);
     if (batch.count() > 0) Decode();
     for (const auto& [h, p] : enc.sent_contents()) dup.Insert(h, p);
@@ -171,11 +174,47 @@ TEST(PageEncoder, CompressionOffStillProbesAndStaysCorrect) {
   f.ExpectSame();
   EXPECT_GT(c.raw, c.lz4);
   EXPECT_GE(c.lz4, 1u);  // one probe in 32
-  EXPECT_GT(f.stats.lz4_in.load(), 0u);
+  EXPECT_GT(f.stats.by_choice[1].in.load(), 0u);
 }
 
 // Memory without duplicates stops paying for dup lookups; duplicates turn them
 // back on. Pages are encoded from one buffer with a distinct first word each.
+TEST(PageEncoder, TheBatchsChoiceCompressesAndOtherChoicesAreProbed) {
+  for (uint32_t choice : {1u, 2u}) {  // LZ4; zstd at its cheapest level
+    SCOPED_TRACE(choice);
+    Fixture f;
+    f.choices = CodecChoices(kFeatureLz4 | kFeatureZstd);
+    ASSERT_GE(f.choices.size(), 3u);
+    for (uint64_t p = 0; p < kPages; ++p) FillText(f.page(p));
+    for (uint64_t p = 0; p < kPages; ++p) f.page(p)[p] = std::byte{0x7f};  // distinct pages, no dups
+    EncodeCounts c = f.Round(0, All(), choice);
+    f.ExpectSame();
+    EXPECT_EQ(c.zstd + c.lz4, kPages);
+    if (choice == 1) {
+      EXPECT_GT(c.lz4, c.zstd);
+      EXPECT_GE(c.zstd, 1u);  // probes: one page in 32 tries another choice
+    } else {
+      EXPECT_EQ(c.zstd, kPages);  // the probes of this short run are zstd levels too
+    }
+    EXPECT_GT(f.stats.by_choice[choice].in.load(), 0u);
+    EXPECT_GT(f.stats.by_choice[choice == 1 ? 2 : 3].in.load(), 0u) << "the probed choice is measured";
+  }
+}
+
+// The governor's rule on made-up estimates: none, LZ4, zstd levels 1 and 3.
+TEST(ChooseCodec, FollowsTheLinkRateAndTheSpareCpu) {
+  std::vector<CodecEstimate> est{{}, {0.3, 0.55, true}, {1.2, 0.32, true}, {2.5, 0.30, true}};
+  EXPECT_EQ(ChooseCodec(est, 10.0), 0u) << "a link faster than every compressor: raw";
+  EXPECT_EQ(ChooseCodec(est, 1.2), 1u) << "10 Gbit/s: LZ4 keeps up, zstd would not";
+  EXPECT_EQ(ChooseCodec(est, 0.125), 3u) << "1 Gbit/s: level 3's CPU hides behind the link";
+  est[3].ns_per_byte = 4.0;  // less spare CPU (more load, fewer workers)
+  EXPECT_EQ(ChooseCodec(est, 0.125), 2u) << "1 Gbit/s, busy CPU: level 1";
+  est[2].known = est[3].known = false;
+  EXPECT_EQ(ChooseCodec(est, 0.125), 1u) << "unmeasured choices are never picked";
+  est[1].ratio = 1.0;
+  EXPECT_EQ(ChooseCodec(est, 0.125), 0u) << "a method that saves nothing costs CPU for no gain";
+}
+
 TEST(PageEncoder, DupLookupsGoQuietOnMemoryWithoutDuplicatesAndWakeOnThem) {
   constexpr uint64_t kDistinct = PageEncoder::kDupIdleAfter + 32 * 100;
   constexpr uint64_t kTotal = kDistinct + 256;
@@ -186,7 +225,7 @@ TEST(PageEncoder, DupLookupsGoQuietOnMemoryWithoutDuplicatesAndWakeOnThem) {
   ctx.sending = &sending;
   ctx.last_hash = &last_hash;
   ctx.dup = &dup;
-  ctx.lz4_allowed = false;
+  ctx.choices = CodecChoices(0);
   CodecStats stats;
   PageEncoder enc;
   BatchBuilder batch;
@@ -196,7 +235,7 @@ TEST(PageEncoder, DupLookupsGoQuietOnMemoryWithoutDuplicatesAndWakeOnThem) {
   auto send = [&](uint64_t pfn) {
     if (batch.count() == 0 || batch.full()) {
       batch.Reset(0);
-      enc.StartBatch();
+      enc.StartBatch(ctx);
     }
     enc.Encode(ctx, pfn, page.data(), batch, counts, stats);
   };
@@ -216,7 +255,7 @@ TEST(PageEncoder, DupLookupsGoQuietOnMemoryWithoutDuplicatesAndWakeOnThem) {
   // A batch of identical pages: the second probe finds the first, lookups resume,
   // and the rest of the batch goes as references.
   batch.Reset(0);
-  enc.StartBatch();
+  enc.StartBatch(ctx);
   std::memset(page.data(), 0x5c, 8);
   for (uint64_t pfn = kDistinct; pfn < kTotal; ++pfn) send(pfn);
   EXPECT_TRUE(enc.dup_active());

@@ -1,5 +1,5 @@
-// Stateless page encoding for tests and benchmarks: zero, LZ4 when it saves
-// 1/8 of the page, else raw. Production encodes through PageEncoder, which adds
+// Stateless page encoding for tests and benchmarks: zero, compressed (LZ4
+// unless told another codec choice) when it saves 1/8 of the page, else raw. Production encodes through PageEncoder, which adds
 // the stateful encodings (unchanged, delta, dup ref) on top of the same
 // BatchBuilder::NextSlot/Commit calls; this builds batches without that state.
 #pragma once
@@ -11,10 +11,11 @@
 
 namespace xm::testing {
 
-// Appends `page` as `pfn` to `batch` and returns its page hash.
-inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page, bool try_lz4,
+// Appends `page` as `pfn` to `batch`, compressed with `codec` (none: raw),
+// and returns its page hash.
+inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page, const CodecChoice& codec,
                         EncodeCounts& counts) {
-  thread_local std::vector<uint8_t> scratch(MaxLz4Payload());
+  thread_local std::vector<uint8_t> scratch(kPageSize);
   PageDesc d;
   d.pfn = pfn;
   std::byte* slot = batch.NextSlot();
@@ -25,13 +26,17 @@ inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page
     ++counts.zero;
   } else {
     d.hash = PageHash(slot);
-    d.payload_len = try_lz4 ? CompressInPlace(slot, scratch.data()) : kPageSize;
-    bool lz4 = d.payload_len < kPageSize;
-    d.encoding = static_cast<uint8_t>(lz4 ? PageEncoding::kLz4 : PageEncoding::kRaw);
-    ++(lz4 ? counts.lz4 : counts.raw);
+    d.payload_len = CompressInPlace(codec, slot, scratch.data());
+    d.encoding = static_cast<uint8_t>(d.payload_len < kPageSize ? codec.method->encoding : PageEncoding::kRaw);
+    ++*CountOf(counts, static_cast<PageEncoding>(d.encoding));
   }
   batch.Commit(d);
   return d.hash;
+}
+
+inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page, bool try_lz4,
+                        EncodeCounts& counts) {
+  return AddPage(batch, pfn, page, CodecChoice{try_lz4 ? CompressorFor(PageEncoding::kLz4) : nullptr}, counts);
 }
 
 }  // namespace xm::testing
