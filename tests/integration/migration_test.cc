@@ -114,7 +114,7 @@ TEST(IntegrationMigration, ThreeStreamsDeltasAndCompressionArriveByteIdentical) 
   EXPECT_GT(o.send["pages"]["lz4"].get<uint64_t>(), 0u);
   EXPECT_GT(o.send["pages"]["delta"].get<uint64_t>(), 0u);  // hot pages resent from round 2 on
   // The destination decoded exactly what the source encoded.
-  for (const char* k : {"zero", "duplicate", "delta", "lz4", "raw"})
+  for (const char* k : {"zero", "duplicate", "delta", "lz4", "zstd", "raw"})
     EXPECT_EQ(o.send["pages"][k], o.recv["pages"][k]) << k;
 }
 
