@@ -46,6 +46,11 @@ std::string Canceller::phase_at_cancel() const {
   return phase_at_cancel_;
 }
 
+std::string Canceller::phase() const {
+  std::lock_guard lock(mu_);
+  return phase_;
+}
+
 std::optional<uint32_t> Canceller::round_at_cancel() const {
   std::lock_guard lock(mu_);
   return round_at_cancel_;

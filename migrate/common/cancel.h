@@ -48,6 +48,8 @@ class Canceller {
   // The status an engine ends with once cancelled: kCancelled, who, phase.
   Status CancelledStatus() const;
   std::string phase_at_cancel() const;
+  // The phase the engine is in now (what a cancel would land in).
+  std::string phase() const;
   std::optional<uint32_t> round_at_cancel() const;
   std::string by() const;
   std::string refusal() const;

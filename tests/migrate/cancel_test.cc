@@ -132,7 +132,13 @@ TEST(Cancel, WhileWaitingForReady) {
   Canceller src;
   InProcessOptions o = Small();
   o.source.cancel = &src;
-  o.destination_backend.before_call = CancelAt(src, "LoadVcpuState", 1);
+  o.destination_backend.before_call = [&src](std::string_view c, uint64_t n) {
+    if (c != "LoadVcpuState" || n != 1) return;
+    // COMMIT is out, but the source may not have named its next phase yet
+    // (it lost that race under ASan on a loaded machine): wait until it has.
+    for (int i = 0; i < 5000 && src.phase() != "ready"; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(src.Request("test"), Canceller::Answer::kAccepted);
+  };
   auto r = RunInProcessMigration(std::move(o));
   // The destination has sent READY by the time the ABORT reaches it.
   ExpectCancelled(r, "ready", "ready");
