@@ -79,6 +79,16 @@ GuestState DomainStateOf(const xc_domaininfo_t& info) {
   return (info.flags & XEN_DOMINF_paused) ? GuestState::kPaused : GuestState::kRunning;
 }
 
+Status CheckSourceKind(uint32_t domid, const xc_domaininfo_t& info) {
+  const std::string dom = "xen: domain " + std::to_string(domid);
+  if (!(info.flags & XEN_DOMINF_hvm_guest))
+    return Error(Code::kUnsupported,
+                 dom + " is a PV guest; xmotion migrates HVM and PVH guests only (PV needs MFN-addressed page "
+                       "tables rewritten in flight, which xc_domain_save does). Use `xl migrate`.");
+  if (info.flags & XEN_DOMINF_dying) return Error(Code::kUnsupported, dom + " is dying: nothing to migrate");
+  return {};
+}
+
 GuestState XenHandles::DomainState(uint32_t domid) const {
   xc_domaininfo_t info{};
   int n = xc_domain_getinfolist(xch_, domid, 1, &info);

@@ -68,5 +68,11 @@ Result<MappedPages> MapFrames(xenforeignmemory_handle* fmem, uint32_t domid, std
 int ShutdownReason(const xc_domaininfo_t& info);
 // What a domain's info flags say about it (dying counts as gone: it will never run again).
 GuestState DomainStateOf(const xc_domaininfo_t& info);
+// Whether xmotion can take this domain as a source at all, from its info
+// alone, so a refusal comes before anything is mapped or sent: a PV guest is
+// refused (its page tables hold machine frame numbers, which xc_domain_save
+// rewrites in flight and xmotion does not), as is a dying domain. HVM and PVH
+// guests pass, whatever their run state (the engine judges that).
+Status CheckSourceKind(uint32_t domid, const xc_domaininfo_t& info);
 
 }  // namespace xm::xen

@@ -73,11 +73,7 @@ Result<std::unique_ptr<XenSource>> XenSource::Open(const std::string& domain) {
   XM_ASSIGN_OR_RETURN(s->domid_, s->h_->ResolveDomain(domain));
   if (s->domid_ == 0) return Error(Code::kInvalidArgument, "xen: domain 0 cannot be migrated");
   XM_ASSIGN_OR_RETURN(xc_domaininfo_t info, s->h_->DomainInfo(s->domid_));
-  if (!(info.flags & XEN_DOMINF_hvm_guest))
-    return Error(Code::kUnsupported,
-                 Dom(s->domid_) + " is a PV guest; xmotion migrates HVM and PVH guests only (PV needs MFN-addressed "
-                                  "page tables rewritten in flight, which xc_domain_save does). Use `xl migrate`.");
-  if (info.flags & XEN_DOMINF_dying) return Error(Code::kUnsupported, Dom(s->domid_) + " is dying: nothing to migrate");
+  XM_TRY(CheckSourceKind(s->domid_, info));
   s->shape_.page_size = kXenPageSize;
   s->shape_.vcpus = info.max_vcpu_id == XEN_INVALID_MAX_VCPU_ID ? 0 : info.max_vcpu_id + 1;
   s->paused_ = info.flags & XEN_DOMINF_paused;

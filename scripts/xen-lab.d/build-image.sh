@@ -6,7 +6,7 @@
 #   vmlinuz          Debian 12's kernel; dom0's and the PVH guest's
 #   dom0-initrd.gz   busybox + the few modules that reach the root disk (a big
 #                    initramfs-tools image is slow to copy in Xen's early boot)
-#   dom0.img         ext4 root: debootstrap bookworm minbase + xen-utils-4.17
+#   dom0.img         ext4 root: debootstrap bookworm minbase + xen-utils-4.17 + qemu-system-xen
 #   versions.txt     package versions that went in
 #
 # Nothing here is installed on the host: the hypervisor and kernel packages are
@@ -191,7 +191,7 @@ if ! done_step image; then
   say "writing the ext4 root image"
   {
     echo "kernel $kver"
-    chroot "$rootfs" dpkg-query -W -f='${Package} ${Version}\n' xen-utils-4.17 busybox-static libc6 python3
+    chroot "$rootfs" dpkg-query -W -f='${Package} ${Version}\n' xen-utils-4.17 busybox-static libc6 python3 qemu-system-xen seabios
     echo "xen-hypervisor-4.17-amd64 $(dpkg-deb -f "$work"/dl/xen-hypervisor-4.17-amd64_*.deb Version)"
   } >"$work/versions.txt"
   used_mb=$(du -sm "$rootfs" | cut -f1)

@@ -186,10 +186,10 @@ def analyse(out, settings):
         # Xen's daemons and the domain's creation do not depend on the guest kernel.
         check(f"dom0 step {name}", rc == 0, "did not run" if rc is None else f"rc={rc}", G_DOM0,
               guest_independent=name != "guest-ticks" and rc is not None)
-    scale = settings.get("SCALE") == "1"  # --scale runs its own migrations instead
-    if settings["RUN_XL"] == "1" and "xl-migrate" not in ran and not scale:
+    compare = compare_runs(settings)  # --scale and --hvm run their own migrations instead
+    if settings["RUN_XL"] == "1" and "xl-migrate" not in ran and not compare:
         check("xl migrate ran", False, "dom0 never got to it", G_XL)
-    if settings["RUN_XM"] == "1" and "xm-migrate" not in ran and not scale:
+    if settings["RUN_XM"] == "1" and "xm-migrate" not in ran and not compare:
         check("xmotion migration ran", False, "dom0 never got to it", G_XM)
     if settings["RUN_XL"] == "1" and "xl-migrate" in ran:
         s0, s1 = window(ticks, facts, "xl")
@@ -306,31 +306,63 @@ def analyse(out, settings):
               " | ".join(err)[:200], G_CRASHED, guest_independent=True)
         check("crashed source: report source_guest crashed", rep.get("source_guest") == "crashed",
               f"source_guest={rep.get('source_guest')}", G_CRASHED, guest_independent=True)
-    if scale:
-        scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
+    if settings.get("GUEST_TYPE") == "hvm" and settings["RUN_XM"] == "1":
+        pv_refused_results(out, facts, "pv-refused" in ran, res, check)
+    if compare:
+        compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
     res["checks"] = checks
     return res, steps
 
 
-SCALE_RUNS = [("xl", "loopback"), ("xmotion", "loopback"), ("xmotion", "1gbit"), ("xl", "1gbit")]
+def compare_runs(settings):
+    """The comparison's migrations, (engine, link) in dom0's order: the host's
+    COMPARE_RUNS ("xl:loopback xmotion:loopback ..."), empty for the CI lab."""
+    return [tuple(r.split(":", 1)) for r in (settings.get("COMPARE_RUNS") or "").split()]
 
 
-def scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check):
-    """--scale: one `comparisons` entry per migration (issue 13's fields), a
-    check that each moved the guest intact, and the ratios the targets are
-    stated in (xmotion / xl on the same link, same run)."""
+def pv_refused_results(out, facts, ran, res, check):
+    """--hvm: a PV domain (paused, never run) must be refused by xmotion send
+    before it connects anywhere, in one line naming PV, and stay as it was."""
+    if not ran:
+        check("PV refused: ran", False, "dom0 never got to it", G_XM, guest_independent=True)
+        return
+    rep = load_json(os.path.join(out, "pv-send.json")) or {}
+    err = tail(os.path.join(out, "pv-send.err"), 5)
+    pv = {"domid": facts.get("pv_domid"), "state_before": facts.get("pv_state_before"),
+          "state_after": facts.get("pv_state_after"), "domid_after": facts.get("pv_domid_after"),
+          "send_rc": facts.get("pv_send_rc"), "send_ms": facts.get("pv_send_ms"), "report": rep, "stderr": err}
+    res["xmotion_pv_source"] = pv
+    ms = int(pv["send_ms"]) if (pv["send_ms"] or "").isdigit() else None
+    check("PV refused: a PV domain exists", bool(pv["domid"]), f"xl create -p rc={facts.get('pv_create_rc')}",
+          G_DOM0, guest_independent=True)
+    check("PV refused: send exits 1 at once", pv["send_rc"] == "1" and ms is not None and ms < 10000,
+          f"rc={pv['send_rc']} in {ms} ms", G_XM, guest_independent=True)
+    check("PV refused: stderr names a PV guest", any("PV guest" in line for line in err), " | ".join(err)[:200],
+          G_XM, guest_independent=True)
+    check("PV refused: the domain is untouched", pv["domid"] and pv["domid_after"] == pv["domid"]
+          and pv["state_after"] == pv["state_before"],
+          f"domid {pv['domid']} -> {pv['domid_after']}, state {pv['state_before']} -> {pv['state_after']}",
+          G_XM, guest_independent=True)
+
+
+def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check):
+    """--scale and --hvm: one `comparisons` entry per migration (issue 13's
+    fields), a check that each moved the guest intact, and the ratios the
+    targets are stated in (xmotion / xl on the same link, same run)."""
     comps = []
-    for engine, link in SCALE_RUNS:
+    step = settings.get("COMPARE_STEP") or "compare"
+    for engine, link in compare_runs(settings):
         tag = f"sc_{engine}_{link}"
         if tag + "_rc" not in facts:
-            check(f"scale: {engine} over {link} ran", False, "dom0 never got to it", G_XM if engine == "xmotion" else G_XL)
+            check(f"{step}: {engine} over {link} ran", False, "dom0 never got to it",
+                  G_XM if engine == "xmotion" else G_XL)
             continue
         rc = int(facts[tag + "_rc"]) if facts[tag + "_rc"].lstrip("-").isdigit() else None
         s0, s1 = window(ticks, facts, tag)
         gv = guest_view(ticks, s0, s1, tick_ms) or {}
         errs = [t["errors"] for q, t in ticks.items() if s0 is not None and s1 is not None and s0 <= q <= s1]
         alive = s0 is not None and s1 is not None and s1 >= s0 + after_ticks
-        entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": "pvh",
+        entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": settings.get("GUEST_TYPE") or "pvh",
                  "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
                  "guest_downtime_ms": gv.get("downtime_ms"), "report_downtime_ms": None, "bytes": None,
                  "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None}
@@ -352,7 +384,7 @@ def scale_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
             rc = rc if entry["digest_match"] else (rc or 1)
         entry["ok"] = rc == 0 and alive and bool(errs) and max(errs) == 0
         comps.append(entry)
-        check(f"scale: {engine} over {link}: guest moved, alive, memory intact", entry["ok"],
+        check(f"{step}: {engine} over {link}: guest moved, alive, memory intact", entry["ok"],
               f"rc={rc}, ticks seq {s0} -> {s1}, self-check errors {max(errs) if errs else '-'}",
               G_XM if engine == "xmotion" else G_XL, (s0, s1))
     res["comparisons"] = comps
@@ -363,7 +395,7 @@ def scale_ratios(comps):
     """xmotion / xl per link, for the figures the scale targets name."""
     by = {(c["engine"], c["link"]): c for c in comps}
     out = {}
-    for link in ("loopback", "1gbit"):
+    for link in dict.fromkeys(c["link"] for c in comps):
         xl, xm = by.get(("xl", link)), by.get(("xmotion", link))
         if not xl or not xm or not xl["ok"] or not xm["ok"]:
             continue  # a ratio against a failed migration means nothing

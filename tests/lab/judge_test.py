@@ -278,7 +278,8 @@ class ScaleTest(unittest.TestCase):
     issue 13 names, ok only for a guest that moved, lived on and kept its
     memory, and ratios only between two migrations that both succeeded."""
 
-    SCALE = dict(SETTINGS, SCALE="1", GUEST_MB="1024")
+    SCALE = dict(SETTINGS, SCALE="1", GUEST_MB="1024", COMPARE_STEP="scale",
+                 COMPARE_RUNS="xl:loopback xmotion:loopback xmotion:1gbit xl:1gbit")
 
     def migration(self, lab, engine, link, seq0, seq1, t0, t1, rc=0, domain="guest", errors=0, gap_at=None):
         tag = f"sc_{engine}_{link}"
@@ -348,6 +349,48 @@ class ScaleTest(unittest.TestCase):
         res = lab.judge(self.SCALE)
         entry = res["comparisons"][0]
         self.assertFalse(entry["ok"])
+
+
+class HvmTest(unittest.TestCase):
+    """`xen-lab --hvm`: the comparison's entries say guest_type "hvm" and are
+    named after the step; the PV domain must be refused at once, in one line
+    naming PV, and left as it was."""
+
+    HVM = dict(SETTINGS, GUEST_MB="128", GUEST_TYPE="hvm", COMPARE_STEP="hvm",
+               COMPARE_RUNS="xmotion:loopback xl:loopback")
+
+    def run_lab(self, pv_rc=1, pv_ms=40, pv_err="xmotion send: xen: domain 3 is a PV guest; xmotion migrates HVM "
+                "and PVH guests only", pv_state_after="--p---", pv_step=True):
+        lab = Lab()
+        lab.step("xen-daemons")
+        if pv_step:
+            lab.step("pv-refused")
+            lab.facts.update(pv_create_rc=0, pv_domid=3, pv_domid_after=3, pv_state_before="--p---",
+                             pv_state_after=pv_state_after, pv_send_rc=pv_rc, pv_send_ms=pv_ms)
+            with open(os.path.join(lab.out, "pv-send.err"), "w") as f:
+                f.write(pv_err + "\n")
+        for s in ("guest-create", "guest-ticks", "hvm"):
+            lab.step(s)
+        lab.ticks("guest", 1, 40)
+        ScaleTest.migration(self, lab, "xmotion", "loopback", 40, 100, 10.0, 20.0, domain="guest-1", gap_at=70)
+        ScaleTest.migration(self, lab, "xl", "loopback", 100, 160, 30.0, 45.0, domain="guest-1", gap_at=130)
+        return lab.judge(self.HVM)
+
+    def test_entries_are_hvm_and_ratios_compare_the_two(self):
+        res = self.run_lab()
+        self.assertEqual(failed(res), [])
+        self.assertEqual([(c["engine"], c["guest_type"]) for c in res["comparisons"]],
+                         [("xmotion", "hvm"), ("xl", "hvm")])
+        self.assertEqual(res["scale_ratios"]["loopback"]["total_s"], round(10 / 15, 3))
+        self.assertIn("hvm: xmotion over loopback: guest moved, alive, memory intact",
+                      [c["check"] for c in res["checks"]])
+
+    def test_pv_refusal_must_be_quick_say_pv_and_leave_the_domain(self):
+        self.assertIn("PV refused: send exits 1 at once", failed(self.run_lab(pv_rc=0)))
+        self.assertIn("PV refused: send exits 1 at once", failed(self.run_lab(pv_ms=30000)))
+        self.assertIn("PV refused: stderr names a PV guest", failed(self.run_lab(pv_err="xmotion send: connect: refused")))
+        self.assertIn("PV refused: the domain is untouched", failed(self.run_lab(pv_state_after="-----s")))
+        self.assertIn("PV refused: ran", failed(self.run_lab(pv_step=False)))
 
 
 if __name__ == "__main__":

@@ -90,5 +90,22 @@ TEST(XenAbi, DomainInfoFlagsGiveTheReportsGuestState) {
   EXPECT_EQ(with(XEN_DOMINF_dying | shut(SHUTDOWN_crash)), GuestState::kGone);
 }
 
+// A PV domain is refused from its info flags alone, before the source maps or
+// sends anything (the lab's --hvm run checks the same on a real PV domain).
+TEST(XenAbi, PvDomainsAreRefusedByKind) {
+  xc_domaininfo_t info{};
+  info.flags = XEN_DOMINF_paused;  // no XEN_DOMINF_hvm_guest: PV
+  Status pv = CheckSourceKind(7, info);
+  EXPECT_EQ(pv.code(), Code::kUnsupported);
+  EXPECT_NE(pv.message().find("domain 7 is a PV guest"), std::string::npos) << pv.message();
+  EXPECT_NE(pv.message().find("xl migrate"), std::string::npos) << pv.message();
+  info.flags = XEN_DOMINF_hvm_guest | XEN_DOMINF_running;  // HVM and PVH both carry hvm_guest
+  EXPECT_TRUE(CheckSourceKind(7, info).ok());
+  info.flags = XEN_DOMINF_hvm_guest | XEN_DOMINF_shutdown | (SHUTDOWN_crash << XEN_DOMINF_shutdownshift);
+  EXPECT_TRUE(CheckSourceKind(7, info).ok());  // crashed: refused later, by the engine, with a report
+  info.flags = XEN_DOMINF_hvm_guest | XEN_DOMINF_dying;
+  EXPECT_EQ(CheckSourceKind(7, info).code(), Code::kUnsupported);
+}
+
 }  // namespace
 }  // namespace xm::xen
