@@ -109,7 +109,7 @@ void AddSend(CLI::App& app, Runner& run) {
   cmd->add_option("--downtime-target", a->downtime_ms, "Stop-and-copy when the rest fits this many ms")
       ->capture_default_str();
   cmd->add_option("--max-rounds", a->max_rounds, "Pre-copy rounds before stop-and-copy regardless")
-      ->check(CLI::Range(1u, 1000u))
+      ->check(CLI::Range(1u, 100000u))
       ->capture_default_str();
   cmd->add_option("--max-precopy", a->max_precopy_s, "Seconds of pre-copy before stop-and-copy (0 = no limit)");
   cmd->add_flag("--no-compress", a->no_compress, "Send pages raw (no LZ4 or zstd)");

@@ -77,9 +77,10 @@ struct Cancelled {
 };
 
 // A 1 GiB guest that never converges (hot set rewritten faster than a round
-// moves it, no auto-converge, and a 0 ms target only an empty dirty log meets,
-// so a writer starved on a loaded machine cannot end pre-copy either): it is
-// still in pre-copy whenever we cancel.
+// moves it, no auto-converge, a target no prediction meets, and a round limit
+// far beyond the ~1 ms rounds of 1.5 s): it is still in pre-copy whenever we
+// cancel. (A 0 ms target was met by an empty round once: a writer starved on a
+// loaded machine; 1000 rounds of ~1 ms ended pre-copy before the signal once.)
 Cancelled CancelSendDuringPrecopy(TempDir& dir, bool via_control_fd) {
   Child r({XmotionBin(), "receive", "--listen", "127.0.0.1:0", "--backend", "sim", "--report", dir.path("recv.json"),
            "--accept-timeout", "30", "--quiet", "--progress", "none"},
@@ -88,7 +89,7 @@ Cancelled CancelSendDuringPrecopy(TempDir& dir, bool via_control_fd) {
   int ctl[2] = {-1, -1};
   std::vector<std::string> args = {XmotionBin(), "send", "--to", "127.0.0.1:" + std::to_string(r.port()),
                                    "--backend", "sim", "--memory", "1G", "--workload", "ws=768M,hot=256M,rate=4G/s",
-                                   "--downtime-target", "0", "--max-rounds", "1000", "--no-auto-converge",
+                                   "--downtime-target=-1", "--max-rounds", "100000", "--no-auto-converge",
                                    "--report", dir.path("send.json"), "--progress", "json"};
   if (via_control_fd) {
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl), 0);
@@ -194,7 +195,7 @@ TEST(IntegrationGuard, SecondSendOfTheSameGuestIsRefusedWithThePid) {
   ASSERT_GT(r.port(), 0) << r.Stderr();
   const std::string to = "127.0.0.1:" + std::to_string(r.port());
   Child first({XmotionBin(), "send", "--to", to, "--backend", "sim", "--domain", "vm1", "--memory", "256M",
-               "--workload", "ws=192M,hot=64M,rate=4G/s", "--downtime-target", "0", "--max-rounds", "1000",
+               "--workload", "ws=192M,hot=64M,rate=4G/s", "--downtime-target=-1", "--max-rounds", "100000",
                "--no-auto-converge", "--progress", "json", "--report", dir.path("first.json")},
               false, dir.path("first.jsonl"));
   ASSERT_TRUE(WaitForPhase(dir.path("first.jsonl"), "precopy", 30000));
