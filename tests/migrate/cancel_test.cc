@@ -144,20 +144,27 @@ TEST(Cancel, WhileWaitingForReady) {
   ExpectCancelled(r, "ready", "ready");
 }
 
-TEST(Cancel, AfterGoIsRefusedAndTheHandoffFinishes) {
-  Canceller src;
+// Runs `o` asking `who` to cancel when the destination resumes the guest,
+// which it does only after GO arrived (so after both ends' point of no
+// return): the cancel must be refused naming `why`, and the migration complete.
+InProcessResult CancelRefusedAtDestinationResume(InProcessOptions o, Canceller& who, const std::string& why) {
   auto answer = std::make_shared<std::atomic<int>>(-1);
-  InProcessOptions o = Small();
-  o.source.cancel = &src;
-  // The destination resumes only after GO arrived.
-  o.destination_backend.before_call = [&src, answer](std::string_view c, uint64_t) {
-    if (c == "Resume") answer->store(static_cast<int>(src.Request("test")));
+  o.destination_backend.before_call = [&who, answer](std::string_view c, uint64_t) {
+    if (c == "Resume") answer->store(static_cast<int>(who.Request("test")));
   };
   auto r = RunInProcessMigration(std::move(o));
   EXPECT_EQ(answer->load(), static_cast<int>(Canceller::Answer::kRefused));
-  EXPECT_NE(src.refusal().find("GO was sent"), std::string::npos) << src.refusal();
+  EXPECT_NE(who.refusal().find(why), std::string::npos) << who.refusal();
   EXPECT_EQ(r.source.result, "completed") << r.source.error;
   EXPECT_EQ(r.destination.result, "completed") << r.destination.error;
+  return r;
+}
+
+TEST(Cancel, AfterGoIsRefusedAndTheHandoffFinishes) {
+  Canceller src;
+  InProcessOptions o = Small();
+  o.source.cancel = &src;
+  auto r = CancelRefusedAtDestinationResume(std::move(o), src, "GO was sent");
   EXPECT_EQ(r.source.source_guest, "released");
   ASSERT_NE(r.destination_guest, nullptr);
   EXPECT_TRUE(r.destination_guest->Running());
@@ -175,17 +182,9 @@ TEST(Cancel, DestinationCancelInPrecopyReachesTheSource) {
 
 TEST(Cancel, DestinationCancelAfterReadyIsRefused) {
   Canceller dst;
-  auto answer = std::make_shared<std::atomic<int>>(-1);
   InProcessOptions o = Small();
   o.destination.cancel = &dst;
-  o.destination_backend.before_call = [&dst, answer](std::string_view c, uint64_t) {
-    if (c == "Resume") answer->store(static_cast<int>(dst.Request("test")));
-  };
-  auto r = RunInProcessMigration(std::move(o));
-  EXPECT_EQ(answer->load(), static_cast<int>(Canceller::Answer::kRefused));
-  EXPECT_NE(dst.refusal().find("READY was sent"), std::string::npos) << dst.refusal();
-  EXPECT_EQ(r.source.result, "completed") << r.source.error;
-  EXPECT_EQ(r.destination.result, "completed") << r.destination.error;
+  CancelRefusedAtDestinationResume(std::move(o), dst, "READY was sent");
 }
 
 TEST(Cancel, ReceiverWaitingForASource) {
