@@ -147,9 +147,10 @@ void Nonce(const uint8_t iv[12], uint64_t seq, uint8_t out[12]) {
 
 }  // namespace
 
-bool TlsRecordCipher::Seal(int lane, uint64_t seq, std::span<const iovec> plain, size_t plain_len, uint8_t* h) {
+bool TlsRecordCipher::Seal(int lane, uint64_t seq, std::span<const iovec> plain, size_t plain_len, uint8_t* h,
+                           size_t pad) {
   EVP_CIPHER_CTX* ctx = ctx_[lane];
-  const size_t body = plain_len + 1 + kTag;  // inner content type, tag
+  const size_t body = plain_len + 1 + pad + kTag;  // inner content type, padding, tag
   h[0] = kApplicationData, h[1] = 3, h[2] = 3, h[3] = static_cast<uint8_t>(body >> 8), h[4] = static_cast<uint8_t>(body);
   uint8_t nonce[12];
   Nonce(iv_, seq, nonce);
@@ -166,6 +167,11 @@ bool TlsRecordCipher::Seal(int lane, uint64_t seq, std::span<const iovec> plain,
   const uint8_t type = kApplicationData;
   if (EVP_EncryptUpdate(ctx, p, &n, &type, 1) != 1) return false;
   p += n;
+  for (size_t i = 0; i < pad; ++i) {
+    const uint8_t zero = 0;
+    if (EVP_EncryptUpdate(ctx, p, &n, &zero, 1) != 1) return false;
+    p += n;
+  }
   if (EVP_EncryptFinal_ex(ctx, p, &n) != 1) return false;
   p += n;
   return EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTag, p) == 1;

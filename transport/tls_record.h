@@ -40,8 +40,9 @@ class TlsRecordCipher {
   static constexpr size_t kHeader = 5;
   static constexpr size_t kMaxPlain = 16 << 10;
   static constexpr size_t kTag = 16;
-  // Bytes of a record carrying `plain_len` bytes: header, content, inner type, tag.
-  static constexpr size_t SealedSize(size_t plain_len) { return kHeader + plain_len + 1 + kTag; }
+  // Bytes of a record carrying `plain_len` bytes: header, content, inner type,
+  // `pad` zeros, tag.
+  static constexpr size_t SealedSize(size_t plain_len, size_t pad = 0) { return kHeader + plain_len + 1 + pad + kTag; }
 
   TlsRecordCipher() = default;
   TlsRecordCipher(const TlsRecordCipher&) = delete;
@@ -58,8 +59,9 @@ class TlsRecordCipher {
     return s;
   }
   // Writes record `seq` holding `plain` (plain_len <= kMaxPlain bytes, in
-  // pieces) at `out`: SealedSize(plain_len) bytes.
-  bool Seal(int lane, uint64_t seq, std::span<const iovec> plain, size_t plain_len, uint8_t* out);
+  // pieces) at `out`: SealedSize(plain_len, pad) bytes. xmotion never pads
+  // (pad = 0); tests pad, as RFC 8446 §5.4 lets any peer.
+  bool Seal(int lane, uint64_t seq, std::span<const iovec> plain, size_t plain_len, uint8_t* out, size_t pad = 0);
   // Opens the body of record `seq` (whose header is `header`), out of place or
   // in place: the first body.size() - kTag - 1 bytes of the inner plaintext go
   // to `plain`, its last byte to *last. False if it fails authentication.
