@@ -70,7 +70,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     case kSecureTlsPlain: {
-      std::vector<uint8_t> wire = TlsWire(in);
+      // Odd selector values: records sized and padded as another peer might.
+      std::vector<uint8_t> wire = (data[0] / kSecureModes) % 2 ? TlsPaddedWire(in, data[0]) : TlsWire(in);
       auto s = FuzzTlsRecords(std::make_unique<MemoryStream>(wire));
       if (!s) std::abort();
       same_as_plain(*s);

@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
   Write(dir / "secure", 2, WithSelector(testing::kSecureTls, Framed(raw)));
   Write(dir / "secure", 3, WithSelector(testing::kSecureTlsWire, testing::TlsWire(Framed(raw))));
   Write(dir / "secure", 4, WithSelector(testing::kSecureTlsPlain, Framed(lz4)));
+  Write(dir / "secure", 5, WithSelector(testing::kSecureTlsPlain + testing::kSecureModes, Framed(raw)));  // padded
 
   // messages: one valid body per decoder (selector = fuzz_messages' case number).
   Hello hello;

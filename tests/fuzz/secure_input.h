@@ -4,9 +4,11 @@
 // sends through a MacStream (so the record layer behind the MAC is reached),
 // (2) what a TLS client says to a receiver with a pre-shared key, (3) the wire
 // behind a TlsRecordStream keyed from a fixed traffic secret, (4) a plaintext
-// record stream sent through such TLS records. Test-only.
+// record stream sent through such TLS records (an odd selector / 5: in records
+// of varying sizes with padding, as another TLS 1.3 peer may send). Test-only.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -39,6 +41,27 @@ inline std::vector<uint8_t> TlsWire(std::span<const uint8_t> plain) {
   for (int i = 0; i < 3; ++i)
     if (cut[i + 1] > cut[i]) (void)s->Send(plain.data() + cut[i], cut[i + 1] - cut[i]);
   return tap->sent();
+}
+
+// `plain` as TLS records with that secret as another TLS 1.3 peer might seal
+// them: record sizes and padding (RFC 8446 §5.4; xmotion never pads) from `seed`.
+inline std::vector<uint8_t> TlsPaddedWire(std::span<const uint8_t> plain, uint8_t seed) {
+  static const std::vector<uint8_t> secret(32, 0x42);
+  TlsRecordCipher tx;
+  if (!tx.Init(secret, false, 0).ok()) return {};
+  std::vector<uint8_t> wire;
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t at = 0; at < plain.size();) {
+    x = x * 1103515245u + 12345u;
+    const size_t n = std::min<size_t>(1 + (x >> 8) % TlsRecordCipher::kMaxPlain, plain.size() - at);
+    const size_t pad = (x >> 4) % 4 == 0 ? 0 : (x >> 16) % 256;
+    iovec v{const_cast<uint8_t*>(plain.data() + at), n};
+    const size_t off = wire.size();
+    wire.resize(off + TlsRecordCipher::SealedSize(n, pad));
+    if (!tx.Seal(0, tx.Reserve(1), std::span(&v, 1), n, wire.data() + off, pad)) return {};
+    at += n;
+  }
+  return wire;
 }
 
 // `plain` sent through a MacStream with kFuzzMacKey, in up to three sends: the bytes on the wire.
