@@ -62,9 +62,7 @@ Result<UringRing> UringRing::Create(unsigned entries) {
     if (!io_uring_opcode_supported(probe.get(), n.op))
       return Error(Code::kUnsupported, std::string("io_uring on this kernel lacks IORING_OP_") + n.name);
   }
-  r.caps_.send_zc = io_uring_opcode_supported(probe.get(), IORING_OP_SEND_ZC);
-  r.caps_.sendmsg_zc = io_uring_opcode_supported(probe.get(), IORING_OP_SENDMSG_ZC);
-  r.caps_.ordered_links = r.caps_.send_zc;
+  r.caps_.ordered_links = io_uring_opcode_supported(probe.get(), IORING_OP_SEND_ZC);
   return r;
 }
 

@@ -22,11 +22,10 @@ inline constexpr const char* kDisableUringEnv = "XMOTION_DISABLE_IO_URING";
 
 // What the kernel supports, found by probing the ring.
 struct UringCaps {
-  bool send_zc = false;     // IORING_OP_SEND_ZC (Linux 6.0)
-  bool sendmsg_zc = false;  // IORING_OP_SENDMSG_ZC (Linux 6.1)
   // Linked sends stay in order only if the kernel retries short sends itself
   // (MSG_WAITALL on io_uring sends) and so breaks the link when one still ends
-  // short. That arrived before SEND_ZC, so SEND_ZC support is the witness.
+  // short. That arrived before IORING_OP_SEND_ZC (Linux 6.0), so support for
+  // that opcode (which xmotion does not use) is the witness.
   bool ordered_links = false;
 };
 

@@ -53,14 +53,8 @@ void PlanSends(std::span<const iovec> in, const SendPlanLimits& limits, std::vec
     cur_bytes = 0;
   };
   for (iovec v : merged) {
-    const bool zc = limits.zc_min_bytes > 0 && v.iov_len >= limits.zc_min_bytes;
-    if (!cur.iov.empty() && cur.zero_copy != zc) flush();
-    cur.zero_copy = zc;
     while (v.iov_len > 0) {
-      if (cur.iov.size() == max_iov || cur_bytes == max_bytes) {
-        flush();
-        cur.zero_copy = zc;
-      }
+      if (cur.iov.size() == max_iov || cur_bytes == max_bytes) flush();
       size_t take = std::min(v.iov_len, max_bytes - cur_bytes);
       cur.iov.push_back(iovec{v.iov_base, take});
       cur_bytes += take;

@@ -17,13 +17,11 @@ namespace xm {
 struct SendPlanLimits {
   size_t max_iov = 1024;        // iovecs per sendmsg (the kernel's UIO_MAXIOV)
   size_t max_bytes = 1 << 20;   // bytes per operation: each completion is progress
-  size_t zc_min_bytes = 0;      // 0: never zero-copy; else iovecs this large go zero-copy
 };
 
-// One send SQE: a run of iovecs, all zero-copy or all copied.
+// One send SQE: a run of iovecs.
 struct SendOp {
   std::vector<iovec> iov;
-  bool zero_copy = false;
 
   size_t bytes() const;
   // Drops the first `n` bytes (n <= bytes()), after the kernel sent only those.
@@ -32,7 +30,7 @@ struct SendOp {
 
 // Appends the operations that send `in` in order to `out`: adjacent iovecs that
 // are contiguous in memory are merged, empty ones dropped, runs are cut at
-// max_iov / max_bytes, and zero-copy and copied runs never share an operation.
+// max_iov / max_bytes.
 void PlanSends(std::span<const iovec> in, const SendPlanLimits& limits, std::vector<SendOp>* out);
 
 }  // namespace xm

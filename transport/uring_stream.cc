@@ -9,21 +9,11 @@
 
 #include "transport/socket_stream.h"
 
-// Newer than the liburing 2.3 headers Debian 12 ships; values are kernel ABI (Linux 6.2).
-#ifndef IORING_SEND_ZC_REPORT_USAGE
-#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
-#endif
-#ifndef IORING_NOTIF_USAGE_ZC_COPIED
-#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
-#endif
-
 namespace xm {
 namespace {
 
 // user_data layout: tag in the top byte, a per-stream send sequence number in
-// the low 32 bits. A zero-copy notification
-// carries the user_data of its send, so the sequence number tells which send it
-// belongs to even after that chain is gone.
+// the low 32 bits (a late completion of a chain given up on is told apart by it).
 enum Tag : uint64_t { kTagSend = 1, kTagRecv = 2, kTagRecvTimeout = 3, kTagCancel = 4 };
 
 uint64_t MakeUserData(Tag tag, uint32_t seq) { return (uint64_t(tag) << 56) | seq; }
@@ -35,11 +25,6 @@ __kernel_timespec Timespec(int ms) {
   ts.tv_sec = ms / 1000;
   ts.tv_nsec = (ms % 1000) * 1000000LL;
   return ts;
-}
-
-std::string Mib(size_t bytes) {
-  if (bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
-  return std::to_string(bytes >> 10) + " KiB";
 }
 
 // A stream read straight into the caller's buffer once this much is still wanted.
@@ -66,14 +51,6 @@ Result<std::unique_ptr<UringStream>> UringStream::Create(UniqueFd fd, UringRing 
   s->chain_max_ = caps.ordered_links ? std::clamp(options.max_inflight, 1u, room) : 1;
   s->chain_.reserve(s->chain_max_);
   s->limits_.max_bytes = std::max<size_t>(options.max_op_bytes, 4096);
-  // One iovec per op when zero-copy sends must use SEND_ZC (no SENDMSG_ZC).
-  if (options.zero_copy) {
-    if (caps.send_zc) {
-      s->zc_ok_ = true;
-    } else {
-      s->zc_note_ = "this kernel has no IORING_OP_SEND_ZC (Linux < 6.0)";
-    }
-  }
   s->rbuf_.resize(options.read_ahead_bytes);
   return s;
 }
@@ -95,27 +72,16 @@ io_uring_sqe* UringStream::GetSqe() {
 
 io_uring_sqe* UringStream::PrepSend(InFlight& f, uint64_t user_data) {
   const int flags = MSG_NOSIGNAL | MSG_WAITALL;
-  const unsigned zc_flags = zc_report_usage_ ? IORING_SEND_ZC_REPORT_USAGE : 0;
   SendOp& op = f.op;
-  const bool single = op.iov.size() == 1;
-  f.zc = op.zero_copy && zc_ok_ && (single ? ring_.caps().send_zc : ring_.caps().sendmsg_zc);
   io_uring_sqe* sqe = GetSqe();
-  if (single && f.zc) {
-    io_uring_prep_send_zc(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags, zc_flags);
-  } else if (single) {
+  if (op.iov.size() == 1) {
     io_uring_prep_send(sqe, fd_.get(), op.iov[0].iov_base, op.iov[0].iov_len, flags);
   } else {
     f.msg = msghdr{};
     f.msg.msg_iov = op.iov.data();
     f.msg.msg_iovlen = op.iov.size();
-    if (f.zc) {
-      io_uring_prep_sendmsg_zc(sqe, fd_.get(), &f.msg, flags);
-      sqe->ioprio = zc_flags;
-    } else {
-      io_uring_prep_sendmsg(sqe, fd_.get(), &f.msg, flags);
-    }
+    io_uring_prep_sendmsg(sqe, fd_.get(), &f.msg, flags);
   }
-  if (f.zc) ++stats_.zc_sqes;
   io_uring_sqe_set_data64(sqe, user_data);
   return sqe;
 }
@@ -144,28 +110,12 @@ void UringStream::Reap(io_uring_cqe* cqe) {
   const uint64_t ud = io_uring_cqe_get_data64(cqe);
   switch (TagOf(ud)) {
     case kTagSend: {
-      if (cqe->flags & IORING_CQE_F_NOTIF) {
-        // The kernel let go of a zero-copy buffer. A send cancelled before it
-        // ran gets one too, without having announced it (no F_MORE on its
-        // result): nothing of it was in flight, so it is ignored.
-        auto it = std::find(zc_awaiting_.begin(), zc_awaiting_.end(), SeqOf(ud));
-        if (it == zc_awaiting_.end()) return;
-        zc_awaiting_.erase(it);
-        ++stats_.zc_notifs;
-        if (zc_report_usage_ && (uint32_t(cqe->res) & IORING_NOTIF_USAGE_ZC_COPIED)) ++stats_.zc_copied;
-        --zc_notifs_owed_;
-        return;
-      }
       const uint32_t index = SeqOf(ud) - chain_seq_;
       if (index >= chain_.size() || chain_[index].done) return;  // a send given up on after a timeout
       InFlight& f = chain_[index];
       f.res = cqe->res;
       f.done = true;
       ++chain_done_;
-      if (cqe->flags & IORING_CQE_F_MORE) {
-        zc_awaiting_.push_back(SeqOf(ud));
-        ++zc_notifs_owed_;
-      }
       return;
     }
     case kTagRecv:
@@ -245,18 +195,6 @@ Status UringStream::FinishChain() {
       requeue.push_back(std::move(f.op));
       continue;
     }
-    if (f.zc && (e == EOPNOTSUPP || e == EINVAL)) {
-      // Linux 6.0/6.1 do not know the usage report flag; some sockets cannot do zero-copy at all.
-      if (e == EINVAL && zc_report_usage_) {
-        zc_report_usage_ = false;
-      } else {
-        zc_ok_ = false;
-        zc_note_ = std::string("the socket refused SEND_ZC (") + std::strerror(e) + "), copying instead";
-      }
-      ++stats_.retried_sends;
-      requeue.push_back(std::move(f.op));
-      continue;
-    }
     err = ErrnoError("send to " + peer_, e);
   }
   chain_.clear();
@@ -309,11 +247,7 @@ Status UringStream::Step() {
     return {};
   }
   Status st = WaitAndReap(timeout_ms_);
-  if (st.code() == Code::kTimeout) {
-    if (!chain_.empty()) return CancelChainAfterTimeout();
-    return Fail(Error(Code::kTimeout, "zero-copy buffers to " + peer_ + " not released within " +
-                                          std::to_string(timeout_ms_) + " ms"));
-  }
+  if (st.code() == Code::kTimeout) return CancelChainAfterTimeout();  // a chain is in flight (SendsIdle is false)
   if (!st.ok()) return Fail(st);
   if (!chain_.empty() && chain_done_ == chain_.size()) return FinishChain();
   return {};
@@ -341,13 +275,10 @@ Status UringStream::Flush() {
 
 Status UringStream::Send(std::span<const iovec> iov) {
   if (!broken_.ok()) return broken_;
-  SendPlanLimits limits = limits_;
-  limits.zc_min_bytes = zc_ok_ ? std::max<size_t>(opt_.zc_min_bytes, 1) : 0;
   std::vector<SendOp> ops;
-  PlanSends(iov, limits, &ops);
+  PlanSends(iov, limits_, &ops);
   for (SendOp& op : ops) pending_.push_back(std::move(op));
-  // The caller owns these buffers again when we return, so wait for every
-  // byte and every zero-copy notification.
+  // The caller owns these buffers again when we return, so wait for every byte.
   return Flush();
 }
 
@@ -442,16 +373,6 @@ std::string UringStream::Describe() const {
     d += "linked sends (up to " + std::to_string(chain_max_) + " in flight)";
   } else {
     d += "one send at a time (kernel cannot keep linked sends in order)";
-  }
-  if (zc_ok_) {
-    d += ", SEND_ZC on for buffers >= " + Mib(opt_.zc_min_bytes);
-    if (stats_.zc_notifs > 0 && zc_report_usage_)
-      d += " (kernel copied " + std::to_string(stats_.zc_copied * 100 / stats_.zc_notifs) + "% of " +
-           std::to_string(stats_.zc_notifs) + " sends)";
-  } else if (opt_.zero_copy) {
-    d += ", SEND_ZC off: " + zc_note_;
-  } else {
-    d += ", SEND_ZC off";
   }
   return d;
 }

@@ -2,8 +2,9 @@
 //
 // Sends are cut into send SQEs (uring_send_plan.h) that go to the kernel as one
 // linked chain, so a batch of many iovecs costs one submission and the kernel
-// keeps them in order; at most `max_inflight` are in flight. Large buffers can go
-// out with IORING_OP_SEND_ZC. Receives run on the ring too, through a small read-ahead buffer so that a record header and a
+// keeps them in order; at most `max_inflight` are in flight. Every send copies
+// (no SEND_ZC: measured 4x slower on loopback, where the kernel copies anyway,
+// and never enabled by a migration; DESIGN.md §4). Receives run on the ring too, through a small read-ahead buffer so that a record header and a
 // short body cost one completion, with io_uring link timeouts for SetTimeoutMs.
 //
 // One thread drives a stream (the ring is not shared); Shutdown() may be called
@@ -27,10 +28,6 @@ namespace xm {
 struct UringOptions {
   unsigned max_inflight = 32;       // send SQEs in flight at once (one linked chain)
   size_t max_op_bytes = 1 << 20;    // bytes per send SQE
-  // IORING_OP_SEND_ZC for buffers of at least zc_min_bytes, when the kernel has
-  // it. Loopback and most virtual NICs copy anyway; stats() says what happened.
-  bool zero_copy = false;
-  size_t zc_min_bytes = 64 << 10;
   size_t read_ahead_bytes = 256 << 10;  // receive staging buffer (0: read straight into the caller's buffer)
 };
 
@@ -40,9 +37,6 @@ struct UringStats {
   uint64_t bytes_sent = 0;
   uint64_t short_sends = 0;     // send completions short of their length (resumed)
   uint64_t retried_sends = 0;   // sends resubmitted after being cancelled, EAGAIN or EINTR
-  uint64_t zc_sqes = 0;         // sends that went as SEND_ZC / SENDMSG_ZC
-  uint64_t zc_notifs = 0;
-  uint64_t zc_copied = 0;       // notifications where the kernel reported it copied after all
   uint64_t recv_sqes = 0;
   uint64_t bytes_received = 0;
 };
@@ -65,15 +59,12 @@ class UringStream final : public Stream {
   std::string_view kind() const override { return "io_uring"; }
   std::string peer() const override { return peer_; }
 
-  // Waits until every queued byte has left and every zero-copy buffer is
-  // released. Send and Recv flush first, so the byte order on the wire is the
+  // Waits until every queued byte has left. Send and Recv flush first, so the byte order on the wire is the
   // order of the calls.
   Status Flush();
 
-  bool zero_copy_active() const { return zc_ok_; }
   const UringStats& stats() const { return stats_; }
-  // One line for reports, e.g. "io_uring: linked sends (32 in flight), SEND_ZC
-  // on (kernel copied 100% of 812 sends)".
+  // One line for reports, e.g. "io_uring: linked sends (up to 32 in flight)".
   std::string Describe() const;
 
  private:
@@ -83,7 +74,6 @@ class UringStream final : public Stream {
     SendOp op;
     msghdr msg{};
     int res = 0;
-    bool zc = false;  // went out as a zero-copy send
     bool done = false;
   };
 
@@ -101,7 +91,7 @@ class UringStream final : public Stream {
   void Reap(io_uring_cqe* cqe);
   Status CancelChainAfterTimeout();
   Status Fail(Status st);
-  bool SendsIdle() const { return pending_.empty() && chain_.empty() && zc_notifs_owed_ == 0; }
+  bool SendsIdle() const { return pending_.empty() && chain_.empty(); }
   Status RecvInto(std::byte* dst, size_t len, bool waitall, size_t* got);
   Status EndOfStream(size_t got, size_t want) const;
 
@@ -115,16 +105,11 @@ class UringStream final : public Stream {
 
   SendPlanLimits limits_;
   unsigned chain_max_ = 1;
-  bool zc_ok_ = false;
-  bool zc_report_usage_ = true;
-  std::string zc_note_;  // why zero-copy is off, when it was asked for
   std::deque<SendOp> pending_;
   std::vector<InFlight> chain_;
   size_t chain_done_ = 0;
   uint32_t next_seq_ = 0;   // sequence number of the next send SQE
   uint32_t chain_seq_ = 0;  // that of chain_[0]
-  std::vector<uint32_t> zc_awaiting_;  // zero-copy sends whose notification is due
-  unsigned zc_notifs_owed_ = 0;  // zero-copy notifications not yet received
   unsigned stalls_ = 0;
 
   // Receive: the one recv in flight and its link timeout.

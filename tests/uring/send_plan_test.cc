@@ -36,7 +36,7 @@ TEST(SendPlan, SplitsAtIovLimit) {
   std::vector<iovec> in;
   for (size_t i = 0; i < 1500; ++i) in.push_back(Iov(&buf[2 * i], 1));  // gaps: nothing merges
   std::vector<SendOp> ops;
-  PlanSends(in, SendPlanLimits{1024, 1 << 20, 0}, &ops);
+  PlanSends(in, SendPlanLimits{1024, 1 << 20}, &ops);
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_EQ(ops[0].iov.size(), 1024u);
   EXPECT_EQ(ops[1].iov.size(), 476u);
@@ -46,25 +46,12 @@ TEST(SendPlan, SplitsLargeBufferAtByteLimit) {
   std::vector<char> buf(10000, 'x');
   std::vector<iovec> in = {Iov(buf.data(), buf.size())};
   std::vector<SendOp> ops;
-  PlanSends(in, SendPlanLimits{1024, 4096, 0}, &ops);
+  PlanSends(in, SendPlanLimits{1024, 4096}, &ops);
   ASSERT_EQ(ops.size(), 3u);
   EXPECT_EQ(ops[0].bytes(), 4096u);
   EXPECT_EQ(ops[1].bytes(), 4096u);
   EXPECT_EQ(ops[2].bytes(), 1808u);
   EXPECT_EQ(ops[1].iov[0].iov_base, buf.data() + 4096);
-}
-
-TEST(SendPlan, KeepsZeroCopyRunsApart) {
-  std::vector<char> big(8192), small(16), big2(8192);
-  std::vector<iovec> in = {Iov(small.data(), 16), Iov(big.data(), 8192), Iov(big2.data(), 8192),
-                           Iov(small.data(), 8)};
-  std::vector<SendOp> ops;
-  PlanSends(in, SendPlanLimits{1024, 1 << 20, 4096}, &ops);
-  ASSERT_EQ(ops.size(), 3u);
-  EXPECT_FALSE(ops[0].zero_copy);
-  EXPECT_TRUE(ops[1].zero_copy);
-  EXPECT_EQ(ops[1].iov.size(), 2u);
-  EXPECT_FALSE(ops[2].zero_copy);
 }
 
 TEST(SendPlan, ConsumeResumesInsideAndAcrossIovecs) {

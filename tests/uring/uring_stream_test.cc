@@ -1,6 +1,6 @@
 // UringStream over loopback TCP: gathered sends past IOV_MAX with small kernel
 // buffers, exact receives, end-of-stream and timeout error codes, Shutdown from
-// another thread, SEND_ZC, and interop with SocketStream on the other end.
+// another thread, and interop with SocketStream on the other end.
 #include "transport/uring_stream.h"
 
 #include <gtest/gtest.h>
@@ -282,62 +282,6 @@ TEST_F(UringTest, UnixSocketpairWorks) {
   ASSERT_TRUE(y->Recv(in).ok());
   t.join();
   EXPECT_TRUE(in == g.expected);
-}
-
-// SEND_ZC end to end: headers copied, large buffers zero-copy, every byte in
-// order. On loopback the kernel copies anyway; the stats say so.
-TEST_F(UringTest, ZeroCopySendsArriveIntact) {
-  if (!caps_.send_zc) GTEST_SKIP() << "kernel has no IORING_OP_SEND_ZC";
-  auto [a, b] = TcpPair();
-  UringOptions o;
-  o.zero_copy = true;
-  o.zc_min_bytes = 4096;
-  auto s = Wrap(std::move(a), o);
-  ASSERT_TRUE(s->zero_copy_active());
-  // A PAGES-like batch: small header, then page-sized payloads with gaps.
-  std::vector<std::byte> mem = Pattern(0, 600 * 8192);
-  std::vector<iovec> iov;
-  std::vector<std::byte> expected;
-  std::vector<std::byte> header = Pattern(999, 24);
-  iov.push_back(iovec{header.data(), header.size()});
-  expected.insert(expected.end(), header.begin(), header.end());
-  for (size_t i = 0; i < 600; ++i) {
-    iov.push_back(iovec{mem.data() + i * 8192, 4096});
-    expected.insert(expected.end(), mem.begin() + i * 8192, mem.begin() + i * 8192 + 4096);
-  }
-  std::vector<std::byte> got;
-  std::thread reader([&, fd = b.get()] { got = DrainSocket(fd, expected.size() * 4, 9, false); });
-  for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->Send(iov).ok());
-  reader.join();
-  ASSERT_EQ(got.size(), expected.size() * 4);
-  for (int i = 0; i < 4; ++i)
-    EXPECT_TRUE(std::equal(expected.begin(), expected.end(), got.begin() + i * expected.size())) << i;
-  EXPECT_GT(s->stats().zc_sqes, 0u);
-  EXPECT_EQ(s->stats().zc_notifs, s->stats().zc_sqes);  // every zero-copy buffer was released before Send returned
-  EXPECT_LE(s->stats().zc_copied, s->stats().zc_notifs);
-  RecordProperty("transport", s->Describe());
-  std::printf("%s\n", s->Describe().c_str());
-}
-
-// A Unix socket refuses SEND_ZC: the stream notices, copies instead, and loses nothing.
-TEST_F(UringTest, ZeroCopyRefusedBySocketFallsBackToCopying) {
-  if (!caps_.send_zc) GTEST_SKIP() << "kernel has no IORING_OP_SEND_ZC";
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  UringOptions o;
-  o.zero_copy = true;
-  o.zc_min_bytes = 4096;
-  auto s = Wrap(UniqueFd(sv[0]), o);
-  UniqueFd peer(sv[1]);
-  Gather g = MakeGather(300, 20000, 10);
-  std::vector<std::byte> got;
-  std::thread reader([&, fd = peer.get()] { got = DrainSocket(fd, g.expected.size(), 11, false); });
-  Status st = s->Send(g.iov);
-  reader.join();
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_TRUE(got == g.expected);
-  EXPECT_FALSE(s->zero_copy_active());
-  EXPECT_NE(s->Describe().find("refused SEND_ZC"), std::string::npos) << s->Describe();
 }
 
 }  // namespace
