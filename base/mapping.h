@@ -29,7 +29,8 @@ class Mapping {
 
   // Private anonymous zero-filled memory, e.g. guest RAM of the sim backend,
   // allocated page by page as it is first written (nothing is reserved or
-  // faulted in ahead). No MADV_HUGEPAGE: measured slower here (DESIGN.md §3).
+  // faulted in ahead). No MADV_HUGEPAGE: 100x slower to first-touch on the
+  // benchmark VM, whose balloon reclaims free 2 MiB blocks (DESIGN.md §3).
   static Result<Mapping> Anonymous(size_t len);
 
   std::byte* data() const { return static_cast<std::byte*>(addr_); }
