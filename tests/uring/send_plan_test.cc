@@ -90,7 +90,7 @@ TEST(SendPlan, RandomShortSendsPreserveTheByteStream) {
       in.push_back(Iov(mem.data() + off, len));
       want.append(mem.data() + off, len);
     }
-    SendPlanLimits limits{1 + rng() % 64, 1 + rng() % 20000, rng() % 2 ? 0 : 1 + rng() % 8000};
+    SendPlanLimits limits{1 + rng() % 64, 1 + rng() % 20000};
     std::vector<SendOp> ops;
     PlanSends(in, limits, &ops);
     std::string sent;
