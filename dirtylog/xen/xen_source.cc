@@ -364,6 +364,7 @@ Status XenSource::Release() {
   if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": destroy after migration (libxl error " + std::to_string(rc) + ")");
   released_ = true;
   logdirty_ = false;
+  throttled_ = false;  // its cap went with it: nothing to give back
   return {};
 }
 
