@@ -39,6 +39,16 @@ struct BackendOptions {
   std::string xen_name;
   bool xen_keep_paused = false;
   std::string xen_restore_via = "libxl";  // "libxl" (in process) or "xl" (`xl restore -p`)
+  // Or restore into a domain the control plane created (xenopsd's, via
+  // emu-manager -domid/-store_port/-console_port): libxc's restore only, no
+  // config, no devices; the ring frames it found go to `xen_rings` for the
+  // control plane to introduce (emu-manager's result:xenguest STORE CONSOLE).
+  uint32_t xen_domid = 0;
+  uint32_t xen_store_port = 0, xen_console_port = 0;
+  struct XenRings {
+    uint64_t store_mfn = 0, console_mfn = 0;
+  };
+  std::shared_ptr<XenRings> xen_rings;
 };
 
 struct BackendCaps {

@@ -36,6 +36,7 @@ std::string Dom(uint32_t domid) { return "xen: new domain " + std::to_string(dom
 Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape& shape, XenDestinationOptions opts) {
   if (shape.page_size != kXenPageSize)
     return Error(Code::kIncompatible, "xen: page size " + std::to_string(shape.page_size) + " (4 KiB only)");
+  if (opts.into_domid != 0) return CreateInto(shape, std::move(opts));
   if (opts.config_path.empty())
     return Error(Code::kInvalidArgument,
                  "xen destination needs the domain's libxl config JSON (--xen-config FILE; `xl save` files and "
@@ -70,14 +71,49 @@ Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape&
   StreamOptions so;
   so.framing = d->runner_->framing();
   if (so.framing == Framing::kXl) so.xl_config_json = cfg.json;
-  if (d->opts_.policy) {
-    auto p = XenPolicyFor(*d->opts_.policy);
-    if (!p.ok()) return std::move(p).With("xen: CPU policy").status();
-    d->streamed_policy_ = std::move(p).value();
-  }
-  d->writer_ = std::make_unique<StreamWriter>(*d->sink_, std::move(so));
-  XM_TRY_CTX(d->writer_->Begin(d->streamed_policy_ ? &*d->streamed_policy_ : nullptr), "xen stream");
+  XM_TRY(d->BeginStream(std::move(so)));
   return d;
+}
+
+Result<std::unique_ptr<XenDestination>> XenDestination::CreateInto(const GuestShape& shape,
+                                                                   XenDestinationOptions opts) {
+  std::unique_ptr<XenDestination> d(new XenDestination());
+  d->shape_ = shape;
+  d->opts_ = std::move(opts);
+  const uint32_t domid = d->opts_.into_domid;
+  XM_ASSIGN_OR_RETURN(d->h_, XenHandles::Open());
+  xc_domaininfo_t info{};
+  if (xc_domain_getinfolist(d->h_->xch(), domid, 1, &info) != 1 || info.domain != domid)
+    return Error(Code::kInvalidArgument, "xen: no domain " + std::to_string(domid) + " to restore into (-domid)");
+  if (!(info.flags & XEN_DOMINF_hvm_guest))
+    return Error(Code::kIncompatible, "xen: domain " + std::to_string(domid) +
+                                          " is a PV domain; xmotion restores HVM and PVH guests only");
+  if (info.tot_pages != 0)
+    return Error(Code::kInvalidArgument, "xen: domain " + std::to_string(domid) + " already has " +
+                                             std::to_string(info.tot_pages) + " pages: restore needs an empty domain");
+  if (d->opts_.store_port == 0 || d->opts_.console_port == 0)
+    return Error(Code::kInvalidArgument, "xen: restoring into domain " + std::to_string(domid) +
+                                             " needs its xenstore and console event channels (-store_port, -console_port)");
+  d->domain_name_ = "domain " + std::to_string(domid);
+  d->populated_.Resize(shape.page_count);
+  XM_ASSIGN_OR_RETURN(d->runner_, StartLibxcRestore(domid, d->opts_.store_port, d->opts_.console_port));
+  d->building_domid_ = domid;  // it exists already: memory may go in at once
+  d->sink_ = std::make_unique<FdSink>(d->runner_->stream_fd(), "xen restore pipe");
+  StreamOptions so;
+  so.framing = Framing::kLibxc;
+  XM_TRY(d->BeginStream(std::move(so)));
+  return d;
+}
+
+Status XenDestination::BeginStream(StreamOptions so) {
+  if (opts_.policy) {
+    auto p = XenPolicyFor(*opts_.policy);
+    if (!p.ok()) return std::move(p).With("xen: CPU policy").status();
+    streamed_policy_ = std::move(p).value();
+  }
+  writer_ = std::make_unique<StreamWriter>(*sink_, std::move(so));
+  XM_TRY_CTX(writer_->Begin(streamed_policy_ ? &*streamed_policy_ : nullptr), "xen stream");
+  return {};
 }
 
 XenDestination::~XenDestination() {
@@ -198,6 +234,10 @@ Status XenDestination::LoadVcpuState(std::span<const uint8_t> blob) {
   XM_TRY_CTX(writer_->Finish(st), "xen stream");
   XM_ASSIGN_OR_RETURN(domid_, runner_->Finish());
   built_ = true;
+  if (opts_.into_domid != 0) {
+    if (opts_.rings) *opts_.rings = {runner_->store_mfn(), runner_->console_mfn()};
+    return {};
+  }
   XM_TRY(guard_.SetDomid(domid_));
   if (building_domid_ != domid_)
     return Error(Code::kIntegrity, Dom(domid_) + ": memory went into domain " + std::to_string(building_domid_) +
@@ -241,11 +281,15 @@ Result<CpuPolicy> XenDestination::ApplyCpuPolicy(const CpuPolicy& policy) {
 
 Status XenDestination::Resume() {
   if (!built_) return Error(Code::kInternal, "xen: resume before the domain was built");
-  if (!opts_.keep_paused) {  // else the control plane unpauses it
+  if (!opts_.keep_paused && opts_.into_domid != 0) {
+    if (xc_domain_unpause(h_->xch(), domid_) != 0) return ErrnoError(Dom(domid_) + ": unpause", errno);
+    running_ = true;
+  } else if (!opts_.keep_paused) {  // else the control plane unpauses it
     int rc = libxl_domain_unpause(h_->ctx(), domid_, nullptr);
     if (rc != 0) return Error(Code::kIo, Dom(domid_) + ": unpause failed (libxl error " + std::to_string(rc) + ")");
     running_ = true;
   }
+  if (opts_.into_domid != 0) return {};  // no guard: the domain is the control plane's
   // After GO the domain is the only copy of the guest: nothing may destroy it.
   return guard_.Keep();
 }

@@ -25,6 +25,12 @@
 //   Discard         aborts the restore and destroys the half-built domain
 // A DomainGuard child destroys it too if the receiver is killed before GO.
 //
+// Into an existing domain (into_domid: the domain xenopsd created and hands
+// emu-manager as -domid): libxc's restore instead of libxl's, fed the bare
+// libxc stream; no config, no devices, no guard (the domain, and destroying
+// it on failure, stay the control plane's); after the handoff the ring frames
+// libxc found go to `rings` for the control plane to introduce.
+//
 // Memory: a populated-frame bitmap (32 KiB per GiB of guest) and one batch's
 // mapping at a time; guest memory is charged to the new domain, not to dom0.
 // Thread-safety: MapPages may be called from several lanes at once (disjoint
@@ -39,6 +45,7 @@
 #include <mutex>
 
 #include "dirtylog/backend.h"
+#include "dirtylog/registry.h"
 #include "dirtylog/xen/stream/cpu_policy.h"
 #include "dirtylog/xen/domain_guard.h"
 #include "dirtylog/bitmap.h"
@@ -54,6 +61,9 @@ struct XenDestinationOptions {
   bool keep_paused = false;
   std::string restore_via = "libxl";  // "libxl" (in process) or "xl" (`xl restore -p`)
   std::optional<CpuPolicy> policy;    // the source's policy from the handshake
+  uint32_t into_domid = 0;            // nonzero: restore into this existing domain
+  uint32_t store_port = 0, console_port = 0;  // its unbound event channels (into_domid)
+  std::shared_ptr<BackendOptions::XenRings> rings;  // filled at the handoff (into_domid)
 };
 
 class XenDestination final : public Backend {
@@ -86,6 +96,9 @@ class XenDestination final : public Backend {
 
  private:
   XenDestination() = default;
+  static Result<std::unique_ptr<XenDestination>> CreateInto(const GuestShape& shape, XenDestinationOptions opts);
+  // Starts Xen's stream (headers, the CPU policy as static data) in `so`'s framing.
+  Status BeginStream(StreamOptions so);
   // Blocks until the toolstack has created the domain and its restore has read
   // everything written so far (so the domain's memory limits are set).
   Status WaitForDomain();

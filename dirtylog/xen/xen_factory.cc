@@ -85,6 +85,10 @@ Result<std::unique_ptr<Backend>> CreateDestination(const BackendOptions& opts, c
   o.keep_paused = opts.xen_keep_paused;
   o.restore_via = opts.xen_restore_via;
   o.policy = opts.incoming_policy;
+  o.into_domid = opts.xen_domid;
+  o.store_port = opts.xen_store_port;
+  o.console_port = opts.xen_console_port;
+  o.rings = opts.xen_rings;
   auto b = XenDestination::Create(shape, std::move(o));
   if (!b.ok()) return b.status();
   return std::unique_ptr<Backend>(std::move(b).value());

@@ -193,7 +193,71 @@ class XlRestore final : public RestoreRunner {
   bool finished_ = false;
 };
 
+class LibxcRestore final : public RestoreRunner {
+ public:
+  ~LibxcRestore() override {
+    if (!finished_) Abort();
+  }
+  Framing framing() const override { return Framing::kLibxc; }
+  int stream_fd() const override { return wr_.get(); }
+  bool Running() override { return thread_.joinable() && !returned_.load(); }
+  uint64_t store_mfn() const override { return store_mfn_; }
+  uint64_t console_mfn() const override { return console_mfn_; }
+
+  Status Start(uint32_t domid, uint32_t store_port, uint32_t console_port) {
+    domid_ = domid;
+    XM_ASSIGN_OR_RETURN(h_, XenHandles::Open());
+    XM_TRY(MakePipe(rd_, wr_));
+    thread_ = std::thread([this, store_port, console_port] {
+      // A plain stream calls no callback, but libxc reads the struct.
+      restore_callbacks callbacks{};
+      unsigned long store = 0, console = 0;
+      rc_ = xc_domain_restore(h_->xch(), rd_.get(), domid_, store_port, &store, 0, console_port, &console, 0,
+                              XC_STREAM_PLAIN, &callbacks, -1);
+      errno_ = errno;
+      store_mfn_ = store;
+      console_mfn_ = console;
+      returned_ = true;
+    });
+    return {};
+  }
+
+  Result<uint32_t> Finish() override {
+    wr_.reset();
+    if (thread_.joinable()) thread_.join();
+    if (rc_ != 0)
+      return ErrnoError("xen restore: xc_domain_restore into domain " + std::to_string(domid_) +
+                            " failed (see libxc's log above)",
+                        errno_);
+    finished_ = true;
+    return domid_;
+  }
+
+  void Abort() override {
+    wr_.reset();  // EOF: libxc's restore fails; the domain stays the control plane's
+    if (thread_.joinable()) thread_.join();
+    finished_ = false;
+  }
+
+ private:
+  std::unique_ptr<XenHandles> h_;
+  UniqueFd rd_, wr_;
+  std::thread thread_;
+  uint32_t domid_ = kNoDomid;
+  int rc_ = 0;
+  int errno_ = 0;
+  uint64_t store_mfn_ = 0, console_mfn_ = 0;
+  std::atomic<bool> returned_{false};
+  bool finished_ = false;
+};
+
 }  // namespace
+
+Result<std::unique_ptr<RestoreRunner>> StartLibxcRestore(uint32_t domid, uint32_t store_port, uint32_t console_port) {
+  auto r = std::make_unique<LibxcRestore>();
+  XM_TRY(r->Start(domid, store_port, console_port));
+  return std::unique_ptr<RestoreRunner>(std::move(r));
+}
 
 Result<std::unique_ptr<RestoreRunner>> StartLibxlRestore(const RestoreConfig& cfg) {
   auto r = std::make_unique<LibxlRestore>();

@@ -22,11 +22,13 @@
 //
 // What runs where: -backend sim (an xmotion extension, with -memory/-workload)
 // runs the whole protocol here and in tests/emu; on Xen the save side opens the
-// domain with xmotion's Xen backend. A Xen restore into the domain xenopsd
-// created is refused (xmotion's Xen destination builds its own domain); with
-// -xen-config/-xen-name (xmotion extensions xenopsd never passes) it builds one
-// through libxl and leaves it paused, which is how `scripts/xen-lab --emu`
-// runs a save/restore pair on real Xen with tests/emu/xenopsd_driver.py --xen.
+// domain with xmotion's Xen backend, and the restore side fills the domain
+// xenopsd created (-domid, with the -store_port/-console_port event channels
+// xenopsd allocated) through libxc's restore, leaves it paused and answers the
+// ring frames for xenopsd to introduce. With -xen-config/-xen-name instead
+// (xmotion extensions xenopsd never passes) it builds the domain itself
+// through libxl, for hosts without xenopsd. `scripts/xen-lab --emu` runs both
+// on real Xen with tests/emu/xenopsd_driver.py.
 #include <getopt.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +38,7 @@
 #include <csignal>
 #include <condition_variable>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -51,6 +54,18 @@
 namespace xm::cli {
 namespace {
 
+// A non-negative decimal that fits T (fds, domids, ports); false for anything else.
+template <typename T>
+bool ParseNumber(const char* s, T& out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(s, &end, 10);
+  if (!*s || *s == '-' || *end || errno != 0 || v > static_cast<unsigned long long>(std::numeric_limits<T>::max()))
+    return false;
+  out = static_cast<T>(v);
+  return true;
+}
+
 struct EmuArgs {
   int control_out = -1, control_in = -1, fd = -1;
   std::string mode;
@@ -65,6 +80,7 @@ struct EmuArgs {
   // Restore on Xen without xenopsd (the nested-Xen lab, xl hosts): build the
   // domain from this libxl config under this name, left paused for the caller.
   std::string xen_config, xen_name;
+  uint32_t store_port = 0, console_port = 0;
 };
 
 // The control lines, both ways. One reader thread turns `abort` and a closed
@@ -247,11 +263,13 @@ int Save(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
 }
 
 int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
-  if (a.backend == "xen" && a.xen_config.empty())
-    return Fail(control, Status(Code::kUnsupported,
-                                "restoring into the domain xenopsd created is not implemented by xmotion's Xen "
-                                "destination yet (it builds its own domain: -xen-config, an xmotion extension); use "
-                                "the stock emu-manager for restore"));
+  uint32_t into = 0;
+  if (a.backend == "xen" && a.xen_config.empty()) {
+    // The domain xenopsd created: the usual case.
+    if (!ParseNumber(a.domid.c_str(), into) || into == 0)
+      return Fail(control, Status(Code::kInvalidArgument, "restore needs the domain xenopsd created (-domid), got '" +
+                                                              a.domid + "'"));
+  }
   auto l = control.NextLine("restore:xenguest");
   if (!l.ok()) return l.status().code() == Code::kCancelled ? kExitCompleted : Fail(control, l.status());
   if (*l != "restore:xenguest") return Fail(control, Status(Code::kUnsupported, "xenopsd asked '" + *l + "'"));
@@ -271,6 +289,10 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   bo.backend = a.backend;
   bo.xen_config = a.xen_config;
   bo.xen_name = a.xen_name;
+  bo.xen_domid = into;
+  bo.xen_store_port = a.store_port;
+  bo.xen_console_port = a.console_port;
+  bo.xen_rings = std::make_shared<BackendOptions::XenRings>();
   // xenopsd unpauses the domain itself once everything (QEMU too) is restored.
   bo.xen_keep_paused = true;
   if (Status st = SetUpDestination(o, bo, "", ""); !st.ok()) return Fail(control, st);
@@ -278,9 +300,10 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   MigrationReport r = receiver.Run(static_cast<Acceptor&>(link));
   if (!a.report.empty()) (void)WriteReportFile(a.report, r.ToJson());
   if (r.result == "completed") {
-    // No store or console page for xenopsd to introduce: a sim guest has none,
-    // and the -xen-config domain was introduced by libxl, which built it.
-    control.Say("result:xenguest 0 0");
+    // xenopsd introduces the domain with these frames. A sim guest has none,
+    // and a -xen-config domain was introduced by libxl, which built it: 0 0.
+    control.Say("result:xenguest " + std::to_string(bo.xen_rings->store_mfn) + " " +
+                std::to_string(bo.xen_rings->console_mfn));
     return kExitCompleted;
   }
   if (r.result == "cancelled" && cancel.requested()) return kExitCompleted;
@@ -306,20 +329,13 @@ int RunEmuManager(int argc, char** argv) {
       {"xen-config", required_argument, nullptr, kXenConfig}, {"xen-name", required_argument, nullptr, kXenName},
       {nullptr, 0, nullptr, 0}};
   bool debug = false;
-  auto num = [](const char* s, int& out) {
-    char* end = nullptr;
-    long v = std::strtol(s, &end, 10);
-    if (!*s || *end || v < 0 || v > INT32_MAX) return false;
-    out = static_cast<int>(v);
-    return true;
-  };
   optind = 1;
   for (int c; (c = getopt_long_only(argc, argv, "", kOpts, nullptr)) != -1;) {
     bool ok = true;
     switch (c) {
-      case kOut: ok = num(optarg, a.control_out); break;
-      case kIn: ok = num(optarg, a.control_in); break;
-      case kFd: ok = num(optarg, a.fd); break;
+      case kOut: ok = ParseNumber(optarg, a.control_out); break;
+      case kIn: ok = ParseNumber(optarg, a.control_in); break;
+      case kFd: ok = ParseNumber(optarg, a.fd); break;
       case kMode: a.mode = optarg; break;
       case kDomid: a.domid = optarg; break;
       case kLive: a.live = std::string(optarg) == "true"; break;
@@ -332,7 +348,9 @@ int RunEmuManager(int argc, char** argv) {
       case kReport: a.report = optarg; break;
       case kXenConfig: a.xen_config = optarg; break;
       case kXenName: a.xen_name = optarg; break;
-      case kCompress: case kStore: case kConsole: case kPnode: case kFork: break;  // xmotion compresses adaptively
+      case kStore: ok = ParseNumber(optarg, a.store_port); break;
+      case kConsole: ok = ParseNumber(optarg, a.console_port); break;
+      case kCompress: case kPnode: case kFork: break;  // xmotion compresses adaptively
       default: return kExitFailed;  // getopt said which; stock exits 1 too
     }
     if (!ok) {

@@ -46,11 +46,13 @@ def deliberate_crash_cutoff(out):
     return cut
 
 
-def read_consoles(out):
+def read_consoles(out, lost=()):
     """Every tick from every guest console log, by sequence number; lines the
     guest's memory check flagged; kernel crash lines (not those of the lab's
     deliberate crash); and where the first crash happened (the last tick seq
-    before it in the same console)."""
+    before it in the same console). A crash that belongs to a lost attempt
+    (lost_attempts(): a comparison's migration run again on a fresh guest) is
+    given to that attempt, not counted against the run."""
     ticks, bad, oops = {}, [], []
     crash = None
     cdir = os.path.join(out, "console")
@@ -69,6 +71,11 @@ def read_consoles(out):
                 elif "XTICK-BAD" in line or "XTICK-FATAL" in line:
                     bad.append(line.strip())
                 elif GUEST_OOPS.search(line):
+                    owner = next((a for a in lost if fn in a["consoles"]
+                                  and (last_seq is None or last_seq >= a["seq_before"])), None)
+                    if owner is not None:
+                        owner.setdefault("guest_crash", line.strip()[:200])
+                        continue
                     oops.append(f"{fn}: {line.strip()}")
                     if crash is None:
                         crash = {"console": fn, "after_seq": last_seq, "line": line.strip()[:200]}
@@ -76,6 +83,28 @@ def read_consoles(out):
         # It died in a console with no tick yet (right after arriving): after the newest tick anywhere.
         crash["after_seq"] = max(ticks)
     return ticks, bad, oops, crash
+
+
+def lost_attempts(facts):
+    """The comparison migrations dom0 ran again because the guest was gone
+    (facts sc_<engine>_<link>_lost<k>: rc, the tick window, the domains it
+    destroyed before starting a fresh guest), in dom0's order."""
+    out = []
+    for key, value in facts.items():
+        m = re.fullmatch(r"(sc_([a-z]+)_([a-z0-9]+))_lost(\d+)", key)
+        if not m:
+            continue
+        kv = dict(part.split("=", 1) for part in value.split() if "=" in part)
+        def num(k):
+            try:
+                return int(kv[k])
+            except (KeyError, ValueError):
+                return None
+        out.append({"engine": m.group(2), "link": m.group(3), "attempt": int(m.group(4)), "rc": num("rc"),
+                    "seq_before": num("seq_before") or 0, "seq_after": num("seq_after"),
+                    "domains": [d for d in kv.get("domains", "").split(",") if d],
+                    "consoles": [f"guest-{d}.log" for d in kv.get("domains", "").split(",") if d]})
+    return out
 
 
 def window(ticks, facts, prefix):
@@ -154,7 +183,8 @@ def analyse(out, settings):
     and for the migrations the tick window (seq_before, seq_after) it ran in,
     which classify() compares with when the guest crashed."""
     facts, steps = read_facts(out)
-    ticks, bad, oops, crash = read_consoles(out)
+    lost = lost_attempts(facts)
+    ticks, bad, oops, crash = read_consoles(out, lost)
     tick_ms = int(settings["GUEST_TICK_MS"])
     after_ticks = int(settings["AFTER_TICKS"])
     checks = []
@@ -180,6 +210,8 @@ def analyse(out, settings):
           guest_independent=bool(bad) or (max_err or 0) > 0)
 
     res = {"facts": facts, "dom0_steps": steps, "ticks": len(ticks), "guest_crash": crash}
+    if lost:
+        res["lost_attempts"] = [{k: v for k, v in a.items() if k != "consoles"} for a in lost]
     ran = {st["step"] for st in steps}
     for name in ("xen-daemons", "guest-create", "guest-ticks"):
         rc = next((st["rc"] for st in steps if st["step"] == name), None)
@@ -269,6 +301,10 @@ def analyse(out, settings):
         on_dst = sorted(q for q, t in ticks.items() if t["log"] == "guest-guest-emu.log" and q > (s0 or 0))
         check("emu-manager: guest ticks continue on the destination", len(on_dst) >= after_ticks,
               f"{len(on_dst)} ticks in guest-emu's console after seq {s0}", G_EMU, w)
+    if settings.get("EMU") == "1" and settings["RUN_XM"] == "1" and "xl-migrate" in ran and "emu-xenopsd" not in ran:
+        check("emu-manager into xenopsd's domain ran", False, "dom0 never got to it", G_EMU)
+    if "emu-xenopsd" in ran:
+        emux_results(out, facts, ticks, tick_ms, after_ticks, res, check)
     if settings["RUN_XM"] == "1" and "xm-abort" in ran:
         ab = {"receiver_killed": facts.get("abort_receiver_killed") == "1",
               "send_rc": num("abort_send_rc"), "src": facts.get("abort_src_name"),
@@ -312,6 +348,51 @@ def analyse(out, settings):
         compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
     res["checks"] = checks
     return res, steps
+
+
+def emux_results(out, facts, ticks, tick_ms, after_ticks, res, check):
+    """--emu's emu-xenopsd step: xenopsd (the driver) aborts two migrations of
+    the guest, then one restores into a domain created as xenopsd creates it."""
+    def num(k):
+        try:
+            return int(facts[k])
+        except (KeyError, ValueError):
+            return None
+    aborts = {}
+    for where in ("precopy", "suspend"):
+        drv = load_json(os.path.join(out, f"emux-abort-{where}", f"emu-driver-abort-{where}.json")) or {}
+        s0, s1 = num(f"emux_abort_{where}_seq_before"), num(f"emux_abort_{where}_seq_after")
+        aborts[where] = {"rc": num(f"emux_abort_{where}_rc"), "driver": drv, "seq": [s0, s1]}
+        w = (s0, s1)
+        check(f"emu-manager abort ({where}): source cancelled, running, no error line", drv.get("ok") is True,
+              f"rc={aborts[where]['rc']} result={drv.get('src_report_result')} source_guest={drv.get('source_guest')} "
+              f"state={drv.get('src_state')} lines={drv.get('src_lines')} {drv.get('errors')}", G_EMU, w)
+        check(f"emu-manager abort ({where}): guest keeps ticking", s0 is not None and s1 is not None and s1 >= s0 + 10,
+              f"seq {s0} -> {s1}", G_EMU, w)
+    drv = load_json(os.path.join(out, "emux", "emu-driver.json")) or {}
+    save = load_json(os.path.join(out, "emux", "emu-save.json")) or {}
+    restore = load_json(os.path.join(out, "emux", "emu-restore.json")) or {}
+    s0, s1 = num("emux_seq_before"), num("emux_seq_after")
+    w = (s0, s1)
+    em = {"rc": num("emux_rc"), "driver": drv, "aborts": aborts, "guest": guest_view(ticks, s0, s1, tick_ms),
+          "total_s": round(float(facts["emux_t1"]) - float(facts["emux_t0"]), 2) if "emux_t1" in facts else None,
+          "save_report": save, "restore_report": restore, "src_domid": facts.get("emux_src_domid"),
+          "dst_domid": facts.get("emux_dst_domid"), "src_gone": facts.get("emux_src_gone") == "1"}
+    res["emu_manager_xenopsd_domain"] = em
+    check("emu-manager into xenopsd's domain: restored, introduced, unpaused", drv.get("ok") is True,
+          f"rc={em['rc']} into domain {drv.get('into_created_domain')} {drv.get('dst_line')} rings={drv.get('rings')} "
+          f"{drv.get('errors')}", G_EMU, w)
+    check("emu-manager into xenopsd's domain: digest_match",
+          save.get("digest_match") is True and restore.get("digest_match") is True,
+          f"save={save.get('digest_match')} restore={restore.get('digest_match')}", G_EMU, w,
+          guest_independent=drv.get("ok") is True)
+    check("emu-manager into xenopsd's domain: it is the domain xenopsd created, the source is gone",
+          em["src_gone"] and em["dst_domid"] is not None and str(drv.get("into_created_domain")) == em["dst_domid"],
+          f"created {drv.get('into_created_domain')}, guest-xo is {em['dst_domid']}, source gone {em['src_gone']}",
+          G_EMU, w)
+    on_dst = sorted(q for q, t in ticks.items() if t["log"] == "guest-guest-xo.log" and q > (s0 or 0))
+    check("emu-manager into xenopsd's domain: guest ticks continue there", len(on_dst) >= after_ticks,
+          f"{len(on_dst)} ticks in guest-xo's console after seq {s0}", G_EMU, w)
 
 
 def compare_runs(settings):
@@ -365,7 +446,8 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
         entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": settings.get("GUEST_TYPE") or "pvh",
                  "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
                  "guest_downtime_ms": gv.get("downtime_ms"), "report_downtime_ms": None, "bytes": None,
-                 "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None}
+                 "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None,
+                 "attempts": int(facts.get(tag + "_attempts") or 1)}
         if engine == "xl":
             try:
                 entry["bytes"] = int(facts.get(tag + "_bytes"))
@@ -381,12 +463,22 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
             entry["source_peak_overhead_bytes"] = send.get("source_peak_overhead_bytes")
             entry["digest_match"] = bool(send.get("digest_match")) and bool(recv.get("digest_match"))
             entry["rounds"] = len(send.get("rounds") or [])
+            throttles = [r.get("throttle", 1.0) for r in send.get("rounds") or []]
+            entry["throttle_min"] = min(throttles) if throttles else None
             rc = rc if entry["digest_match"] else (rc or 1)
         entry["ok"] = rc == 0 and alive and bool(errs) and max(errs) == 0
         comps.append(entry)
         check(f"{step}: {engine} over {link}: guest moved, alive, memory intact", entry["ok"],
               f"rc={rc}, ticks seq {s0} -> {s1}, self-check errors {max(errs) if errs else '-'}",
               G_XM if engine == "xmotion" else G_XL, (s0, s1))
+    if step == "converge":
+        # The point of --converge: the guest out-dirties the link, and only a
+        # throttled guest lets pre-copy converge (PolicyConfig.auto_converge).
+        for c in comps:
+            if c["engine"] == "xmotion":
+                check("converge: xmotion throttled the guest (auto-converge)",
+                      c["ok"] and c.get("throttle_min") is not None and c["throttle_min"] < 1.0,
+                      f"lowest run fraction {c.get('throttle_min')} over {c.get('rounds')} rounds", G_XM)
     res["comparisons"] = comps
     res["scale_ratios"] = scale_ratios(comps)
 

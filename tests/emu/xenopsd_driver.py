@@ -30,8 +30,18 @@ Usage: xenopsd_driver.py             (all scenarios; exit status 0 = all passed)
          and once both ends
          said result:, `xl destroy` of the source domain and `xl unpause` of the
          new one, as xenopsd would. The restore builds the new domain through
-         libxl from FILE (-xen-config, an xmotion extension: restoring into a
-         domain xenopsd created is not implemented). Writes DIR/emu-driver.json.)
+         libxl from FILE (-xen-config, an xmotion extension, for hosts without
+         xenopsd). Writes DIR/emu-driver.json.)
+       xenopsd_driver.py --xen DOMID --xenops-domain TOOL --xen-name NAME --out DIR
+                         [--abort precopy|suspend]
+         (the same, but the destination does what xenopsd does: TOOL (the lab's
+         scripts/xen-lab.d/tools/xenops-domain.c) creates an empty domain NAME
+         of DOMID's size with two unbound event channels before the restore
+         emu-manager starts, which gets -domid/-store_port/-console_port as from
+         xenopsd; after result:xenguest STORE CONSOLE the driver introduces the
+         domain with those frames, destroys the source and unpauses the new one.
+         --abort: xenopsd aborts the source at that point instead; the source
+         domain must run on and the created domain is destroyed.)
 Needs XMOTION_BIN (ctest sets it).
 """
 import argparse
@@ -128,6 +138,29 @@ def xl(*args):
     return p.returncode, p.stdout.decode(errors="replace").strip()
 
 
+def xenops_domain(tool, *args):
+    """The lab's stand-in for xenopsd's own domain handling (see --xenops-domain)."""
+    p = subprocess.run([tool] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    if p.returncode != 0:
+        raise RuntimeError("%s %s: %s" % (os.path.basename(tool), " ".join(args), p.stderr.decode(errors="replace").strip()))
+    return p.stdout.decode().strip()
+
+
+def domain_size(domid):
+    """(MiB, vCPUs) of a domain as `xl list` shows them."""
+    rc, out = xl("list", str(domid))
+    fields = out.splitlines()[-1].split() if rc == 0 and out else []
+    if len(fields) < 4:
+        raise RuntimeError("xl list %s: %s" % (domid, out))
+    return int(fields[2]), int(fields[3])
+
+
+def domain_state(domid):
+    rc, out = xl("list", str(domid))
+    fields = out.splitlines()[-1].split() if rc == 0 and out else []
+    return fields[4] if len(fields) >= 5 else None
+
+
 def suspend_domain(domid, timeout=60):
     """What xenopsd does on `suspend:` for a guest with PV drivers: asks it
     through xenstore (control/shutdown = suspend) and waits until Xen says the
@@ -176,7 +209,15 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s", x
             read_exact(dst_sock, length)
             kind, length = read_header(dst_sock)
             assert (kind, length) == (LIBXC, 0), (kind, length)
-            if xen:
+            if xen and xen.get("tool"):
+                # xenopsd's Domain.make: the empty domain and its two event channels.
+                dom, store, console = xenops_domain(xen["tool"], "create", xen["name"], str(xen["mib"]),
+                                                    str(xen["vcpus"])).split()
+                restore_result["domid"] = int(dom)
+                restore_result["ports"] = (int(store), int(console))
+                rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "emu-restore",
+                           ["-store_port", store, "-console_port", console], dom, ())
+            elif xen:
                 rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "emu-restore",
                            ["-store_port", "1", "-console_port", "2", "-xen-config", xen["config"],
                             "-xen-name", xen["name"]], "0", ())
@@ -314,23 +355,58 @@ def scenario_stock_source(tmp):
 def migrate_xen(args):
     """--xen: one migration of a real domain through xmotion emu-manager on both
     ends; then what xenopsd does after both results: the source domain is
-    destroyed, the new one unpaused. Exit status 0 when all of it worked."""
-    xen = {"domid": args.xen, "config": args.xen_config, "name": args.xen_name}
+    destroyed, the new one (introduced first, when xenopsd created it)
+    unpaused. With --abort, xenopsd aborts the source instead: it must run on,
+    and the domain xenopsd created is destroyed. Exit status 0 when all of it
+    worked."""
+    xen = {"domid": args.xen, "config": args.xen_config, "name": args.xen_name, "tool": args.xenops_domain}
+    if args.xenops_domain:
+        xen["mib"], xen["vcpus"] = domain_size(args.xen)
     os.makedirs(args.out, exist_ok=True)
-    r = run(args.out, xen=xen)
+    r = run(args.out, abort_at=args.abort, xen=xen)
+    dst = r["dst"]
     summary = {"src_rc": r["src_rc"], "src_result": r["src_result"], "src_lines": r["src_lines"],
-               "dst_line": r["dst"].get("line"), "dst_rc": r["dst"].get("rc"), "tail": r["dst"].get("tail", False),
-               "errors": r["errors"], "infos": r["infos"], "times": r["times"]}
-    ok = (not r["errors"] and r["src_rc"] == 0 and r["src_result"] == "result:0 0"
-          and (r["dst"].get("line") or "").startswith("result:xenguest ") and r["dst"].get("tail")
-          and r["dst"].get("rc") == 0)
-    if ok:
-        summary["destroy"] = xl("destroy", str(args.xen))
-        summary["unpause"] = xl("unpause", args.xen_name)
-        summary["unpaused_at"] = time.time()
-        ok = summary["destroy"][0] == 0 and summary["unpause"][0] == 0
+               "dst_line": dst.get("line"), "dst_rc": dst.get("rc"), "tail": dst.get("tail", False),
+               "errors": r["errors"], "infos": r["infos"], "times": r["times"], "abort": args.abort,
+               "into_created_domain": dst.get("domid"), "ports": dst.get("ports")}
+    if args.abort:
+        rep = r["src_report"] or {}
+        summary["src_report_result"] = rep.get("result")
+        summary["source_guest"] = rep.get("source_guest")
+        summary["src_state"] = domain_state(args.xen)
+        ok = (not r["errors"] and r["src_rc"] == 0 and not (r["src_result"] or "").startswith("error:")
+              and rep.get("result") == "cancelled" and rep.get("source_guest") == "running"
+              and (summary["src_state"] or "").strip("-") in ("r", "b", "rb")
+              and not (dst.get("line") or "").startswith("result:"))
+        if dst.get("domid") is not None:  # xenopsd destroys the domain it made for the failed restore
+            summary["destroy_created"] = xl("destroy", str(dst["domid"]))
+    else:
+        ok = (not r["errors"] and r["src_rc"] == 0 and r["src_result"] == "result:0 0"
+              and (dst.get("line") or "").startswith("result:xenguest ") and dst.get("tail")
+              and dst.get("rc") == 0)
+        if ok and dst.get("domid") is not None:
+            store_mfn, console_mfn = dst["line"].split()[1:3]
+            summary["rings"] = [int(store_mfn), int(console_mfn)]
+            try:
+                xenops_domain(args.xenops_domain, "introduce", str(dst["domid"]), store_mfn, str(dst["ports"][0]),
+                              console_mfn, str(dst["ports"][1]))
+                summary["destroy"] = xl("destroy", str(args.xen))
+                xenops_domain(args.xenops_domain, "unpause", str(dst["domid"]))
+                summary["unpause"] = (0, "")
+            except RuntimeError as e:
+                summary["unpause"] = (1, str(e))
+            summary["unpaused_at"] = time.time()
+            ok = summary.get("destroy", (1,))[0] == 0 and summary["unpause"][0] == 0 and int(store_mfn) != 0
+        elif ok:
+            summary["destroy"] = xl("destroy", str(args.xen))
+            summary["unpause"] = xl("unpause", args.xen_name)
+            summary["unpaused_at"] = time.time()
+            ok = summary["destroy"][0] == 0 and summary["unpause"][0] == 0
+        elif dst.get("domid") is not None:
+            summary["destroy_created"] = xl("destroy", str(dst["domid"]))
     summary["ok"] = bool(ok)
-    with open(os.path.join(args.out, "emu-driver.json"), "w") as f:
+    name = "emu-driver.json" if not args.abort else "emu-driver-abort-%s.json" % args.abort
+    with open(os.path.join(args.out, name), "w") as f:
         json.dump(summary, f, indent=1)
     print(json.dumps(summary))
     return 0 if ok else 1
@@ -340,12 +416,15 @@ def main():
     ap = argparse.ArgumentParser(description="Plays xenopsd's side of xmotion emu-manager migrations.")
     ap.add_argument("--xen", type=int, help="migrate this real Xen domain (dom0, root) instead of the sim scenarios")
     ap.add_argument("--xen-config", help="libxl config (JSON) the restore builds the new domain from")
+    ap.add_argument("--xenops-domain", help="create the new domain as xenopsd does, with this tool (the lab's "
+                    "xenops-domain), and restore into it")
+    ap.add_argument("--abort", choices=["precopy", "suspend"], help="--xen: abort the source there")
     ap.add_argument("--xen-name", help="the new domain's name")
     ap.add_argument("--out", default=".", help="where reports and emu-driver.json go (--xen)")
     args = ap.parse_args()
     if args.xen is not None:
-        if not args.xen_config or not args.xen_name:
-            ap.error("--xen needs --xen-config and --xen-name")
+        if not args.xen_name or bool(args.xen_config) == bool(args.xenops_domain):
+            ap.error("--xen needs --xen-name and one of --xen-config, --xenops-domain")
         return migrate_xen(args)
     scenarios = [("complete", scenario_complete),
                  ("abort before done (prepare)", lambda t: scenario_abort(t, "prepare")),

@@ -281,7 +281,8 @@ class ScaleTest(unittest.TestCase):
     SCALE = dict(SETTINGS, SCALE="1", GUEST_MB="1024", COMPARE_STEP="scale",
                  COMPARE_RUNS="xl:loopback xmotion:loopback xmotion:1gbit xl:1gbit")
 
-    def migration(self, lab, engine, link, seq0, seq1, t0, t1, rc=0, domain="guest", errors=0, gap_at=None):
+    def migration(self, lab, engine, link, seq0, seq1, t0, t1, rc=0, domain="guest", errors=0, gap_at=None,
+                  throttles=(1.0,)):
         tag = f"sc_{engine}_{link}"
         lab.facts.update({f"{tag}_rc": rc, f"{tag}_t0": t0, f"{tag}_t1": t1, f"{tag}_seq_before": seq0,
                           f"{tag}_seq_after": seq1, f"{tag}_bytes": 1100000000, f"sc_link_{link}_mbs": 9.5})
@@ -292,7 +293,8 @@ class ScaleTest(unittest.TestCase):
             lab.console(domain, line)
         if engine == "xmotion":
             lab.report(f"{tag}-send.json", result="completed", digest_match=rc == 0, downtime_ms=950.0,
-                       bytes_wire=330000000, downtime={"pause_ms": 400.0}, source_peak_overhead_bytes=28 << 20)
+                       bytes_wire=330000000, downtime={"pause_ms": 400.0}, source_peak_overhead_bytes=28 << 20,
+                       rounds=[{"round": i, "throttle": t} for i, t in enumerate(throttles)])
             lab.report(f"{tag}-recv.json", result="completed", digest_match=rc == 0,
                        destination_overhead_bytes=17 << 20)
 
@@ -349,6 +351,116 @@ class ScaleTest(unittest.TestCase):
         res = lab.judge(self.SCALE)
         entry = res["comparisons"][0]
         self.assertFalse(entry["ok"])
+
+
+    def lost_then_ok(self, oops_console="guest-guest-3--incoming", destroyed="guest-3,guest-3--incoming"):
+        """xl over 1gbit loses the guest (it panics in the incoming domain);
+        dom0 destroys what is left, starts guest-r1 numbering from 322, and
+        runs xl over 1gbit again, which moves it."""
+        lab = Lab()
+        for s in ("xen-daemons", "guest-create", "guest-ticks", "scale"):
+            lab.step(s)
+        lab.ticks("guest", 1, 40)
+        self.migration(lab, "xl", "loopback", 40, 100, 10.0, 110.0, gap_at=70)
+        self.migration(lab, "xmotion", "loopback", 100, 160, 120.0, 180.0, domain="guest-2", gap_at=130)
+        self.migration(lab, "xmotion", "1gbit", 160, 220, 190.0, 250.0, domain="guest-3", gap_at=190)
+        lab.ticks("guest-3--incoming", 221, 222)
+        lab.console(oops_console.removeprefix("guest-"), PANIC)
+        lab.facts["sc_xl_1gbit_lost1"] = (f"rc=1 seq_before=220 seq_after=222 t0=260.0 t1=400.0 "
+                                          f"domains={destroyed}")
+        lab.ticks("guest-r1", 322, 341)
+        self.migration(lab, "xl", "1gbit", 341, 401, 500.0, 600.0, domain="guest-r1", gap_at=370)
+        lab.facts["sc_xl_1gbit_attempts"] = 2
+        return lab.judge(self.SCALE)
+
+    def test_a_migration_that_lost_the_guest_is_run_again_on_a_fresh_one_and_says_so(self):
+        res = self.lost_then_ok()
+        self.assertEqual(failed(res), [])
+        self.assertEqual(judge.classify(dict(res, status="failed"))[0], "passed")
+        self.assertIsNone(res["guest_crash"])
+        xl = next(c for c in res["comparisons"] if (c["engine"], c["link"]) == ("xl", "1gbit"))
+        self.assertTrue(xl["ok"])
+        self.assertEqual(xl["attempts"], 2)
+        self.assertEqual(xl["guest_downtime_ms"], 900)
+        lost = res["lost_attempts"]
+        self.assertEqual([(a["engine"], a["link"], a["attempt"], a["rc"]) for a in lost], [("xl", "1gbit", 1, 1)])
+        self.assertIn("ENTRY_TRAMPOLINE", lost[0]["guest_crash"])
+        self.assertIn("1gbit", res["scale_ratios"])
+
+    def test_a_crash_in_a_domain_no_lost_attempt_destroyed_still_counts(self):
+        res = self.lost_then_ok(oops_console="guest-guest-2", destroyed="guest-3--incoming")
+        self.assertIn("guest kernel never crashed", failed(res))
+        self.assertNotIn("guest_crash", res["lost_attempts"][0])
+
+
+class EmuXenopsdTest(unittest.TestCase):
+    """--emu's emu-xenopsd step: two migrations xenopsd aborts (the source runs
+    on), then a restore into the domain xenopsd created, introduced and
+    unpaused, the guest ticking there."""
+
+    EMU = dict(SETTINGS, EMU="1")
+
+    def run_lab(self, abort_ok=True, into=7, dst_domid=7, ticks_after=True):
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok()
+        lab.step("emu-manager")  # its own checks are not what this test is about
+        lab.facts.update(emu_rc=0, emu_t0=26.0, emu_t1=27.0, emu_seq_before=130, emu_seq_after=130)
+        lab.step("emu-xenopsd")
+        os.makedirs(os.path.join(lab.out, "emux"))
+        for i, where in enumerate(("precopy", "suspend")):
+            d = os.path.join(lab.out, f"emux-abort-{where}")
+            os.makedirs(d)
+            lab.report(os.path.join(d, f"emu-driver-abort-{where}.json"), ok=abort_ok, src_report_result="cancelled",
+                       source_guest="running", src_state="-b----", src_lines=["prepare:xenguest", "info:1"])
+            s0 = 130 + i * 15
+            lab.facts.update({f"emux_abort_{where}_rc": 0 if abort_ok else 1, f"emux_abort_{where}_seq_before": s0,
+                              f"emux_abort_{where}_seq_after": s0 + 15})
+            lab.ticks("guest-xm", s0 + 1, s0 + 15)
+        lab.report(os.path.join("emux", "emu-driver.json"), ok=True, into_created_domain=into,
+                   dst_line="result:xenguest 1044476 1044479", rings=[1044476, 1044479])
+        lab.report(os.path.join("emux", "emu-save.json"), result="completed", digest_match=True)
+        lab.report(os.path.join("emux", "emu-restore.json"), result="completed", digest_match=True)
+        lab.facts.update(emux_rc=0, emux_t0=30.0, emux_t1=40.0, emux_seq_before=160, emux_src_domid=4,
+                         emux_dst_domid=dst_domid, emux_src_gone=1, emux_seq_after=190 if ticks_after else 162)
+        lab.ticks("guest-xo", 161, 190 if ticks_after else 162)
+        return lab.judge(self.EMU)
+
+    def test_aborts_then_a_restore_into_xenopsds_domain(self):
+        res = self.run_lab()
+        self.assertEqual([c for c in failed(res) if "xenopsd's domain" in c or "abort (" in c], [])
+        self.assertEqual(res["emu_manager_xenopsd_domain"]["driver"]["rings"], [1044476, 1044479])
+
+    def test_what_must_fail(self):
+        self.assertIn("emu-manager abort (precopy): source cancelled, running, no error line",
+                      failed(self.run_lab(abort_ok=False)))
+        self.assertIn("emu-manager into xenopsd's domain: it is the domain xenopsd created, the source is gone",
+                      failed(self.run_lab(dst_domid=9)))
+        self.assertIn("emu-manager into xenopsd's domain: guest ticks continue there",
+                      failed(self.run_lab(ticks_after=False)))
+
+
+class ConvergeTest(unittest.TestCase):
+    """`xen-lab --converge`: a link the guest out-dirties; xmotion must have
+    throttled the guest (a round with throttle < 1) and moved it."""
+
+    CONVERGE = dict(SETTINGS, GUEST_MB="128", COMPARE_STEP="converge", COMPARE_RUNS="xmotion:narrow xl:narrow")
+
+    def run_lab(self, throttles):
+        lab = Lab()
+        for s in ("xen-daemons", "guest-create", "guest-ticks", "converge"):
+            lab.step(s)
+        lab.ticks("guest", 1, 40)
+        ScaleTest.migration(self, lab, "xmotion", "narrow", 40, 100, 10.0, 90.0, domain="guest-1", gap_at=70,
+                            throttles=throttles)
+        ScaleTest.migration(self, lab, "xl", "narrow", 100, 160, 100.0, 300.0, domain="guest-1", gap_at=130)
+        return lab.judge(self.CONVERGE)
+
+    def test_xmotion_must_have_throttled_the_guest(self):
+        res = self.run_lab((1.0, 1.0, 0.5, 0.25, 1.0))
+        self.assertEqual(failed(res), [])
+        self.assertEqual(res["comparisons"][0]["throttle_min"], 0.25)
+        self.assertIn("converge: xmotion throttled the guest (auto-converge)",
+                      failed(self.run_lab((1.0, 1.0, 1.0))))
 
 
 class HvmTest(unittest.TestCase):

@@ -13,7 +13,9 @@
  *     corrupted by a migration shows as errors > 0.
  *
  * Settings from the kernel command line: xtick.mb=64 xtick.dirty=128
- * xtick.tick=100 xtick.verify=512 (pages verified per tick).
+ * xtick.tick=100 xtick.verify=512 (pages verified per tick) xtick.seq0=0 (the
+ * first tick's number: a replacement guest the lab starts after losing one
+ * numbers its ticks on from the lost guest's, so ticks stay unique per run).
  *
  * Line format (parsed by scripts/xen-lab):
  *   XTICK seq=N boot_ms=B rt_ms=R writes=W verified=V passes=P errors=E
@@ -93,6 +95,7 @@ int main(void) {
   const long dirty = arg(cmdline, "xtick.dirty=", 128);
   const long tick_ms = arg(cmdline, "xtick.tick=", 100);
   const long verify = arg(cmdline, "xtick.verify=", 512);
+  const long seq0 = arg(cmdline, "xtick.seq0=", 0);
 
   uint8_t *buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   uint64_t *gen = calloc(pages, sizeof *gen);
@@ -104,7 +107,7 @@ int main(void) {
   printf("XTICK-START pages=%llu dirty=%ld tick_ms=%ld verify=%ld\n", (unsigned long long)pages, dirty, tick_ms,
          verify);
 
-  uint64_t seq = 0, writes = 0, verified = 0, passes = 0, errors = 0;
+  uint64_t seq = (uint64_t)seq0, writes = 0, verified = 0, passes = 0, errors = 0;
   uint64_t wcur = 0, vcur = 0, rng = 0x2545f4914f6cdd1dull;
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
