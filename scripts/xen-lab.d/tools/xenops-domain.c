@@ -29,8 +29,13 @@
 #include <xenctrl.h>
 #include <xenstore.h>
 
+/* A domain create() made and must not leave behind when it fails. */
+static xc_interface *made_xch;
+static uint32_t made_dom;
+
 static void die(const char *what) {
   fprintf(stderr, "xenops-domain: %s: %s\n", what, errno ? strerror(errno) : "failed");
+  if (made_dom) xc_domain_destroy(made_xch, made_dom);
   exit(1);
 }
 
@@ -73,11 +78,12 @@ static int create(xc_interface *xch, const char *name, unsigned long mib, unsign
   };
   uint32_t dom = 0;
   if (xc_domain_create(xch, &dom, &cfg) != 0) die("xc_domain_create");
+  made_xch = xch;
+  made_dom = dom;
   /* The guest's RAM plus its special pages (rings, ACPI tables) and slack. */
   if (xc_domain_setmaxmem(xch, dom, (mib + 8) * 1024) != 0) die("xc_domain_setmaxmem");
-  unsigned int pool_mb = 8;  /* HAP paging pool: libxl gives ~1 MiB per 128 MiB + per vCPU */
-  if (xc_shadow_control(xch, dom, XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION, &pool_mb, 0) != 0)
-    die("xc_shadow_control(SET_ALLOCATION)");
+  /* HAP paging pool: libxl gives ~1 MiB per 128 MiB of guest plus per vCPU. */
+  if (xc_set_paging_mempool_size(xch, dom, 8ull << 20) != 0) die("xc_set_paging_mempool_size");
   int store = xc_evtchn_alloc_unbound(xch, dom, 0);
   int console = xc_evtchn_alloc_unbound(xch, dom, 0);
   if (store < 0 || console < 0) die("xc_evtchn_alloc_unbound");
@@ -108,6 +114,7 @@ static int create(xc_interface *xch, const char *name, unsigned long mib, unsign
   }
   if (!xs_transaction_end(xs, t, false)) die("xs_transaction_end");
   xs_close(xs);
+  made_dom = 0;
   printf("%u %d %d\n", dom, store, console);
   return 0;
 }
