@@ -14,11 +14,11 @@
 //   return cancels as `xmotion send`/`receive` do; the emu-manager then exits
 //   0 without an error line, as the stock one. Failures: error:xenguest <why>.
 //
-// Rolling upgrades (README "xenopsd"): a restore recognises Xen's own libxc
-// stream on -fd (a stock source) by peeking, and refuses it with a clear error;
-// a save facing a stock restore is refused by that restore (our HELLO is no
-// image header), before GO, so the guest runs on. Writing Xen's stream for a
-// stock restore is designed in the README, not implemented.
+// Rolling upgrades (README "xenopsd", emu_offer.h): a save starts Xen's own
+// stream and offers xmotion in an optional record; an xmotion restore answers
+// and both speak xmotion's protocol; a stock restore stays silent and the save
+// writes the rest of Xen's stream (SendXenStream) for it. A restore facing a
+// stock save (Xen's stream, no offer) refuses it with a clear error.
 //
 // What runs where: -backend sim (an xmotion extension, with -memory/-workload)
 // runs the whole protocol here and in tests/emu; on Xen the save side opens the
@@ -47,9 +47,12 @@
 #include "base/units.h"
 #include "dirtylog/forwarding_backend.h"
 #include "dirtylog/workload.h"
+#include "dirtylog/xen/stream/byte_io.h"
 #include "migrate/cli/commands.h"
+#include "migrate/cli/emu_offer.h"
 #include "migrate/destination/receiver.h"
 #include "migrate/source/engine.h"
+#include "migrate/source/xen_stream_sender.h"
 
 namespace xm::cli {
 namespace {
@@ -81,6 +84,9 @@ struct EmuArgs {
   // domain from this libxl config under this name, left paused for the caller.
   std::string xen_config, xen_name;
   uint32_t store_port = 0, console_port = 0;
+  // How long a save waits for the restore to answer xmotion's offer before it
+  // takes the restore for a stock one (emu_offer.h).
+  int offer_wait_ms = 10000;
 };
 
 // The control lines, both ways. One reader thread turns `abort` and a closed
@@ -224,6 +230,52 @@ int Fail(EmuControl& control, const Status& st) {
   return kExitFailed;
 }
 
+// The report of a save that never started xmotion's engine (it writes its own).
+void WriteBareReport(const EmuArgs& a, const Backend& guest, const Status& st, bool cancelled, nlohmann::json more) {
+  if (a.report.empty()) return;
+  nlohmann::json rep = {{"schema", "xmotion-report/1"}, {"role", "source"}, {"backend", a.backend}};
+  if (st.ok()) {
+    rep["result"] = "completed";
+  } else {
+    rep.update({{"result", cancelled ? "cancelled" : "failed"}, {"error", st.message()},
+                {"source_guest", guest.Running() ? "running" : "paused"}});
+  }
+  rep.update(more);
+  (void)WriteReportFile(a.report, rep);
+}
+
+// The restore did not answer xmotion's offer: a stock one. Xen's own stream,
+// continued on the writer that carries the offer.
+int SaveAsXenStream(const EmuArgs& a, EmuControl& control, Canceller& cancel, Backend& guest, xen::StreamWriter& w) {
+  Result<XenStreamResult> res = Error(Code::kUnsupported,
+                                      "the restore did not answer xmotion's offer within " +
+                                          std::to_string(a.offer_wait_ms) +
+                                          " ms (a stock emu-manager?), and only a Xen guest can be written as Xen's "
+                                          "own stream; the " + a.backend + " guest stays here");
+  if (a.backend == "xen") {
+    spdlog::info("emu-manager: no answer to xmotion's offer within {} ms: a stock restore; writing Xen's own stream",
+                 a.offer_wait_ms);
+    XenStreamSendOptions o;
+    o.cancel = &cancel;
+    o.on_round = [&](const XenStreamRound& r) {
+      spdlog::info("emu-manager: Xen stream round {}{}: {} pages in {:.0f} ms, {} dirty", r.round,
+                   r.final ? " (final)" : "", r.pages, r.ms, r.dirty_next);
+    };
+    res = SendXenStream(guest, w, o);
+  }
+  nlohmann::json more = {{"mode", "xen-stream"}, {"peer", "stock restore"}};
+  if (res.ok())
+    more.update({{"rounds", res->rounds}, {"pages", res->pages}, {"downtime_ms", res->downtime_ms},
+                 {"bytes_wire", w.stats().pages * 4096}});
+  WriteBareReport(a, guest, res.status(), res.status().code() == Code::kCancelled && cancel.requested(), more);
+  if (res.ok()) {
+    control.Say("result:0 0");
+    return kExitCompleted;
+  }
+  if (res.status().code() == Code::kCancelled && cancel.requested()) return kExitCompleted;
+  return Fail(control, res.status());
+}
+
 int Save(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   BackendOptions bo;
   bo.backend = a.backend;
@@ -239,6 +291,21 @@ int Save(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   if (Status st = control.WaitDone("prepare:xenguest"); !st.ok())
     return st.code() == Code::kCancelled ? kExitCompleted : Fail(control, st);
   ToolstackSuspend wrapped(std::move(guest).value(), control);
+  // Which restore is on the other host (emu_offer.h).
+  xen::FdSink sink(a.fd, "emu-manager -fd");
+  xen::StreamOptions so;
+  so.framing = xen::Framing::kLibxc;
+  xen::StreamWriter xw(sink, so);
+  std::optional<xen::XenCpuPolicy> policy;
+  if (auto p = wrapped.GetCpuPolicy(); p.ok())
+    if (auto xp = xen::XenPolicyFor(*p); xp.ok()) policy = std::move(xp).value();
+  auto peer = emu::OfferXmotion(a.fd, xw, policy ? &*policy : nullptr, a.offer_wait_ms, &cancel);
+  if (!peer.ok()) {
+    const bool cancelled = peer.status().code() == Code::kCancelled && cancel.requested();
+    WriteBareReport(a, wrapped, peer.status(), cancelled, {{"mode", "offer"}});
+    return cancelled ? kExitCompleted : Fail(control, peer.status());
+  }
+  if (*peer == emu::Peer::kStock) return SaveAsXenStream(a, control, cancel, wrapped, xw);
   FdLink link(a.fd);
   SourceOptions o;
   o.to = HostPort{"emu-manager -fd", 0};
@@ -273,12 +340,10 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
   auto l = control.NextLine("restore:xenguest");
   if (!l.ok()) return l.status().code() == Code::kCancelled ? kExitCompleted : Fail(control, l.status());
   if (*l != "restore:xenguest") return Fail(control, Status(Code::kUnsupported, "xenopsd asked '" + *l + "'"));
-  // Detection on this side is deterministic: the first bytes after xenopsd's
-  // Libxc header are either xmotion's HELLO or Xen's image header.
+  // After xenopsd's Libxc header: Xen's image header, then either xmotion's
+  // offer (an xmotion save: answer it) or Xen's records (a stock save: refused).
   if (PeekLibxcImageHeader(a.fd))
-    return Fail(control, Status(Code::kUnsupported,
-                                "the source sent Xen's own libxc stream (a stock emu-manager): restore it with the "
-                                "stock emu-manager (handing over from here is not implemented)"));
+    if (Status st = emu::AcceptXmotionOffer(a.fd, 60000); !st.ok()) return Fail(control, st);
   FdLink link(a.fd);
   ReceiverOptions o;
   o.cancel = &cancel;
@@ -315,7 +380,7 @@ int Restore(const EmuArgs& a, EmuControl& control, Canceller& cancel) {
 int RunEmuManager(int argc, char** argv) {
   EmuArgs a;
   enum { kOut = 1, kIn, kFd, kMode, kDomid, kLive, kDm, kCompress, kStore, kConsole, kPnode, kFork, kDebug, kDebuglog,
-         kBackend, kMemory, kWorkload, kReport, kXenConfig, kXenName };
+         kBackend, kMemory, kWorkload, kReport, kXenConfig, kXenName, kOfferWait };
   static const option kOpts[] = {
       {"controloutfd", required_argument, nullptr, kOut}, {"controlinfd", required_argument, nullptr, kIn},
       {"fd", required_argument, nullptr, kFd},             {"mode", required_argument, nullptr, kMode},
@@ -327,6 +392,7 @@ int RunEmuManager(int argc, char** argv) {
       {"backend", required_argument, nullptr, kBackend},   {"memory", required_argument, nullptr, kMemory},
       {"workload", required_argument, nullptr, kWorkload}, {"report", required_argument, nullptr, kReport},
       {"xen-config", required_argument, nullptr, kXenConfig}, {"xen-name", required_argument, nullptr, kXenName},
+      {"offer-wait-ms", required_argument, nullptr, kOfferWait},
       {nullptr, 0, nullptr, 0}};
   bool debug = false;
   optind = 1;
@@ -348,6 +414,7 @@ int RunEmuManager(int argc, char** argv) {
       case kReport: a.report = optarg; break;
       case kXenConfig: a.xen_config = optarg; break;
       case kXenName: a.xen_name = optarg; break;
+      case kOfferWait: ok = ParseNumber(optarg, a.offer_wait_ms); break;
       case kStore: ok = ParseNumber(optarg, a.store_port); break;
       case kConsole: ok = ParseNumber(optarg, a.console_port); break;
       case kCompress: case kPnode: case kFork: break;  // xmotion compresses adaptively

@@ -393,6 +393,25 @@ def emux_results(out, facts, ticks, tick_ms, after_ticks, res, check):
     on_dst = sorted(q for q, t in ticks.items() if t["log"] == "guest-guest-xo.log" and q > (s0 or 0))
     check("emu-manager into xenopsd's domain: guest ticks continue there", len(on_dst) >= after_ticks,
           f"{len(on_dst)} ticks in guest-xo's console after seq {s0}", G_EMU, w)
+    if drv.get("ok") is not True:
+        return  # the stock-restore migration runs only after this one
+    sdrv = load_json(os.path.join(out, "emus", "emu-driver.json")) or {}
+    ssave = load_json(os.path.join(out, "emus", "emu-save.json")) or {}
+    s0, s1 = num("emus_seq_before"), num("emus_seq_after")
+    w = (s0, s1)
+    res["emu_manager_stock_restore"] = {
+        "rc": num("emus_rc"), "driver": sdrv, "save_report": ssave, "guest": guest_view(ticks, s0, s1, tick_ms),
+        "total_s": round(float(facts["emus_t1"]) - float(facts["emus_t0"]), 2) if "emus_t1" in facts else None}
+    check("emu-manager save into a stock restore: Xen's own restore took the stream, guest introduced and unpaused",
+          sdrv.get("ok") is True, f"rc={num('emus_rc')} {sdrv.get('dst_line')} {sdrv.get('errors')} "
+          f"{(sdrv.get('stock_stderr') or [])[-3:]}", G_EMU, w)
+    check("emu-manager save into a stock restore: the save wrote Xen's stream (no xmotion peer)",
+          ssave.get("mode") == "xen-stream" and ssave.get("result") == "completed",
+          f"mode={ssave.get('mode')} result={ssave.get('result')} {ssave.get('error', '')}", G_EMU, w,
+          guest_independent=True)
+    on_dst = sorted(q for q, t in ticks.items() if t["log"] == "guest-guest-stock.log" and q > (s0 or 0))
+    check("emu-manager save into a stock restore: guest ticks continue there", len(on_dst) >= after_ticks,
+          f"{len(on_dst)} ticks in guest-stock's console after seq {s0}", G_EMU, w)
 
 
 def compare_runs(settings):

@@ -41,7 +41,10 @@ Usage: xenopsd_driver.py             (all scenarios; exit status 0 = all passed)
          xenopsd; after result:xenguest STORE CONSOLE the driver introduces the
          domain with those frames, destroys the source and unpauses the new one.
          --abort: xenopsd aborts the source at that point instead; the source
-         domain must run on and the created domain is destroyed.)
+         domain must run on and the created domain is destroyed.
+         --stock-restore: the destination runs Xen's own restore (TOOL restore:
+         xc_domain_restore, what a stock emu-manager runs) instead of xmotion's;
+         the save must find no xmotion there and write Xen's stream.)
 Needs XMOTION_BIN (ctest sets it).
 """
 import argparse
@@ -189,11 +192,13 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s", x
     # Source host: xenopsd's part of the stream before the emu-manager's.
     xenops_rec = b'((time "20261204T00:00:00Z")(word_size 64))'
     src_sock.sendall(SIGNATURE + header(XENOPS, len(xenops_rec)) + xenops_rec)
-    extra_src = ["-live", "true", "-memory", memory, "-workload", workload]
+    # The save waits this long for an xmotion restore to answer its offer.
+    extra_src = ["-live", "true", "-memory", memory, "-workload", workload, "-offer-wait-ms", "3000"]
     if abort_at == "precopy":
         # Round 0 alone moves 768 MiB (0.6 s at this machine's best rate); the
         # abort goes with the first progress line, 250 ms in.
-        extra_src = ["-live", "true", "-memory", "1G", "-workload", "ws=768M,hot=256M,rate=4G/s"]
+        extra_src = ["-live", "true", "-memory", "1G", "-workload", "ws=768M,hot=256M,rate=4G/s",
+                     "-offer-wait-ms", "3000"]
     if xen:
         save = Emu("hvm_save", src_sock.fileno(), tmp, "emu-save", ["-live", "true"], str(xen["domid"]), ())
     else:
@@ -215,6 +220,22 @@ def run(tmp, abort_at=None, memory="64M", workload="ws=48M,hot=8M,rate=50M/s", x
                                                     str(xen["vcpus"])).split()
                 restore_result["domid"] = int(dom)
                 restore_result["ports"] = (int(store), int(console))
+            if xen and xen.get("stock"):
+                # A stock emu-manager's restore: Xen's own xc_domain_restore on the stream.
+                p = subprocess.run([xen["tool"], "restore", dom, store, console], stdin=dst_sock.fileno(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900)
+                restore_result["stock_stderr"] = p.stderr.decode(errors="replace").strip().splitlines()[-15:]
+                restore_result["line"] = ("result:xenguest " + p.stdout.decode().strip() if p.returncode == 0
+                                          else "error:xenguest xc_domain_restore failed")
+                restore_result["rc"] = p.returncode
+                if p.returncode == 0:
+                    kind, length = read_header(dst_sock)
+                    assert kind == QEMU_TRAD, "after Xen's stream: record type %#x" % kind
+                    assert read_exact(dst_sock, length) == b"qemu-state"
+                    assert read_header(dst_sock) == (END, 0)
+                    restore_result["tail"] = True
+                return
+            if xen and xen.get("tool"):
                 rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "emu-restore",
                            ["-store_port", store, "-console_port", console], dom, ())
             elif xen:
@@ -342,7 +363,11 @@ def scenario_stock_source(tmp):
     """A stock emu-manager on the source writes Xen's libxc stream after the Libxc
     header: the xmotion restore must say so (error line) instead of misreading it."""
     src_sock, dst_sock = socket.socketpair()
-    src_sock.sendall(SIGNATURE + header(LIBXC, 0) + b"\xff" * 8 + b"XENF" + b"\x00\x00\x00\x03" + b"\x00" * 4)
+    image = b"\xff" * 8 + b"XENF" + struct.pack(">IHHI", 3, 0, 0, 0)  # libxc image header, v3
+    domain = struct.pack("<IHHII", 2, 12, 0, 4, 17)                  # x86 HVM, 4 KiB pages, Xen 4.17
+    static_end = struct.pack("<II", 0x10, 0)                          # STATIC_DATA_END
+    page_data = struct.pack("<II", 0x01, 16) + b"\x00" * 16           # a PAGE_DATA record starts
+    src_sock.sendall(SIGNATURE + header(LIBXC, 0) + image + domain + static_end + page_data)
     read_exact(dst_sock, len(SIGNATURE))
     check("libxc header", read_header(dst_sock) == (LIBXC, 0), "")
     rest = Emu("hvm_restore", dst_sock.fileno(), tmp, "restore", ["-store_port", "1", "-console_port", "2"])
@@ -352,6 +377,49 @@ def scenario_stock_source(tmp):
     check("exit non-zero", rest.wait(30) != 0, rest.stderr())
 
 
+def scenario_silent_restore(tmp):
+    """The destination is a stock restore (it reads and never answers): the save
+    waits out -offer-wait-ms for an answer to its offer, then, a sim guest having
+    no Xen stream to write, says so in an error line with the guest running."""
+    src_sock, dst_sock = socket.socketpair()
+    src_sock.sendall(SIGNATURE + header(XENOPS, 2) + b"()")
+    save = Emu("hvm_save", src_sock.fileno(), tmp, "save", ["-live", "true", "-memory", "32M", "-offer-wait-ms", "1500"])
+    got = bytearray()
+
+    def read_silently():  # as xc_domain_restore would: read, never answer
+        dst_sock.settimeout(10)
+        try:
+            while b"xmotion-offer/1" not in got:
+                chunk = dst_sock.recv(1 << 16)
+                if not chunk:
+                    break
+                got.extend(chunk)
+        except OSError:
+            pass
+    reader = threading.Thread(target=read_silently)
+    lines, t0 = [], time.time()
+    while True:
+        line = save.next_line(30)
+        if line is None:
+            break
+        lines.append(line)
+        if line == "prepare:xenguest":
+            src_sock.sendall(header(LIBXC, 0))
+            save.say("done")
+            reader.start()
+        elif line.startswith("error:") or line.startswith("result:"):
+            break
+    took = time.time() - t0
+    reader.join(5)
+    check("error line naming the offer", lines and lines[-1].startswith("error:") and "offer" in lines[-1], lines)
+    check("waited for the answer", 1.4 < took < 20, took)
+    check("the save offered xmotion in Xen's own stream", b"XENF" in bytes(got) and b"xmotion-offer/1" in bytes(got),
+          bytes(got)[:80])
+    check("exit non-zero", save.wait(30) != 0, save.stderr())
+    rep = save.report_json()
+    check("guest runs on", rep and rep.get("source_guest") == "running" and rep.get("result") == "failed", rep)
+
+
 def migrate_xen(args):
     """--xen: one migration of a real domain through xmotion emu-manager on both
     ends; then what xenopsd does after both results: the source domain is
@@ -359,7 +427,8 @@ def migrate_xen(args):
     unpaused. With --abort, xenopsd aborts the source instead: it must run on,
     and the domain xenopsd created is destroyed. Exit status 0 when all of it
     worked."""
-    xen = {"domid": args.xen, "config": args.xen_config, "name": args.xen_name, "tool": args.xenops_domain}
+    xen = {"domid": args.xen, "config": args.xen_config, "name": args.xen_name, "tool": args.xenops_domain,
+           "stock": args.stock_restore}
     if args.xenops_domain:
         xen["mib"], xen["vcpus"] = domain_size(args.xen)
     os.makedirs(args.out, exist_ok=True)
@@ -405,6 +474,7 @@ def migrate_xen(args):
         elif dst.get("domid") is not None:
             summary["destroy_created"] = xl("destroy", str(dst["domid"]))
     summary["ok"] = bool(ok)
+    summary["stock_stderr"] = dst.get("stock_stderr")
     name = "emu-driver.json" if not args.abort else "emu-driver-abort-%s.json" % args.abort
     with open(os.path.join(args.out, name), "w") as f:
         json.dump(summary, f, indent=1)
@@ -419,6 +489,9 @@ def main():
     ap.add_argument("--xenops-domain", help="create the new domain as xenopsd does, with this tool (the lab's "
                     "xenops-domain), and restore into it")
     ap.add_argument("--abort", choices=["precopy", "suspend"], help="--xen: abort the source there")
+    ap.add_argument("--stock-restore", action="store_true",
+                    help="--xenops-domain: the destination is a stock restore (Xen's xc_domain_restore, through "
+                    "the tool), not xmotion: the save must notice and write Xen's own stream")
     ap.add_argument("--xen-name", help="the new domain's name")
     ap.add_argument("--out", default=".", help="where reports and emu-driver.json go (--xen)")
     args = ap.parse_args()
@@ -431,7 +504,8 @@ def main():
                  ("abort during pre-copy", lambda t: scenario_abort(t, "precopy")),
                  ("abort instead of done after suspend:", lambda t: scenario_abort(t, "suspend")),
                  ("abort the restore before restore:xenguest", scenario_abort_destination),
-                 ("stock source into xmotion restore", scenario_stock_source)]
+                 ("stock source into xmotion restore", scenario_stock_source),
+                 ("xmotion save facing a silent (stock) restore", scenario_silent_restore)]
     failed = 0
     for name, fn in scenarios:
         with tempfile.TemporaryDirectory() as tmp:

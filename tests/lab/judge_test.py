@@ -400,7 +400,7 @@ class EmuXenopsdTest(unittest.TestCase):
 
     EMU = dict(SETTINGS, EMU="1")
 
-    def run_lab(self, abort_ok=True, into=7, dst_domid=7, ticks_after=True):
+    def run_lab(self, abort_ok=True, into=7, dst_domid=7, ticks_after=True, stock_mode="xen-stream"):
         lab = Lab()
         lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok()
         lab.step("emu-manager")  # its own checks are not what this test is about
@@ -423,11 +423,19 @@ class EmuXenopsdTest(unittest.TestCase):
         lab.facts.update(emux_rc=0, emux_t0=30.0, emux_t1=40.0, emux_seq_before=160, emux_src_domid=4,
                          emux_dst_domid=dst_domid, emux_src_gone=1, emux_seq_after=190 if ticks_after else 162)
         lab.ticks("guest-xo", 161, 190 if ticks_after else 162)
+        os.makedirs(os.path.join(lab.out, "emus"))
+        lab.report(os.path.join("emus", "emu-driver.json"), ok=True, into_created_domain=8,
+                   dst_line="result:xenguest 1044476 1044479")
+        lab.report(os.path.join("emus", "emu-save.json"), result="completed", mode=stock_mode)
+        lab.facts.update(emus_rc=0, emus_t0=50.0, emus_t1=70.0, emus_seq_before=190, emus_seq_after=220)
+        lab.ticks("guest-stock", 191, 220)
         return lab.judge(self.EMU)
 
     def test_aborts_then_a_restore_into_xenopsds_domain(self):
         res = self.run_lab()
-        self.assertEqual([c for c in failed(res) if "xenopsd's domain" in c or "abort (" in c], [])
+        self.assertEqual([c for c in failed(res) if "xenopsd's domain" in c or "abort (" in c or "stock" in c], [])
+        self.assertIn("emu-manager save into a stock restore: guest ticks continue there",
+                      [c["check"] for c in res["checks"]])
         self.assertEqual(res["emu_manager_xenopsd_domain"]["driver"]["rings"], [1044476, 1044479])
 
     def test_what_must_fail(self):
@@ -437,6 +445,9 @@ class EmuXenopsdTest(unittest.TestCase):
                       failed(self.run_lab(dst_domid=9)))
         self.assertIn("emu-manager into xenopsd's domain: guest ticks continue there",
                       failed(self.run_lab(ticks_after=False)))
+        # An xmotion-to-xmotion migration where a stock restore was: not what the step is for.
+        self.assertIn("emu-manager save into a stock restore: the save wrote Xen's stream (no xmotion peer)",
+                      failed(self.run_lab(stock_mode=None)))
 
 
 class ConvergeTest(unittest.TestCase):

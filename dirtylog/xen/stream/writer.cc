@@ -122,6 +122,13 @@ Status StreamWriter::PageRecord(std::span<const uint64_t> pfn_words, std::span<c
   return Put(iov);
 }
 
+Status StreamWriter::AddOptionalRecord(uint32_t type, std::span<const uint8_t> body) {
+  XM_TRY(Check(Phase::kBody, "AddOptionalRecord()"));
+  if (!(type & 0x80000000u))
+    return Error(Code::kInternal, "xen stream: record type " + std::to_string(type) + " is not optional (bit 31)");
+  return Record(type, body);
+}
+
 Status StreamWriter::AddPages(std::span<const uint64_t> pfns, std::span<const std::byte* const> pages) {
   XM_TRY(Check(Phase::kBody, "AddPages()"));
   if (pfns.size() != pages.size())

@@ -60,6 +60,8 @@ class StreamWriter {
   // PAGE_DATA for pfns[i] with 4 KiB of data at pages[i]; splits into records
   // of at most kMaxPagesPerRecord pages.
   Status AddPages(std::span<const uint64_t> pfns, std::span<const std::byte* const> pages);
+  // An optional record (type bit 31 set: Xen's restore skips it), after Begin().
+  Status AddOptionalRecord(uint32_t type, std::span<const uint8_t> body);
   // pfns that are holes (XTAB: no data), e.g. ballooned out since an earlier round.
   Status AddInvalidPfns(std::span<const uint64_t> pfns);
   // Checkpointed streams: everything so far is one consistent guest state.

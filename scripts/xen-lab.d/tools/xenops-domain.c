@@ -15,6 +15,12 @@
  *       after emu-manager's "result:xenguest STORE_MFN CONSOLE_MFN": writes
  *       the store and console nodes (xenconsoled then attaches the console)
  *       and introduces the domain to xenstored.
+ *   xenops-domain restore DOMID STORE_PORT CONSOLE_PORT <STREAM
+ *       what a stock emu-manager's restore does (its xenguest calls Xen's own
+ *       xc_domain_restore on the stream): reads a libxc stream from stdin
+ *       into DOMID, exactly to its END record, and prints "STORE_MFN
+ *       CONSOLE_MFN". The lab's stand-in for a stock restore, to check that
+ *       an xmotion save facing one writes a stream Xen itself accepts.
  *   xenops-domain unpause DOMID | destroy DOMID
  *
  * Built on the host against Debian 12's Xen 4.17 libraries (scripts/xen-lab);
@@ -27,6 +33,7 @@
 #include <string.h>
 
 #include <xenctrl.h>
+#include <xenguest.h>
 #include <xenstore.h>
 
 /* A domain create() made and must not leave behind when it fails. */
@@ -144,10 +151,22 @@ static int introduce(unsigned dom, unsigned long store_mfn, unsigned store_port,
   return 0;
 }
 
+static int restore(xc_interface *xch, uint32_t dom, unsigned store_port, unsigned console_port) {
+  struct restore_callbacks callbacks;
+  memset(&callbacks, 0, sizeof callbacks);
+  unsigned long store_mfn = 0, console_mfn = 0;
+  if (xc_domain_restore(xch, 0, dom, store_port, &store_mfn, 0, console_port, &console_mfn, 0, XC_STREAM_PLAIN,
+                        &callbacks, -1) != 0)
+    die("xc_domain_restore");
+  printf("%lu %lu\n", store_mfn, console_mfn);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: xenops-domain create NAME MEM_MIB VCPUS | introduce DOMID STORE_MFN STORE_PORT "
-                    "CONSOLE_MFN CONSOLE_PORT | unpause DOMID | destroy DOMID\n");
+                    "CONSOLE_MFN CONSOLE_PORT | restore DOMID STORE_PORT CONSOLE_PORT <STREAM | unpause DOMID | "
+                    "destroy DOMID\n");
     return 2;
   }
   xc_interface *xch = xc_interface_open(NULL, NULL, 0);
@@ -159,6 +178,9 @@ int main(int argc, char **argv) {
   } else if (!strcmp(cmd, "introduce") && argc == 7) {
     rc = introduce((unsigned)num(argv[2], "DOMID"), num(argv[3], "STORE_MFN"), (unsigned)num(argv[4], "STORE_PORT"),
                    num(argv[5], "CONSOLE_MFN"), (unsigned)num(argv[6], "CONSOLE_PORT"));
+  } else if (!strcmp(cmd, "restore") && argc == 5) {
+    rc = restore(xch, (uint32_t)num(argv[2], "DOMID"), (unsigned)num(argv[3], "STORE_PORT"),
+                 (unsigned)num(argv[4], "CONSOLE_PORT"));
   } else if (!strcmp(cmd, "unpause") && argc == 3) {
     if (xc_domain_unpause(xch, (uint32_t)num(argv[2], "DOMID")) != 0) die("xc_domain_unpause");
     rc = 0;
