@@ -87,6 +87,8 @@ static int create(xc_interface *xch, const char *name, unsigned long mib, unsign
   if (xc_domain_create(xch, &dom, &cfg) != 0) die("xc_domain_create");
   made_xch = xch;
   made_dom = dom;
+  /* The vCPUs themselves (the restore's HVM context loads into them). */
+  if (xc_domain_max_vcpus(xch, dom, vcpus) != 0) die("xc_domain_max_vcpus");
   /* The guest's RAM plus its special pages (rings, ACPI tables) and slack. */
   if (xc_domain_setmaxmem(xch, dom, (mib + 8) * 1024) != 0) die("xc_domain_setmaxmem");
   /* HAP paging pool: libxl gives ~1 MiB per 128 MiB of guest plus per vCPU. */
