@@ -298,7 +298,8 @@ class ScaleTest(unittest.TestCase):
             lab.report(f"{tag}-recv.json", result="completed", digest_match=rc == 0,
                        destination_overhead_bytes=17 << 20)
 
-    def run_lab(self, xl_1gbit_rc=0):
+    def first_three(self):
+        """A scale run up to its last migration: xl and xmotion over loopback, xmotion over 1gbit."""
         lab = Lab()
         for s in ("xen-daemons", "guest-create", "guest-ticks", "scale"):
             lab.step(s)
@@ -306,6 +307,10 @@ class ScaleTest(unittest.TestCase):
         self.migration(lab, "xl", "loopback", 40, 100, 10.0, 110.0, gap_at=70)
         self.migration(lab, "xmotion", "loopback", 100, 160, 120.0, 180.0, domain="guest-2", gap_at=130)
         self.migration(lab, "xmotion", "1gbit", 160, 220, 190.0, 250.0, domain="guest-3", gap_at=190)
+        return lab
+
+    def run_lab(self, xl_1gbit_rc=0):
+        lab = self.first_three()
         self.migration(lab, "xl", "1gbit", 220, 280 if xl_1gbit_rc == 0 else 222, 260.0, 400.0, rc=xl_1gbit_rc,
                        domain="guest-3", gap_at=250 if xl_1gbit_rc == 0 else None)
         return lab.judge(self.SCALE)
@@ -357,13 +362,7 @@ class ScaleTest(unittest.TestCase):
         """xl over 1gbit loses the guest (it panics in the incoming domain);
         dom0 destroys what is left, starts guest-r1 numbering from 322, and
         runs xl over 1gbit again, which moves it."""
-        lab = Lab()
-        for s in ("xen-daemons", "guest-create", "guest-ticks", "scale"):
-            lab.step(s)
-        lab.ticks("guest", 1, 40)
-        self.migration(lab, "xl", "loopback", 40, 100, 10.0, 110.0, gap_at=70)
-        self.migration(lab, "xmotion", "loopback", 100, 160, 120.0, 180.0, domain="guest-2", gap_at=130)
-        self.migration(lab, "xmotion", "1gbit", 160, 220, 190.0, 250.0, domain="guest-3", gap_at=190)
+        lab = self.first_three()
         lab.ticks("guest-3--incoming", 221, 222)
         lab.console(oops_console.removeprefix("guest-"), PANIC)
         lab.facts["sc_xl_1gbit_lost1"] = (f"rc=1 seq_before=220 seq_after=222 t0=260.0 t1=400.0 "

@@ -41,6 +41,18 @@ class XenLikeSim final : public ForwardingBackend {
   int pauses = 0, resumes = 0;
 };
 
+// A bare libxc stream (what a stock restore reads), its headers written.
+struct LibxcStream {
+  LibxcStream() : writer(sink, Options()) { EXPECT_TRUE(writer.Begin(nullptr).ok()); }
+  static xen::StreamOptions Options() {
+    xen::StreamOptions so;
+    so.framing = xen::Framing::kLibxc;
+    return so;
+  }
+  xen::VectorSink sink;
+  xen::StreamWriter writer;
+};
+
 std::unique_ptr<XenLikeSim> Guest(uint64_t bytes, const std::string& workload) {
   auto spec = ParseWorkload(workload, bytes);
   EXPECT_TRUE(spec.ok()) << spec.status().message();
@@ -51,11 +63,8 @@ std::unique_ptr<XenLikeSim> Guest(uint64_t bytes, const std::string& workload) {
 
 TEST(XenStreamSender, StreamHoldsTheGuestAsPausedWhileItKeptWriting) {
   auto guest = Guest(64ull << 20, "ws=32M,hot=4M,rate=200M/s");
-  xen::VectorSink sink;
-  xen::StreamOptions so;
-  so.framing = xen::Framing::kLibxc;
-  xen::StreamWriter w(sink, so);
-  ASSERT_TRUE(w.Begin(nullptr).ok());
+  LibxcStream out;
+  xen::StreamWriter& w = out.writer;
   std::vector<XenStreamRound> rounds;
   XenStreamSendOptions o;
   o.max_rounds = 6;
@@ -70,7 +79,7 @@ TEST(XenStreamSender, StreamHoldsTheGuestAsPausedWhileItKeptWriting) {
   EXPECT_EQ(res->rounds, rounds.size());
   ASSERT_TRUE(w.finished());
 
-  xen::SpanSource src(sink.bytes());
+  xen::SpanSource src(out.sink.bytes());
   auto img = xen::ReadStream(src, xen::ReadOptions{xen::Framing::kLibxc, false});
   ASSERT_TRUE(img.ok()) << img.status().message();
   ASSERT_EQ(img->page_count(), guest->shape().page_count);
@@ -89,11 +98,8 @@ TEST(XenStreamSender, StreamHoldsTheGuestAsPausedWhileItKeptWriting) {
 TEST(XenStreamSender, FailureAfterThePauseResumesTheGuest) {
   auto guest = Guest(16ull << 20, "ws=8M,hot=1M,rate=50M/s");
   guest->fail_state = true;
-  xen::VectorSink sink;
-  xen::StreamOptions so;
-  so.framing = xen::Framing::kLibxc;
-  xen::StreamWriter w(sink, so);
-  ASSERT_TRUE(w.Begin(nullptr).ok());
+  LibxcStream out;
+  xen::StreamWriter& w = out.writer;
   auto res = SendXenStream(*guest, w, XenStreamSendOptions{});
   ASSERT_FALSE(res.ok());
   EXPECT_NE(res.status().message().find("vCPU state"), std::string::npos) << res.status().message();
@@ -105,11 +111,8 @@ TEST(XenStreamSender, FailureAfterThePauseResumesTheGuest) {
 
 TEST(XenStreamSender, CancelBeforeThePauseLeavesTheGuestRunning) {
   auto guest = Guest(16ull << 20, "ws=8M,hot=1M,rate=50M/s");
-  xen::VectorSink sink;
-  xen::StreamOptions so;
-  so.framing = xen::Framing::kLibxc;
-  xen::StreamWriter w(sink, so);
-  ASSERT_TRUE(w.Begin(nullptr).ok());
+  LibxcStream out;
+  xen::StreamWriter& w = out.writer;
   Canceller cancel;
   ASSERT_EQ(cancel.Request("test"), Canceller::Answer::kAccepted);
   XenStreamSendOptions o;
