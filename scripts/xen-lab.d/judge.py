@@ -377,7 +377,8 @@ def emux_results(out, facts, ticks, tick_ms, after_ticks, res, check):
     em = {"rc": num("emux_rc"), "driver": drv, "aborts": aborts, "guest": guest_view(ticks, s0, s1, tick_ms),
           "total_s": round(float(facts["emux_t1"]) - float(facts["emux_t0"]), 2) if "emux_t1" in facts else None,
           "save_report": save, "restore_report": restore, "src_domid": facts.get("emux_src_domid"),
-          "dst_domid": facts.get("emux_dst_domid"), "src_gone": facts.get("emux_src_gone") == "1"}
+          "dst_domid": facts.get("emux_dst_domid"), "src_gone": facts.get("emux_src_gone") == "1",
+          "replaced_guest": facts.get("emux_replaced_guest") == "1"}
     res["emu_manager_xenopsd_domain"] = em
     check("emu-manager into xenopsd's domain: restored, introduced, unpaused", drv.get("ok") is True,
           f"rc={em['rc']} into domain {drv.get('into_created_domain')} {drv.get('dst_line')} rings={drv.get('rings')} "
