@@ -266,7 +266,7 @@ int SaveAsXenStream(const EmuArgs& a, EmuControl& control, Canceller& cancel, Ba
   nlohmann::json more = {{"mode", "xen-stream"}, {"peer", "stock restore"}};
   if (res.ok())
     more.update({{"rounds", res->rounds}, {"pages", res->pages}, {"downtime_ms", res->downtime_ms},
-                 {"bytes_wire", w.stats().pages * 4096}});
+                 {"page_bytes", w.stats().pages * 4096}});
   WriteBareReport(a, guest, res.status(), res.status().code() == Code::kCancelled && cancel.requested(), more);
   if (res.ok()) {
     control.Say("result:0 0");
