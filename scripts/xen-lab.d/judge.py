@@ -351,20 +351,21 @@ def analyse(out, settings):
 
 
 def emux_results(out, facts, ticks, tick_ms, after_ticks, res, check):
-    """--emu's emu-xenopsd step: xenopsd (the driver) aborts two migrations of
-    the guest, then one restores into a domain created as xenopsd creates it."""
+    """--emu's emu-xenopsd step: xenopsd (the driver) aborts four migrations of
+    the guest (one per phase), then one restores into a domain created as
+    xenopsd creates it, then one goes into a stock restore."""
     def num(k):
         try:
             return int(facts[k])
         except (KeyError, ValueError):
             return None
     aborts = {}
-    for where in ("precopy", "suspend"):
+    for where in ("prepare", "precopy", "suspend", "restore"):
         drv = load_json(os.path.join(out, f"emux-abort-{where}", f"emu-driver-abort-{where}.json")) or {}
         s0, s1 = num(f"emux_abort_{where}_seq_before"), num(f"emux_abort_{where}_seq_after")
         aborts[where] = {"rc": num(f"emux_abort_{where}_rc"), "driver": drv, "seq": [s0, s1]}
         w = (s0, s1)
-        check(f"emu-manager abort ({where}): source cancelled, running, no error line", drv.get("ok") is True,
+        check(f"emu-manager abort ({where}): the source domain runs on, no restore result", drv.get("ok") is True,
               f"rc={aborts[where]['rc']} result={drv.get('src_report_result')} source_guest={drv.get('source_guest')} "
               f"state={drv.get('src_state')} lines={drv.get('src_lines')} {drv.get('errors')}", G_EMU, w)
         check(f"emu-manager abort ({where}): guest keeps ticking", s0 is not None and s1 is not None and s1 >= s0 + 10,

@@ -33,15 +33,16 @@ Usage: xenopsd_driver.py             (all scenarios; exit status 0 = all passed)
          libxl from FILE (-xen-config, an xmotion extension, for hosts without
          xenopsd). Writes DIR/emu-driver.json.)
        xenopsd_driver.py --xen DOMID --xenops-domain TOOL --xen-name NAME --out DIR
-                         [--abort precopy|suspend]
+                         [--abort prepare|precopy|suspend|restore]
          (the same, but the destination does what xenopsd does: TOOL (the lab's
          scripts/xen-lab.d/tools/xenops-domain.c) creates an empty domain NAME
          of DOMID's size with two unbound event channels before the restore
          emu-manager starts, which gets -domid/-store_port/-console_port as from
          xenopsd; after result:xenguest STORE CONSOLE the driver introduces the
          domain with those frames, destroys the source and unpauses the new one.
-         --abort: xenopsd aborts the source at that point instead; the source
-         domain must run on and the created domain is destroyed.
+         --abort: xenopsd aborts at that point instead (restore: the destination
+         xenopsd, before restore:xenguest); the source domain must run on and
+         the created domain is destroyed.
          --stock-restore: the destination runs Xen's own restore (TOOL restore:
          xc_domain_restore, what a stock emu-manager runs) instead of xmotion's;
          the save must find no xmotion there and write Xen's stream.)
@@ -443,10 +444,20 @@ def migrate_xen(args):
         summary["src_report_result"] = rep.get("result")
         summary["source_guest"] = rep.get("source_guest")
         summary["src_state"] = domain_state(args.xen)
-        ok = (not r["errors"] and r["src_rc"] == 0 and not (r["src_result"] or "").startswith("error:")
-              and rep.get("result") == "cancelled" and rep.get("source_guest") == "running"
-              and (summary["src_state"] or "").strip("-") in ("r", "b", "rb")
-              and not (dst.get("line") or "").startswith("result:"))
+        running = (summary["src_state"] or "").strip("-") in ("r", "b", "rb")
+        no_result = not (dst.get("line") or "").startswith("result:")
+        if args.abort == "prepare":
+            # Before done: no engine, no report; the destination xenopsd sees the stream end.
+            ok = (r["src_rc"] == 0 and r["src_result"] is None and running and "emu" not in dst
+                  and len(r["errors"]) == 1 and "EOFError" in r["errors"][0])
+        elif args.abort == "restore":
+            # The destination gives up before restore:xenguest: the source fails, its guest runs on.
+            ok = (not r["errors"] and r["src_rc"] != 0 and (r["src_result"] or "").startswith("error:")
+                  and rep.get("source_guest") == "running" and running and dst.get("rc") == 0 and no_result)
+        else:
+            ok = (not r["errors"] and r["src_rc"] == 0 and not (r["src_result"] or "").startswith("error:")
+                  and rep.get("result") == "cancelled" and rep.get("source_guest") == "running"
+                  and running and no_result)
         if dst.get("domid") is not None:  # xenopsd destroys the domain it made for the failed restore
             summary["destroy_created"] = xl("destroy", str(dst["domid"]))
     else:
@@ -488,7 +499,8 @@ def main():
     ap.add_argument("--xen-config", help="libxl config (JSON) the restore builds the new domain from")
     ap.add_argument("--xenops-domain", help="create the new domain as xenopsd does, with this tool (the lab's "
                     "xenops-domain), and restore into it")
-    ap.add_argument("--abort", choices=["precopy", "suspend"], help="--xen: abort the source there")
+    ap.add_argument("--abort", choices=["prepare", "precopy", "suspend", "restore"],
+                    help="--xen: xenopsd aborts there (restore: the destination's, before restore:xenguest)")
     ap.add_argument("--stock-restore", action="store_true",
                     help="--xenops-domain: the destination is a stock restore (Xen's xc_domain_restore, through "
                     "the tool), not xmotion: the save must notice and write Xen's own stream")

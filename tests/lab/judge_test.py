@@ -406,7 +406,7 @@ class EmuXenopsdTest(unittest.TestCase):
         lab.facts.update(emu_rc=0, emu_t0=26.0, emu_t1=27.0, emu_seq_before=130, emu_seq_after=130)
         lab.step("emu-xenopsd")
         os.makedirs(os.path.join(lab.out, "emux"))
-        for i, where in enumerate(("precopy", "suspend")):
+        for i, where in enumerate(("prepare", "precopy", "suspend", "restore")):
             d = os.path.join(lab.out, f"emux-abort-{where}")
             os.makedirs(d)
             lab.report(os.path.join(d, f"emu-driver-abort-{where}.json"), ok=abort_ok, src_report_result="cancelled",
@@ -419,15 +419,15 @@ class EmuXenopsdTest(unittest.TestCase):
                    dst_line="result:xenguest 1044476 1044479", rings=[1044476, 1044479])
         lab.report(os.path.join("emux", "emu-save.json"), result="completed", digest_match=True)
         lab.report(os.path.join("emux", "emu-restore.json"), result="completed", digest_match=True)
-        lab.facts.update(emux_rc=0, emux_t0=30.0, emux_t1=40.0, emux_seq_before=160, emux_src_domid=4,
-                         emux_dst_domid=dst_domid, emux_src_gone=1, emux_seq_after=190 if ticks_after else 162)
-        lab.ticks("guest-xo", 161, 190 if ticks_after else 162)
+        lab.facts.update(emux_rc=0, emux_t0=30.0, emux_t1=40.0, emux_seq_before=190, emux_src_domid=4,
+                         emux_dst_domid=dst_domid, emux_src_gone=1, emux_seq_after=220 if ticks_after else 192)
+        lab.ticks("guest-xo", 191, 220 if ticks_after else 192)
         os.makedirs(os.path.join(lab.out, "emus"))
         lab.report(os.path.join("emus", "emu-driver.json"), ok=True, into_created_domain=8,
                    dst_line="result:xenguest 1044476 1044479")
         lab.report(os.path.join("emus", "emu-save.json"), result="completed", mode=stock_mode)
-        lab.facts.update(emus_rc=0, emus_t0=50.0, emus_t1=70.0, emus_seq_before=190, emus_seq_after=220)
-        lab.ticks("guest-stock", 191, 220)
+        lab.facts.update(emus_rc=0, emus_t0=50.0, emus_t1=70.0, emus_seq_before=220, emus_seq_after=250)
+        lab.ticks("guest-stock", 221, 250)
         return lab.judge(self.EMU)
 
     def test_aborts_then_a_restore_into_xenopsds_domain(self):
@@ -438,7 +438,7 @@ class EmuXenopsdTest(unittest.TestCase):
         self.assertEqual(res["emu_manager_xenopsd_domain"]["driver"]["rings"], [1044476, 1044479])
 
     def test_what_must_fail(self):
-        self.assertIn("emu-manager abort (precopy): source cancelled, running, no error line",
+        self.assertIn("emu-manager abort (precopy): the source domain runs on, no restore result",
                       failed(self.run_lab(abort_ok=False)))
         self.assertIn("emu-manager into xenopsd's domain: it is the domain xenopsd created, the source is gone",
                       failed(self.run_lab(dst_domid=9)))
