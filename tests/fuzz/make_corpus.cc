@@ -169,6 +169,14 @@ int main(int argc, char** argv) {
   Write(dir / "secure", 3, WithSelector(testing::kSecureTlsWire, testing::TlsWire(Framed(raw))));
   Write(dir / "secure", 4, WithSelector(testing::kSecureTlsPlain, Framed(lz4)));
   Write(dir / "secure", 5, WithSelector(testing::kSecureTlsPlain + testing::kSecureModes, Framed(raw)));  // padded
+  // One record body of 40000 bytes: a read that large opens its TLS records in
+  // batches on two threads (transport/tls_record.h), plain, padded, and sealed.
+  Migration big;
+  big.records.push_back({RecordType::kVcpuState, std::vector<uint8_t>(40000)});
+  for (size_t i = 0; i < big.records[0].second.size(); ++i) big.records[0].second[i] = static_cast<uint8_t>(i * 131 + 7);
+  Write(dir / "secure", 6, WithSelector(testing::kSecureTlsPlain, Framed(big)));
+  Write(dir / "secure", 7, WithSelector(testing::kSecureTlsPlain + testing::kSecureModes, Framed(big)));
+  Write(dir / "secure", 8, WithSelector(testing::kSecureTlsWire, testing::TlsWire(Framed(big))));
 
   // messages: one valid body per decoder (selector = fuzz_messages' case number).
   Hello hello;
