@@ -1,7 +1,7 @@
 // Writes small seed inputs for the fuzz targets: valid records and bodies built
 // with the real encoders, so the fuzzers start from inputs that go deep.
 //
-//   xm_fuzz_corpus DIR   -> DIR/{record,messages,pages,receiver,secure}/seed-N
+//   xm_fuzz_corpus DIR   -> DIR/{record,messages,pages,receiver,secure,emu_offer}/seed-N
 #include <xxhash.h>
 
 #include <cstdio>
@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "dirtylog/sim/sim_backend.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/writer.h"
+#include "migrate/cli/emu_offer.h"
 #include "migrate/common/page_codec.h"
 #include "tests/support/stateless_batch.h"
 #include "tests/fuzz/receiver_input.h"
@@ -195,6 +198,26 @@ int main(int argc, char** argv) {
   Write(dir / "messages", 11, WithSelector(11, EncodeRoundAck(2)));
   Write(dir / "messages", 12, WithSelector(12, EncodeResume(Resume{7, 3})));
   Write(dir / "messages", 13, WithSelector(13, EncodeResumeState(ResumeState{2, 130, {~0ull, 5, 3}})));
+
+  // emu_offer: what an xmotion save writes first (headers, STATIC_DATA_END,
+  // the offer), and what a stock save writes (headers, then a page).
+  {
+    xen::StreamOptions so;
+    so.framing = xen::Framing::kLibxc;
+    xen::VectorSink offer, stock;
+    xen::StreamWriter w(offer, so), v(stock, so);
+    const std::string body = emu::kOfferBody;
+    if (!w.Begin(nullptr).ok() ||
+        !w.AddOptionalRecord(emu::kOfferRecord, std::span(reinterpret_cast<const uint8_t*>(body.data()), body.size()))
+             .ok())
+      return 1;
+    std::vector<std::byte> page(4096, std::byte{7});
+    const std::byte* pages[] = {page.data()};
+    const uint64_t pfns[] = {5};
+    if (!v.Begin(nullptr).ok() || !v.AddPages(pfns, pages).ok()) return 1;
+    Write(dir / "emu_offer", 0, offer.bytes());
+    Write(dir / "emu_offer", 1, stock.bytes());
+  }
 
   // pages: the PAGES bodies of both migrations.
   Write(dir / "pages", 0, raw.records[3].second);
