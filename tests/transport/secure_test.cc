@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "tests/transport/stream_pair.h"
+#include "tests/transport/random_bytes.h"
 #include "transport/faulty_stream.h"
 #include "transport/messages.h"
 #include "transport/record.h"
@@ -80,13 +81,6 @@ Secured Handshake(const SecurityOptions& source, const SecurityOptions& destinat
   return out;
 }
 
-std::vector<uint8_t> Random(size_t n, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
-
 // Sends `data` as odd-sized iovec pieces one way and a small answer back.
 void ExpectCarries(Stream& from, Stream& to, const std::vector<uint8_t>& data) {
   std::vector<iovec> iov;
@@ -119,7 +113,7 @@ TEST(Secure, PskTlsCarriesBytesEncrypted) {
   EXPECT_FALSE(info.kernel);
   EXPECT_FALSE(info.kernel_note.empty());
   EXPECT_EQ(s.destination_ctx->info().cipher, "TLS_AES_128_GCM_SHA256");
-  std::vector<uint8_t> data = Random(5 << 20, 1);
+  std::vector<uint8_t> data = testing::RandomBytes(5 << 20, 1);
   ExpectCarries(**s.source, **s.destination, data);
   // Nothing of the plaintext shows on the wire.
   std::vector<uint8_t> probe(data.begin() + 1000, data.begin() + 1064);
@@ -135,7 +129,7 @@ TEST(Secure, MacOnlyCarriesBytesInTheClearButTagged) {
   ASSERT_TRUE(s.destination.ok()) << s.destination.status().ToString();
   EXPECT_EQ(s.source_ctx->info().mode, "mac");
   EXPECT_EQ(s.source_ctx->info().mac, "AES-128-GMAC");
-  std::vector<uint8_t> data = Random(5 << 20, 2);
+  std::vector<uint8_t> data = testing::RandomBytes(5 << 20, 2);
   ExpectCarries(**s.source, **s.destination, data);
   std::vector<uint8_t> probe(data.begin() + 1000, data.begin() + 1064);
   EXPECT_NE(std::search(wire.begin(), wire.end(), probe.begin(), probe.end()), wire.end());
@@ -237,7 +231,7 @@ TEST_F(SecureCerts, PoolCertificatesAuthenticateBothWays) {
     ASSERT_TRUE(s.destination.ok()) << s.destination.status().ToString();
     EXPECT_EQ(s.source_ctx->info().auth, "certificate");
     EXPECT_EQ(s.source_ctx->info().mode, encrypt ? "tls1.3" : "mac");
-    ExpectCarries(**s.source, **s.destination, Random(1 << 20, 3));
+    ExpectCarries(**s.source, **s.destination, testing::RandomBytes(1 << 20, 3));
   }
 }
 
@@ -313,7 +307,7 @@ TEST(Secure, TamperedRecordsAreDetected) {
         ASSERT_TRUE(s.source.ok()) << s.source.status().ToString();
         ASSERT_TRUE(s.destination.ok()) << s.destination.status().ToString();
         (*s.destination)->SetTimeoutMs(3000);
-        std::vector<uint8_t> data = Random(4 << 20, 4);
+        std::vector<uint8_t> data = testing::RandomBytes(4 << 20, 4);
         // Sent as many sends of 64 KiB, as records go out in a migration.
         std::thread sender([&] {
           for (size_t off = 0; off < data.size(); off += 64 << 10)

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "tests/fuzz/memory_stream.h"
+#include "tests/transport/random_bytes.h"
 
 namespace xm {
 namespace {
@@ -22,13 +23,6 @@ std::unique_ptr<TlsRecordCipher> Cipher() {
   auto c = std::make_unique<TlsRecordCipher>();
   EXPECT_TRUE(c->Init(secret, false, 0).ok());
   return c;
-}
-
-std::vector<uint8_t> Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
 }
 
 // `data` sent through a TlsRecordStream in sends of the given sizes (cycled).
@@ -59,7 +53,7 @@ Status Open(std::span<const uint8_t> wire, size_t total, std::span<const size_t>
 }
 
 TEST(TlsRecord, WhatIsSealedOpensWhateverTheSplit) {
-  const std::vector<uint8_t> data = Random(3 * 1024 * 1024 + 12345, 1);
+  const std::vector<uint8_t> data = testing::RandomBytes(3 * 1024 * 1024 + 12345, 1);
   const std::vector<size_t> sends[] = {{data.size()}, {1 << 20}, {100, 40000, 16384, 1 << 20, 7}};
   const std::vector<size_t> reads[] = {{data.size()}, {40, 2 << 20}, {16383, 70000, 5, 300000}, {32768}, {1000}};
   for (const auto& sp : sends) {
@@ -75,7 +69,7 @@ TEST(TlsRecord, WhatIsSealedOpensWhateverTheSplit) {
 }
 
 TEST(TlsRecord, PaddedRecordsOpenToTheirContent) {
-  const std::vector<uint8_t> data = Random(600 * 1024, 2);
+  const std::vector<uint8_t> data = testing::RandomBytes(600 * 1024, 2);
   auto tx = Cipher();
   std::vector<uint8_t> wire;
   std::mt19937 rng(3);
@@ -96,7 +90,7 @@ TEST(TlsRecord, PaddedRecordsOpenToTheirContent) {
 }
 
 TEST(TlsRecord, AChangedByteAnywhereInABatchEndsTheStream) {
-  const std::vector<uint8_t> data = Random(2 * 1024 * 1024, 4);
+  const std::vector<uint8_t> data = testing::RandomBytes(2 * 1024 * 1024, 4);
   const size_t one[] = {data.size()};
   const std::vector<uint8_t> wire = Seal(data, one);
   for (size_t at : {size_t{3}, size_t{10}, size_t{16384 * 5 + 7}, wire.size() / 2, wire.size() - 1}) {
