@@ -45,6 +45,11 @@ Status FaultyBackend::FetchDirty(DirtyBitmap& out) {
 
 Status FaultyBackend::Pause() {
   XM_TRY(Check("Pause", pauses_, faults_.fail_pause_at));
+  if (faults_.drop_dirty_pfn < inner_->shape().page_count) {
+    const uint64_t pfn = faults_.drop_dirty_pfn;
+    XM_ASSIGN_OR_RETURN(MappedPages m, inner_->MapPages(std::span(&pfn, 1), Access::kWrite));
+    m.pages[0][100] ^= std::byte{0x5a};
+  }
   return inner_->Pause();
 }
 

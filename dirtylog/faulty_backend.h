@@ -32,7 +32,9 @@ struct BackendFaults {
   // engine is in a given phase). Empty = nothing.
   std::function<void(std::string_view call, uint64_t nth)> before_call;
   // A dirty log that misses a page: every FetchDirty forgets this pfn was
-  // written (what --verify full's dirty_log_misses must catch).
+  // written (what --verify full's dirty_log_misses must catch). The page is
+  // also changed just before the pause, so it always differs from its last
+  // copy however the guest's writer thread was scheduled.
   uint64_t drop_dirty_pfn = UINT64_MAX;
   // A page every FetchDirty reports written, as if the guest wrote it all the
   // time: no round is empty however the guest's writer thread is scheduled

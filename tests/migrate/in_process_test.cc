@@ -235,7 +235,7 @@ TEST(InProcessMigration, DirtyLogAuditCountsAMissedPage) {
   InProcessOptions o = Small();
   o.workload = "ws=6M,hot=1M,rate=0";
   o.source.verify = VerifyMode::kFull;
-  o.source_backend.drop_dirty_pfn = 0;  // pfn 0 is hot: written all the time, never reported
+  o.source_backend.drop_dirty_pfn = 0;  // pfn 0 changes, and the dirty log never says so
   InProcessResult r = RunInProcessMigration(o);
   ExpectFailedBeforeGo(r);
   ASSERT_TRUE(r.source.dirty_log_misses.has_value());
