@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "dirtylog/xen/stream/byte_io.h"
 #include "dirtylog/xen/stream/le.h"
 #include "dirtylog/xen/stream/records.h"
 #include "migrate/common/cancel.h"
@@ -46,18 +47,6 @@ Status ReadExactBy(int fd, void* out, size_t len, Clock::time_point deadline, co
       return ErrnoError(std::string("emu-manager: read ") + what + " on -fd", errno);
     }
     got += static_cast<size_t>(n);
-  }
-  return {};
-}
-
-Status WriteAll(int fd, const void* data, size_t len) {
-  auto* p = static_cast<const uint8_t*>(data);
-  while (len > 0) {
-    ssize_t n = ::write(fd, p, len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError("emu-manager: write on -fd", errno);
-    p += n;
-    len -= static_cast<size_t>(n);
   }
   return {};
 }
@@ -109,7 +98,7 @@ Status AcceptXmotionOffer(int fd, int timeout_ms) {
     if (rec != kOfferRecord) continue;  // the policy travels in xmotion's HELLO too
     if (len != sizeof kOfferBody - 1 || std::memcmp(body.data(), kOfferBody, len) != 0)
       return Error(Code::kProtocol, "emu-manager: an xmotion offer of an unknown version");
-    return WriteAll(fd, kAcceptBody, sizeof kAcceptBody - 1);
+    return xen::FdSink(fd, "emu-manager: the answer on -fd").Write(kAcceptBody, sizeof kAcceptBody - 1);
   }
   return Error(Code::kProtocol, "emu-manager: no xmotion offer among the stream's first records");
 }

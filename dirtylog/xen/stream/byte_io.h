@@ -38,6 +38,7 @@ class FdSink final : public ByteSink {
  public:
   // `what` names the destination in errors ("xen stream file /tmp/x").
   FdSink(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
+  using ByteSink::Write;
   Status Write(std::span<const iovec> iov) override;
 
  private:
@@ -47,6 +48,7 @@ class FdSink final : public ByteSink {
 
 class VectorSink final : public ByteSink {
  public:
+  using ByteSink::Write;
   Status Write(std::span<const iovec> iov) override;
   const std::vector<uint8_t>& bytes() const { return bytes_; }
   std::vector<uint8_t>& bytes() { return bytes_; }
