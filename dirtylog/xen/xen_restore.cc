@@ -9,6 +9,7 @@
 #include "dirtylog/xen/xen_c_headers.h"
 
 #include <atomic>
+#include <functional>
 #include <cerrno>
 #include <thread>
 
@@ -38,7 +39,43 @@ void DestroyDomain(libxl_ctx* ctx, uint32_t domid) {
   if (domid != 0 && domid != kNoDomid) (void)libxl_domain_destroy(ctx, domid, nullptr);
 }
 
-class LibxlRestore final : public RestoreRunner {
+// A toolstack restore that is one blocking library call in a thread of this
+// process, reading the stream from a pipe (libxl's and libxc's): the pipe, the
+// thread, whether the call has returned, and ending the stream.
+class ThreadedRestore : public RestoreRunner {
+ public:
+  int stream_fd() const override { return wr_.get(); }
+  bool Running() override { return thread_.joinable() && !returned_.load(); }
+
+ protected:
+  ~ThreadedRestore() override = default;
+  // REQUIRES: the pipe is open (OpenPipe). Runs `call` (which reads rd_) in the thread.
+  Status OpenPipe() {
+    XM_ASSIGN_OR_RETURN(h_, XenHandles::Open());
+    return MakePipe(rd_, wr_);
+  }
+  void Run(std::function<void()> call) {
+    thread_ = std::thread([this, call = std::move(call)] {
+      call();
+      returned_ = true;
+    });
+  }
+  // EOF on the pipe (the call then returns, finished or failed), and waits for it.
+  void EndStream() {
+    wr_.reset();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::unique_ptr<XenHandles> h_;
+  UniqueFd rd_;
+
+ private:
+  UniqueFd wr_;
+  std::thread thread_;
+  std::atomic<bool> returned_{false};
+};
+
+class LibxlRestore final : public ThreadedRestore {
  public:
   // After a successful Finish() the domain belongs to the caller; only tidy up.
   ~LibxlRestore() override {
@@ -46,17 +83,14 @@ class LibxlRestore final : public RestoreRunner {
     if (config_init_) libxl_domain_config_dispose(&config_);
   }
   Framing framing() const override { return Framing::kLibxl; }
-  int stream_fd() const override { return wr_.get(); }
-  bool Running() override { return thread_.joinable() && !returned_.load(); }
 
   Status Start(const RestoreConfig& cfg) {
-    XM_ASSIGN_OR_RETURN(h_, XenHandles::Open());
-    XM_TRY(MakePipe(rd_, wr_));
+    XM_TRY(OpenPipe());
     libxl_domain_config_init(&config_);
     config_init_ = true;
     if (libxl_domain_config_from_json(h_->ctx(), &config_, cfg.json.c_str()) != 0)
       return Error(Code::kInvalidArgument, "xen restore: libxl rejects the domain config JSON");
-    thread_ = std::thread([this] {
+    Run([this] {
       libxl_domain_restore_params params;
       libxl_domain_restore_params_init(&params);
       params.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
@@ -67,14 +101,12 @@ class LibxlRestore final : public RestoreRunner {
       rc_ = libxl_domain_create_restore(h_->ctx(), &config_, &domid, rd_.get(), -1, &params, nullptr, nullptr);
       domid_ = domid;
       libxl_domain_restore_params_dispose(&params);
-      returned_ = true;
     });
     return {};
   }
 
   Result<uint32_t> Finish() override {
-    wr_.reset();
-    if (thread_.joinable()) thread_.join();
+    EndStream();
     if (rc_ != 0) {
       DestroyDomain(h_->ctx(), domid_);
       domid_ = kNoDomid;
@@ -86,22 +118,17 @@ class LibxlRestore final : public RestoreRunner {
   }
 
   void Abort() override {
-    wr_.reset();  // EOF: libxl's restore fails and cleans up its half-built domain
-    if (thread_.joinable()) thread_.join();
+    EndStream();  // libxl's restore fails and cleans up its half-built domain
     if (h_ && domid_ != kNoDomid) DestroyDomain(h_->ctx(), domid_);
     domid_ = kNoDomid;
     finished_ = false;
   }
 
  private:
-  std::unique_ptr<XenHandles> h_;
-  UniqueFd rd_, wr_;
   libxl_domain_config config_{};
   bool config_init_ = false;
-  std::thread thread_;
   int rc_ = 0;
   uint32_t domid_ = kNoDomid;
-  std::atomic<bool> returned_{false};
   bool finished_ = false;
 };
 
@@ -193,22 +220,19 @@ class XlRestore final : public RestoreRunner {
   bool finished_ = false;
 };
 
-class LibxcRestore final : public RestoreRunner {
+class LibxcRestore final : public ThreadedRestore {
  public:
   ~LibxcRestore() override {
     if (!finished_) Abort();
   }
   Framing framing() const override { return Framing::kLibxc; }
-  int stream_fd() const override { return wr_.get(); }
-  bool Running() override { return thread_.joinable() && !returned_.load(); }
   uint64_t store_mfn() const override { return store_mfn_; }
   uint64_t console_mfn() const override { return console_mfn_; }
 
   Status Start(uint32_t domid, uint32_t store_port, uint32_t console_port) {
     domid_ = domid;
-    XM_ASSIGN_OR_RETURN(h_, XenHandles::Open());
-    XM_TRY(MakePipe(rd_, wr_));
-    thread_ = std::thread([this, store_port, console_port] {
+    XM_TRY(OpenPipe());
+    Run([this, store_port, console_port] {
       // A plain stream calls no callback, but libxc reads the struct.
       restore_callbacks callbacks{};
       unsigned long store = 0, console = 0;
@@ -217,14 +241,12 @@ class LibxcRestore final : public RestoreRunner {
       errno_ = errno;
       store_mfn_ = store;
       console_mfn_ = console;
-      returned_ = true;
     });
     return {};
   }
 
   Result<uint32_t> Finish() override {
-    wr_.reset();
-    if (thread_.joinable()) thread_.join();
+    EndStream();
     if (rc_ != 0)
       return ErrnoError("xen restore: xc_domain_restore into domain " + std::to_string(domid_) +
                             " failed (see libxc's log above)",
@@ -234,20 +256,15 @@ class LibxcRestore final : public RestoreRunner {
   }
 
   void Abort() override {
-    wr_.reset();  // EOF: libxc's restore fails; the domain stays the control plane's
-    if (thread_.joinable()) thread_.join();
+    EndStream();  // libxc's restore fails; the domain stays the control plane's
     finished_ = false;
   }
 
  private:
-  std::unique_ptr<XenHandles> h_;
-  UniqueFd rd_, wr_;
-  std::thread thread_;
   uint32_t domid_ = kNoDomid;
   int rc_ = 0;
   int errno_ = 0;
   uint64_t store_mfn_ = 0, console_mfn_ = 0;
-  std::atomic<bool> returned_{false};
   bool finished_ = false;
 };
 
