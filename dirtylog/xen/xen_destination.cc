@@ -67,11 +67,7 @@ Result<std::unique_ptr<XenDestination>> XenDestination::Create(const GuestShape&
   } else {
     return Error(Code::kInvalidArgument, "xen: restore via '" + d->opts_.restore_via + "' (libxl or xl)");
   }
-  d->sink_ = std::make_unique<FdSink>(d->runner_->stream_fd(), "xen restore pipe");
-  StreamOptions so;
-  so.framing = d->runner_->framing();
-  if (so.framing == Framing::kXl) so.xl_config_json = cfg.json;
-  XM_TRY(d->BeginStream(std::move(so)));
+  XM_TRY(d->BeginStream(cfg.json));
   return d;
 }
 
@@ -98,14 +94,15 @@ Result<std::unique_ptr<XenDestination>> XenDestination::CreateInto(const GuestSh
   d->populated_.Resize(shape.page_count);
   XM_ASSIGN_OR_RETURN(d->runner_, StartLibxcRestore(domid, d->opts_.store_port, d->opts_.console_port));
   d->building_domid_ = domid;  // it exists already: memory may go in at once
-  d->sink_ = std::make_unique<FdSink>(d->runner_->stream_fd(), "xen restore pipe");
-  StreamOptions so;
-  so.framing = Framing::kLibxc;
-  XM_TRY(d->BeginStream(std::move(so)));
+  XM_TRY(d->BeginStream(""));
   return d;
 }
 
-Status XenDestination::BeginStream(StreamOptions so) {
+Status XenDestination::BeginStream(const std::string& config_json) {
+  sink_ = std::make_unique<FdSink>(runner_->stream_fd(), "xen restore pipe");
+  StreamOptions so;
+  so.framing = runner_->framing();
+  if (so.framing == Framing::kXl) so.xl_config_json = config_json;
   if (opts_.policy) {
     auto p = XenPolicyFor(*opts_.policy);
     if (!p.ok()) return std::move(p).With("xen: CPU policy").status();

@@ -97,8 +97,9 @@ class XenDestination final : public Backend {
  private:
   XenDestination() = default;
   static Result<std::unique_ptr<XenDestination>> CreateInto(const GuestShape& shape, XenDestinationOptions opts);
-  // Starts Xen's stream (headers, the CPU policy as static data) in `so`'s framing.
-  Status BeginStream(StreamOptions so);
+  // REQUIRES: runner_. Starts Xen's stream into its pipe, in its framing (the xl
+  // framing carries `config_json`): headers, the CPU policy as static data.
+  Status BeginStream(const std::string& config_json);
   // Blocks until the toolstack has created the domain and its restore has read
   // everything written so far (so the domain's memory limits are set).
   Status WaitForDomain();
