@@ -1,7 +1,9 @@
 # The lab's HVM pieces (`scripts/xen-lab --hvm`), sourced by dom0-boot.
 #
 # hvm_guest_cfg KERNEL   the HVM guest's xl config on stdout: hvmloader and
-#                        SeaBIOS (Debian's, handed to hvmloader by libxl) boot
+#                        the firmware it hands over to ($HVM_FIRMWARE: "lab",
+#                        the lab's 32-bit kernel loader, firmware/firmware.c,
+#                        or Debian's SeaBIOS, which cannot boot here) boot
 #                        the same kernel and ticker initramfs as the PVH guest
 #                        (direct kernel boot through QEMU's fw_cfg), Debian's
 #                        qemu-system-xen as the device model, the VGA $HVM_VGA
@@ -41,6 +43,8 @@ vga = "${HVM_VGA:-none}"
 vnc = 0
 sdl = 0
 serial = "file:$OUT/hvm-serial.log"
+bios = "seabios"
+$([ "${HVM_FIRMWARE:-lab}" = lab ] && echo 'bios_path_override = "/lab/lab-firmware.bin"')
 $GUEST_XL_EXTRA
 EOF
 }
