@@ -1,5 +1,7 @@
 #include "base/process_memory.h"
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include <fstream>
@@ -59,6 +61,13 @@ uint64_t OverheadSince(uint64_t baseline, const void* guest, size_t guest_len) {
   const uint64_t peak = PeakResidentBytes();
   const uint64_t in_guest = ResidentBytesIn(guest, guest_len);
   return peak > baseline + in_guest ? peak - baseline - in_guest : 0;
+}
+
+double ProcessCpuMs() {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  auto ms = [](const timeval& t) { return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3; };
+  return ms(u.ru_utime) + ms(u.ru_stime);
 }
 
 }  // namespace xm

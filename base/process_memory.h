@@ -1,4 +1,4 @@
-// Process memory as the kernel counts it, for the reports' overhead figures:
+// Process memory (and CPU time) as the kernel counts it, for the reports' overhead figures:
 // what a migration costs the host beyond the guest itself. Read from
 // /proc/self/status (VmRSS, VmHWM) and mincore(2); Linux only.
 // Thread-safe (no state).
@@ -29,5 +29,11 @@ uint64_t ResidentBeyond(const void* guest, size_t guest_len);
 // Peak resident memory (since ResetPeakResident) beyond `baseline` (a ResidentBeyond) and beyond what
 // `guest` has resident now: the migration's own memory.
 uint64_t OverheadSince(uint64_t baseline, const void* guest, size_t guest_len);
+
+// CPU time (user + system, every thread) this process has used so far, in
+// milliseconds (getrusage). The reports take differences of it: what one end
+// burned while the guest was down, on a host whose device model and
+// toolstack need the same CPUs then.
+double ProcessCpuMs();
 
 }  // namespace xm

@@ -24,7 +24,8 @@ nlohmann::json MigrationReport::ToJson() const {
                    {"restore_ms", downtime.restore_ms},
                    {"unpause_ms", downtime.unpause_ms},
                    {"handoff_ms", downtime.handoff_ms},
-                   {"go_to_running_ms", downtime.go_to_running_ms}};
+                   {"go_to_running_ms", downtime.go_to_running_ms},
+                   {"cpu_ms", downtime.cpu_ms}};
   if (downtime_target_ms > 0) j["downtime_target_ms"] = downtime_target_ms;
   j["memory_bytes"] = memory_bytes;
   j["bytes_wire"] = bytes_wire;

@@ -44,6 +44,7 @@ struct DowntimeParts {
   double unpause_ms = 0;      // destination: starting the new guest's vCPUs; part of handoff_ms
   double handoff_ms = 0;      // source: GO until DONE; destination: READY until the guest runs
   double go_to_running_ms = 0;  // destination: GO read until the guest runs (source: the destination's)
+  double cpu_ms = 0;  // this process's CPU time (all threads) over its downtime window
 };
 
 // One broken connection the migration survived (or tried to): when, where, why.

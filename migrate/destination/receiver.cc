@@ -70,6 +70,7 @@ class Receiver::Impl {
   // When each ROUND_ACK went out. The source pauses the guest right after reading
   // the one before the final round's: that is where this side's downtime starts.
   std::vector<Clock::time_point> ack_at_;
+  std::vector<double> cpu_at_ack_;  // ProcessCpuMs() at each ack_at_
   Clock::time_point commit_at_ = Clock::now();
   uint64_t rss_at_start_ = ResidentBytes();
   // Rounds() state, kept across a reconnect.
@@ -230,6 +231,7 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         if (opts_.cancel) opts_.cancel->SetPhase("precopy", round_);
         round_start_ = Clock::now();
         ack_at_.push_back(round_start_);
+        cpu_at_ack_.push_back(ProcessCpuMs());
         break;
       }
       case RecordType::kVcpuState: {
@@ -400,6 +402,7 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
   };
   auto now = Clock::now();
   Clock::time_point paused_at = ack_at_.size() >= 2 ? ack_at_[ack_at_.size() - 2] : commit_at_;
+  if (cpu_at_ack_.size() >= 2) report_.downtime.cpu_ms = ProcessCpuMs() - cpu_at_ack_[cpu_at_ack_.size() - 2];
   report_.downtime.final_round_ms = ms(paused_at, commit_at_);
   report_.downtime.state_ms = ms(commit_at_, ready_at);
   report_.downtime.handoff_ms = ms(ready_at, now);

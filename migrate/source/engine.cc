@@ -330,6 +330,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   Phase("final round " + std::to_string(round));
   XM_TRY(CheckCancel());
   auto t_pause = Clock::now();
+  const double cpu_at_pause = ProcessCpuMs();
   XM_TRY_CTX(backend_.Pause(), "pause guest");
   paused_ = true;
   report_.downtime.pause_ms = MsSince(t_pause);
@@ -418,6 +419,7 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   }
   EnterPhase("done");
   report_.downtime.handoff_ms = MsSince(t_go);
+  report_.downtime.cpu_ms = ProcessCpuMs() - cpu_at_pause;
   // Downtime is from asking the guest to stop until its vCPUs run on the
   // destination: up to GO here, then the destination's own GO-to-running
   // (its STATS came before DONE). GO's one-way trip is not in it (one network

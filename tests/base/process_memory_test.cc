@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace xm {
@@ -49,6 +51,19 @@ TEST(ProcessMemory, TheGuestsOwnMappingIsNotOverhead) {
   // ...but without saying where the guest is, it would be.
   EXPECT_GE(OverheadSince(base, nullptr, 0), 56 * kMiB);
   ::munmap(guest, len);
+}
+
+// CPU the process burns shows up (a busy loop until it does, with a deadline),
+// and a blocked process adds next to none.
+TEST(ProcessMemory, CpuTimeCountsWorkNotWaiting) {
+  const double start = ProcessCpuMs();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  volatile uint64_t spin = 0;
+  while (ProcessCpuMs() - start < 50 && std::chrono::steady_clock::now() < deadline) spin = spin + 1;
+  EXPECT_GE(ProcessCpuMs() - start, 50.0);
+  const double before_sleep = ProcessCpuMs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_LT(ProcessCpuMs() - before_sleep, 100.0);
 }
 
 }  // namespace
