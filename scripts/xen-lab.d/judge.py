@@ -18,6 +18,7 @@ Outcomes (results.json "outcome"):
                while the guest was demonstrably alive).
 CI retries the whole lab (at most three times) only for "guest-panic" (retry_allowed).
 """
+import datetime
 import json
 import os
 import re
@@ -143,6 +144,31 @@ def guest_view(ticks, seq_from, seq_to, tick_ms):
     return {"downtime_ms": max(0, worst - tick_ms), "max_tick_gap_ms": worst,
             "max_tick_gap_realtime_ms": worst_rt, "gap_between_seqs": at, "ticks": len(seqs),
             "missing_lines": missing}
+
+
+XS_TICK = re.compile(r"^\[(\d{8}T\d\d:\d\d:\d\d\.\d+)Z\]\s+D\d+\s+write\s+data/xtick (\d+)\s*$")
+
+
+def xenstore_ticks(out):
+    """When each tick reached xenstored (the ticker also writes data/xtick =
+    seq), in ms on dom0's clock, from xenstored's access log (rotated parts
+    first): {seq: {"boot": ms, "rt": ms}}, the shape guest_view reads."""
+    def part(name):
+        tail_ = name.rsplit(".log", 1)[1].lstrip(".")
+        return -int(tail_) if tail_.isdigit() else 0
+    names = sorted((n for n in os.listdir(out) if n.startswith("xenstored-access.log")), key=part) \
+        if os.path.isdir(out) else []
+    ticks = {}
+    for name in names:
+        with open(os.path.join(out, name), errors="replace") as f:
+            for line in f:
+                m = XS_TICK.match(line)
+                if not m:
+                    continue
+                t = datetime.datetime.strptime(m.group(1), "%Y%m%dT%H:%M:%S.%f").replace(
+                    tzinfo=datetime.timezone.utc).timestamp() * 1000
+                ticks.setdefault(int(m.group(2)), {"boot": t, "rt": t})
+    return ticks
 
 
 def load_json(path):
@@ -452,6 +478,7 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
     fields), a check that each moved the guest intact, and the ratios the
     targets are stated in (xmotion / xl on the same link, same run)."""
     comps = []
+    xs_ticks = xenstore_ticks(out)
     step = settings.get("COMPARE_STEP") or "compare"
     for engine, link in compare_runs(settings):
         tag = f"sc_{engine}_{link}"
@@ -462,11 +489,14 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
         rc = int(facts[tag + "_rc"]) if facts[tag + "_rc"].lstrip("-").isdigit() else None
         s0, s1 = window(ticks, facts, tag)
         gv = guest_view(ticks, s0, s1, tick_ms) or {}
+        # The same gap on dom0's clock (xenstored's stamps on the ticks).
+        dv = guest_view(xs_ticks, s0, s1, tick_ms) or {}
         errs = [t["errors"] for q, t in ticks.items() if s0 is not None and s1 is not None and s0 <= q <= s1]
         alive = s0 is not None and s1 is not None and s1 >= s0 + after_ticks
         entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": settings.get("GUEST_TYPE") or "pvh",
                  "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
-                 "guest_downtime_ms": gv.get("downtime_ms"), "report_downtime_ms": None, "bytes": None,
+                 "guest_downtime_ms": gv.get("downtime_ms"), "guest_downtime_dom0_ms": round(dv["downtime_ms"]) if dv else None,
+                 "report_downtime_ms": None, "bytes": None,
                  "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None,
                  "attempts": int(facts.get(tag + "_attempts") or 1)}
         if engine == "xl":
@@ -513,7 +543,7 @@ def scale_ratios(comps):
         if not xl or not xm or not xl["ok"] or not xm["ok"]:
             continue  # a ratio against a failed migration means nothing
         r = {}
-        for key in ("total_s", "guest_downtime_ms", "bytes"):
+        for key in ("total_s", "guest_downtime_ms", "guest_downtime_dom0_ms", "bytes"):
             if xl.get(key) and xm.get(key) is not None:
                 r[key] = round(xm[key] / xl[key], 3)
         if xm.get("report_downtime_ms") and xm.get("guest_downtime_ms"):

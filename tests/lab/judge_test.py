@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -506,6 +507,38 @@ class HvmTest(unittest.TestCase):
         self.assertEqual(res["scale_ratios"]["loopback"]["total_s"], round(10 / 15, 3))
         self.assertIn("hvm: xmotion over loopback: guest moved, alive, memory intact",
                       [c["check"] for c in res["checks"]])
+
+    def test_downtime_on_dom0s_clock_from_xenstoreds_stamps(self):
+        # The ticker also writes data/xtick = seq; xenstored's access log stamps
+        # it. xmotion's gap (ticks 70 -> 71) is 2.5 s on dom0's clock, xl's
+        # (130 -> 131) 1.0 s; ticks 100 ms apart elsewhere; the older ticks in
+        # the rotated part. Without the log the entry says so (None).
+        lab = Lab()
+        def stamp(seq, t_ms):
+            sec, ms = divmod(int(t_ms), 1000)
+            return time.strftime("[%Y%m%dT%H:%M:%S", time.gmtime(sec)) + f".{ms:03d}Z]  D2           write     data/xtick {seq}\n"
+        t, lines = 1_800_000_000_000, []
+        for seq in range(1, 161):
+            t += 2600 if seq == 71 else 1100 if seq == 131 else 100
+            lines.append(stamp(seq, t))
+        with open(os.path.join(lab.out, "xenstored-access.log.1"), "w") as f:
+            f.writelines(lines[:60])
+        with open(os.path.join(lab.out, "xenstored-access.log"), "w") as f:
+            f.write("[20261205T02:23:14.394Z]  D3           newconn   \n")
+            f.writelines(lines[60:])
+        got = {c["engine"]: c["guest_downtime_dom0_ms"] for c in self._judge(lab)["comparisons"]}
+        self.assertEqual(got, {"xmotion": 2500, "xl": 1000})
+        self.assertEqual({c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab()["comparisons"]},
+                         {"xmotion": None, "xl": None})
+
+    def _judge(self, lab):
+        lab.step("xen-daemons")
+        for s in ("guest-create", "guest-ticks", "hvm"):
+            lab.step(s)
+        lab.ticks("guest", 1, 40)
+        ScaleTest.migration(self, lab, "xmotion", "loopback", 40, 100, 10.0, 20.0, domain="guest-1", gap_at=70)
+        ScaleTest.migration(self, lab, "xl", "loopback", 100, 160, 30.0, 45.0, domain="guest-1", gap_at=130)
+        return lab.judge(self.HVM)
 
     def test_pv_refusal_must_be_quick_say_pv_and_leave_the_domain(self):
         self.assertIn("PV refused: send exits 1 at once", failed(self.run_lab(pv_rc=0)))
