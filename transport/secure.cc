@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "base/log.h"
+#include "transport/ktls.h"
 #include "transport/mac_stream.h"
 #include "transport/record.h"
 #include "transport/tls_record.h"
@@ -61,18 +62,6 @@ const char* PeerName(Role me) { return me == Role::kSource ? "receiver" : "sourc
 
 }  // namespace
 
-std::string KernelTlsNote() {
-  std::ifstream in("/proc/sys/net/ipv4/tcp_available_ulp");
-  std::string ulps;
-  std::getline(in, ulps);
-  std::istringstream words(ulps);
-  for (std::string w; words >> w;)
-    if (w == "tls")
-      return "the kernel offers TLS (tls ULP loaded) but xmotion does not hand records to it yet: sealed in user "
-             "space";
-  return "no kernel TLS on this host (tls ULP not loaded: available ULPs '" + ulps + "'): sealed in user space";
-}
-
 // The TLS handshake over another Stream: OpenSSL runs it in user space
 // through a BIO whose bytes are ours (out_ to send, in_ received), and the
 // inner stream moves them. Received records are read whole (5-byte header,
@@ -90,7 +79,9 @@ class TlsStream {
   Status Init();
   Status Handshake();
   Result<std::unique_ptr<Stream>> IntoMacStream() &&;
-  Result<std::unique_ptr<Stream>> IntoRecordStream() &&;
+  // The record layer, with each direction handed to kernel TLS where it can
+  // take it (`kernel` says how that went).
+  Result<std::unique_ptr<Stream>> IntoRecordStream(KernelTlsOutcome* kernel) &&;
   std::string cipher() const { return SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)); }
 
   // Set by callbacks during the handshake, for its error message.
@@ -289,7 +280,7 @@ Status TlsStream::Handshake() {
   return {};
 }
 
-Result<std::unique_ptr<Stream>> TlsStream::IntoRecordStream() && {
+Result<std::unique_ptr<Stream>> TlsStream::IntoRecordStream(KernelTlsOutcome* kernel) && {
   const bool sha384 = SSL_CIPHER_get_id(SSL_get_current_cipher(ssl_)) == TLS1_3_CK_AES_256_GCM_SHA384;
   if (client_secret.empty() || server_secret.empty())
     return Error(Code::kInternal, "TLS: the handshake did not yield its traffic secrets");
@@ -298,9 +289,15 @@ Result<std::unique_ptr<Stream>> TlsStream::IntoRecordStream() && {
   XM_TRY(to_destination->Init(client_secret, sha384, 0));
   XM_TRY(to_source->Init(server_secret, sha384, 1));
   const bool source = ctx_.role_ == Role::kSource;
-  return std::unique_ptr<Stream>(std::make_unique<TlsRecordStream>(
-      std::move(inner_), source ? std::move(to_destination) : std::move(to_source),
-      source ? std::move(to_source) : std::move(to_destination)));
+  std::unique_ptr<TlsRecordCipher> tx = source ? std::move(to_destination) : std::move(to_source);
+  std::unique_ptr<TlsRecordCipher> rx = source ? std::move(to_source) : std::move(to_destination);
+  // The hand-over point: the handshake read records whole and nothing more,
+  // and the "go on" record is the only application record so far, so the
+  // ciphers' next sequence numbers are where the kernel carries on.
+  *kernel = HandToKernel(*inner_, *tx, *rx);
+  if (kernel->tx) tx.reset();
+  if (kernel->rx) rx.reset();
+  return std::unique_ptr<Stream>(std::make_unique<TlsRecordStream>(std::move(inner_), std::move(tx), std::move(rx)));
 }
 
 Result<std::unique_ptr<Stream>> TlsStream::IntoMacStream() && {
@@ -460,14 +457,12 @@ Status SecureContext::Init() {
 
 Result<std::unique_ptr<SecureContext>> SecureContext::Create(const SecurityOptions& opts, Role role) {
   std::unique_ptr<SecureContext> c(new SecureContext(opts, role));
-  c->info_.kernel_note = KernelTlsNote();
   if (!opts.enabled()) {
     // Said when a migration really starts (not for a command refused for its
     // arguments), on every run: never silently in the clear.
     spdlog::warn("{}: NO --key-file or --tls-cert: the migration streams are neither authenticated nor encrypted; "
                  "anyone on the path can read and rewrite guest memory",
                  role == Role::kSource ? "send" : "receive");
-    c->info_.kernel_note.clear();
     return c;
   }
   XM_TRY(c->Init());
@@ -481,13 +476,32 @@ Result<std::unique_ptr<Stream>> SecureContext::Secure(std::unique_ptr<Stream> ra
   XM_TRY(t->Init());
   XM_TRY(t->Handshake());
   info_.cipher = t->cipher();
-  info_.kernel = false;
   if (opts_.encrypt) {
     info_.mode = "tls1.3";
-    return std::move(*t).IntoRecordStream();
+    KernelTlsOutcome k;
+    auto s = std::move(*t).IntoRecordStream(&k);
+    if (!s.ok()) return s;
+    // The report's `kernel` holds for every stream of the migration; a stream
+    // that went otherwise than the first is said in the note (and logged).
+    const bool both = k.tx && k.rx;
+    if (secured_ == 0) {
+      first_kernel_note_ = k.note;
+      info_.kernel = both;
+      info_.kernel_note = k.note;
+    } else if (k.note != first_kernel_note_) {
+      info_.kernel = info_.kernel && both;
+      info_.kernel_note = "streams differ: stream 1: " + first_kernel_note_ + "; stream " +
+                          std::to_string(secured_ + 1) + ": " + k.note;
+    }
+    if (secured_ == 0 || k.note != first_kernel_note_)
+      spdlog::info("{}: TLS 1.3 ({}) {}: {}", role_ == Role::kSource ? "send" : "receive", info_.cipher,
+                   both ? "in the kernel" : "in user space", k.note);
+    ++secured_;
+    return s;
   }
   info_.mode = "mac";
   info_.mac = "AES-128-GMAC";
+  info_.kernel_note = "--no-encrypt: frames tagged in user space (kernel TLS carries only TLS records)";
   return std::move(*t).IntoMacStream();
 }
 

@@ -8,10 +8,11 @@
 // same mode: it is the handshake's ALPN, so a mismatch is refused, never
 // downgraded. Without any key the streams stay plain and that is said loudly.
 //
-// TLS runs in user space, so whatever transport is underneath (io_uring,
-// sockets, a test's faults) moves ciphertext: OpenSSL does the handshake over
-// a BIO of our own, then our record layer (tls_record.h) carries the data with
-// the handshake's keys. Kernel TLS is not used: see KernelTlsNote().
+// OpenSSL does the handshake in user space over a BIO of our own, so whatever
+// transport is underneath (io_uring, sockets, a test's faults) moves it; then
+// the record layer (tls_record.h) carries the data with the handshake's keys,
+// in user space or, where the kernel has the `tls` ULP and the transport is a
+// bare socket, handed to kernel TLS (ktls.h).
 //
 // Thread-safety: a SecureContext is shared by the streams of one migration;
 // Secure() may be called from one thread at a time. The streams it returns
@@ -47,13 +48,9 @@ struct EncryptionInfo {
   std::string auth = "none";  // "psk" | "certificate" | "none"
   std::string cipher;         // the TLS 1.3 suite the handshake negotiated, e.g. TLS_AES_128_GCM_SHA256
   std::string mac;            // mode "mac": "AES-128-GMAC"
-  bool kernel = false;        // records sealed by the kernel (kTLS); never, today
-  std::string kernel_note;    // why not
+  bool kernel = false;        // every stream's records sealed and opened by the kernel (kTLS)
+  std::string kernel_note;    // how that went (why not, or which direction only)
 };
-
-// Why kernel TLS is not in use on this host, in one line (looks at the kernel's
-// loaded TCP ULPs each call).
-std::string KernelTlsNote();
 
 class SecureContext {
  public:
@@ -81,6 +78,8 @@ class SecureContext {
   std::string psk_identity_;
   std::vector<uint8_t> psk_;
   EncryptionInfo info_;
+  size_t secured_ = 0;             // TLS streams so far
+  std::string first_kernel_note_;  // how kernel TLS went for the first
   friend class TlsStream;
 };
 

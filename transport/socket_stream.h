@@ -34,6 +34,7 @@ class SocketStream final : public Stream {
   void SetTimeoutMs(int ms) override { timeout_ms_ = ms; }
   std::string_view kind() const override { return "sockets"; }
   std::string peer() const override { return peer_; }
+  int socket_fd() const override { return fd_.get(); }
   int fd() const { return fd_.get(); }
   UniqueFd TakeFd() { return std::move(fd_); }
 

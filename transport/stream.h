@@ -60,6 +60,13 @@ class Stream {
   // The stream this one is layered on (TLS, MAC, faults), or nullptr for a
   // transport, so reports can name the transport under a security layer.
   virtual const Stream* wrapped() const { return nullptr; }
+  // For kernel TLS (ktls.h), which takes over the socket itself: the connected
+  // socket this stream moves its bytes through, or -1 when the stream must see
+  // every byte (a layer, a test's fault injector or double).
+  virtual int socket_fd() const { return -1; }
+  // Bytes already taken from the socket and not yet handed to the caller (a
+  // read-ahead buffer): the kernel would never see them.
+  virtual size_t read_ahead() const { return 0; }
 };
 
 }  // namespace xm

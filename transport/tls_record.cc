@@ -4,6 +4,7 @@
 #include <openssl/kdf.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -120,19 +121,18 @@ class CryptoLanes {
 
 TlsRecordCipher::~TlsRecordCipher() {
   for (EVP_CIPHER_CTX* c : ctx_) EVP_CIPHER_CTX_free(c);
+  OPENSSL_cleanse(key_, sizeof key_);
   OPENSSL_cleanse(iv_, sizeof iv_);
 }
 
 Status TlsRecordCipher::Init(std::span<const uint8_t> secret, bool sha384, uint64_t seq) {
-  uint8_t key[32];
-  const size_t key_len = sha384 ? 32 : 16;
+  key_len_ = sha384 ? 32 : 16;
   const EVP_MD* md = sha384 ? EVP_sha384() : EVP_sha256();
-  bool ok = ExpandLabel(secret, md, "key", key, key_len) && ExpandLabel(secret, md, "iv", iv_, sizeof iv_);
+  bool ok = ExpandLabel(secret, md, "key", key_, key_len_) && ExpandLabel(secret, md, "iv", iv_, sizeof iv_);
   for (EVP_CIPHER_CTX*& c : ctx_) {
     c = EVP_CIPHER_CTX_new();
-    ok = ok && c && EVP_CipherInit_ex(c, sha384 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), nullptr, key, nullptr, -1) == 1;
+    ok = ok && c && EVP_CipherInit_ex(c, sha384 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), nullptr, key_, nullptr, -1) == 1;
   }
-  OPENSSL_cleanse(key, sizeof key);
   if (!ok) return Error(Code::kInternal, "TLS record keys could not be derived");
   seq_ = seq;
   return {};
@@ -206,6 +206,7 @@ TlsRecordStream::TlsRecordStream(std::unique_ptr<Stream> inner, std::unique_ptr<
 TlsRecordStream::~TlsRecordStream() = default;
 
 Status TlsRecordStream::Send(std::span<const iovec> iov) {
+  if (!tx_) return inner_->Send(iov);  // kernel TLS seals
   size_t vi = 0, off = 0;
   for (;;) {
     // The records of one send: up to kFlushBytes sealed, cut at kMaxPlain.
@@ -383,8 +384,30 @@ Status TlsRecordStream::Fill(std::span<std::byte> buf, size_t& got) {
   return {};
 }
 
+Status TlsRecordStream::KernelRecv(std::span<std::byte> buf) {
+  Status st = inner_->Recv(buf);
+  if (st.ok() || st.code() != Code::kIo) return st;
+  // The kernel's verdicts on a record arrive as the recv's errno (the
+  // transports name it with strerror): EBADMSG a record that failed
+  // authentication, EMSGSIZE one too large, EIO one that is not application
+  // data (an alert, close_notify included: without a control-message buffer,
+  // which io_uring's recv does not give, the kernel refuses to hand it over;
+  // xmotion peers never send one, they close the connection).
+  for (int e : {EBADMSG, EMSGSIZE, EIO, EINVAL})
+    if (st.message().ends_with(std::strerror(e)))
+      return Rejected(std::string("kernel TLS refused it (") + std::strerror(e) + ")");
+  return st;
+}
+
 Status TlsRecordStream::Recv(std::span<std::byte> buf) {
   XM_TRY(rx_failed_);
+  if (!rx_) {
+    if (Status st = KernelRecv(buf); !st.ok()) {
+      rx_failed_ = st;
+      return st;
+    }
+    return {};
+  }
   size_t got = 0;
   if (Status st = Fill(buf, got); !st.ok()) {
     pos_ = end_ = 0;

@@ -68,14 +68,25 @@ class TlsRecordCipher {
   bool Open(int lane, uint64_t seq, const uint8_t* header, std::span<const uint8_t> body, uint8_t* plain,
             uint8_t* last);
 
+  // This direction's state as kernel TLS takes it over (ktls.h): the record
+  // key (16 or 32 bytes), the 12-byte static IV and the sequence number of the
+  // next record.
+  std::span<const uint8_t> key() const { return {key_, key_len_}; }
+  std::span<const uint8_t, 12> iv() const { return std::span<const uint8_t, 12>(iv_, 12); }
+  uint64_t next_seq() const { return seq_; }
+
  private:
   EVP_CIPHER_CTX* ctx_[kLanes] = {};
+  uint8_t key_[32] = {};
+  size_t key_len_ = 0;
   uint8_t iv_[12] = {};
   uint64_t seq_ = 0;
 };
 
 class CryptoLanes;
 
+// A direction whose cipher is null is done by kernel TLS (ktls.h): its bytes
+// pass through to the socket in the clear and the kernel seals or opens them.
 class TlsRecordStream final : public Stream {
  public:
   TlsRecordStream(std::unique_ptr<Stream> inner, std::unique_ptr<TlsRecordCipher> tx,
@@ -90,6 +101,12 @@ class TlsRecordStream final : public Stream {
   std::string_view kind() const override { return inner_->kind(); }
   std::string peer() const override { return inner_->peer(); }
   const Stream* wrapped() const override { return inner_.get(); }
+  // Which directions the kernel does (a null cipher).
+  bool kernel_tx() const { return !tx_; }
+  bool kernel_rx() const { return !rx_; }
+  // The user-space ciphers (null where the kernel took over), for tests.
+  const TlsRecordCipher* tx_cipher() const { return tx_.get(); }
+  const TlsRecordCipher* rx_cipher() const { return rx_.get(); }
 
  private:
   // A record read whole into arena_, not yet opened.
@@ -106,6 +123,8 @@ class TlsRecordStream final : public Stream {
     size_t first, count, len, out;
   };
   Status Fill(std::span<std::byte> buf, size_t& got);
+  // Recv when the kernel opens the records: its refusals as the record layer's.
+  Status KernelRecv(std::span<std::byte> buf);
   // Reads the next record's header into `h` and its body into arena_ at `at`.
   Status ReadSealed(uint8_t* h, size_t& at, size_t& len, size_t got, size_t want);
   // Reads and opens the next record into in_ (plaintext at [pos_, end_)).

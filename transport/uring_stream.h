@@ -58,6 +58,10 @@ class UringStream final : public Stream {
   void SetTimeoutMs(int ms) override { timeout_ms_ = ms; }
   std::string_view kind() const override { return "io_uring"; }
   std::string peer() const override { return peer_; }
+  // (Every Send waits for its bytes to leave, so nothing sealed in user space
+  // is still queued when kernel TLS takes the socket over.)
+  int socket_fd() const override { return fd_.get(); }
+  size_t read_ahead() const override { return rend_ - rpos_; }
 
   // Waits until every queued byte has left. Send and Recv flush first, so the byte order on the wire is the
   // order of the calls.
