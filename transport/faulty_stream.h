@@ -48,6 +48,7 @@ class FaultyStream final : public Stream {
   Status Send(std::span<const iovec> iov) override;
   using Stream::Send;
   Status Recv(std::span<std::byte> buf) override { return inner_->Recv(buf); }
+  Status RecvCounted(std::span<std::byte> buf, size_t* got) override { return inner_->RecvCounted(buf, got); }
   void Shutdown() override { inner_->Shutdown(); }
   void InterruptRecv() override { inner_->InterruptRecv(); }
   void SetTimeoutMs(int ms) override { inner_->SetTimeoutMs(ms); }

@@ -176,6 +176,12 @@ Status SocketStream::Send(std::span<const iovec> iov_in) {
 
 Status SocketStream::Recv(std::span<std::byte> buf) {
   size_t got = 0;
+  return RecvCounted(buf, &got);
+}
+
+Status SocketStream::RecvCounted(std::span<std::byte> buf, size_t* got_out) {
+  size_t& got = *got_out;
+  got = 0;
   while (got < buf.size()) {
     XM_TRY(WaitFor(POLLIN));
     ssize_t n = ::recv(fd_.get(), buf.data() + got, buf.size() - got, timeout_ms_ > 0 ? MSG_DONTWAIT : 0);

@@ -46,6 +46,15 @@ class Stream {
   // kProtocol ("connection closed after N of M bytes"), so callers can tell an
   // orderly end from truncation.
   virtual Status Recv(std::span<std::byte> buf) = 0;
+  // Recv that also says, when it fails, how many bytes had arrived at the
+  // front of `buf` (*got; buf.size() on success), so a caller reading ahead
+  // in one large read can still check what came before a stall or a cut.
+  // Streams that cannot tell say 0.
+  virtual Status RecvCounted(std::span<std::byte> buf, size_t* got) {
+    Status st = Recv(buf);
+    *got = st.ok() ? buf.size() : 0;
+    return st;
+  }
   virtual void Shutdown() = 0;
   // Makes a blocked or later Recv fail promptly while Send still works, so an
   // operator's cancel can wake a reader and still tell the peer (ABORT). Any

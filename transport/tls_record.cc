@@ -19,7 +19,10 @@ namespace {
 
 constexpr uint8_t kApplicationData = 23, kAlert = 21;
 constexpr size_t kHeader = TlsRecordCipher::kHeader;
-constexpr size_t kMaxCipher = TlsRecordCipher::kMaxPlain + 256;
+// RFC 8446 §5.4: the inner plaintext (content, type, padding) is at most
+// 2^14 + 1 bytes, so an AES-GCM record body at most that and its tag; a longer
+// one is refused (record_overflow), which also bounds what a batch reads.
+constexpr size_t kMaxCipher = TlsRecordCipher::kMaxPlain + 1 + TlsRecordCipher::kTag;
 constexpr size_t kFlushBytes = 1 << 20;    // sealed bytes gathered before one send below
 constexpr size_t kBatchRecords = 64;       // records read before opening them (1 MiB)
 constexpr size_t kParallelMin = 2 * TlsRecordCipher::kMaxPlain;  // a Recv this large opens in batches
@@ -308,21 +311,60 @@ Status TlsRecordStream::NextRecord(size_t got, size_t want) {
 }
 
 Status TlsRecordStream::RecvBatch(std::span<std::byte> buf, size_t& got) {
-  // Records are read whole and in order, and only as many as the caller's
-  // buffer needs (assuming unpadded records, as every xmotion peer sends), so
-  // no read waits for bytes the peer has no reason to send yet.
+  // The peer must send at least this many bytes before the caller's buffer
+  // (or a batch of it) is full: every record carries at most kMaxPlain bytes
+  // of content at no less than kMinOverhead. So that much is read in one go,
+  // large enough for the transport to read it straight into arena_ (no pass
+  // through its read-ahead buffer), then cut into records; only the last
+  // record's rest is read after it. Nothing is read past a record the caller
+  // does not need, so no read waits for bytes the peer has no reason to send.
+  constexpr size_t kMinOverhead = kHeader + 1 + TlsRecordCipher::kTag;
   uint8_t* const dst = reinterpret_cast<uint8_t*>(buf.data());
   const size_t left = buf.size() - got;
+  const size_t records = std::min(kBatchRecords, (left + TlsRecordCipher::kMaxPlain - 1) / TlsRecordCipher::kMaxPlain);
+  const size_t first_read = std::min(left, records * TlsRecordCipher::kMaxPlain) + records * kMinOverhead;
+  const size_t most_bytes = first_read + kHeader + kMaxCipher;
+  if (arena_.size() < most_bytes) arena_.resize(most_bytes);
   sealed_.clear();
-  size_t at = 0, spec = 0;
+  size_t have = 0, at = 0, spec = 0;
   bool tail = false;
+  // A first read that fails part-way (the peer stalled, say, because a record
+  // was deleted on the way) still has its whole records checked: they tell a
+  // tampered stream from a slow one.
+  Status stalled = inner_->RecvCounted(std::as_writable_bytes(std::span(arena_.data(), first_read)), &have);
+  if (!stalled.ok() && have == 0) {
+    if (stalled.code() == Code::kAborted && got > 0) return ClosedByPeer(inner_->peer(), got, buf.size());
+    return stalled;
+  }
+  // Reads up to arena_[until) (the rest of a header or of a record's body).
+  auto read_to = [&](size_t until) -> Status {
+    if (until <= have) return {};
+    Status st = stalled;
+    if (st.ok()) st = inner_->Recv(std::as_writable_bytes(std::span(arena_.data() + have, until - have)));
+    if (st.ok()) {
+      have = until;
+      return {};
+    }
+    if (st.code() != Code::kAborted && !IsClosedByPeer(st)) return st;
+    return at == have ? ClosedByPeer(inner_->peer(), got + spec, buf.size()) : Rejected("record cut short");
+  };
   Status read_error;
-  while (spec < left && sealed_.size() < kBatchRecords) {
+  // Past kBatchRecords only while bytes already read remain (records shorter
+  // than kMaxPlain): those belong to this batch.
+  while (spec < left && (sealed_.size() < kBatchRecords || at < have)) {
+    if (read_error = read_to(at + kHeader); !read_error.ok()) break;
     Sealed r{};
-    if (read_error = ReadSealed(r.header, at, r.len, got + spec, buf.size()); !read_error.ok()) break;
-    r.at = at;
+    std::memcpy(r.header, arena_.data() + at, kHeader);
+    r.len = (size_t{r.header[3]} << 8) | r.header[4];
+    if (r.header[0] != kApplicationData || r.header[1] != 3 || r.header[2] != 3 || r.len > kMaxCipher ||
+        r.len < TlsRecordCipher::kTag + 1) {
+      read_error = Rejected("malformed record header");
+      break;
+    }
+    if (read_error = read_to(at + kHeader + r.len); !read_error.ok()) break;
+    r.at = at + kHeader;
     r.dest = got + spec;
-    at += r.len;
+    at += kHeader + r.len;
     const size_t most = r.len - TlsRecordCipher::kTag - 1;  // its content, if unpadded
     sealed_.push_back(r);
     if (most > left - spec) {  // overflows the caller's buffer: opened into in_
@@ -331,6 +373,10 @@ Status TlsRecordStream::RecvBatch(std::span<std::byte> buf, size_t& got) {
     }
     spec += most;
   }
+  // Every byte read belongs to a record cut above (the first read is no more
+  // than the records it takes to fill the caller's buffer hold).
+  if (read_error.ok() && stalled.ok() && have != at)
+    return Error(Code::kInternal, "TLS record batch read past its records");
   const size_t jobs = sealed_.size() - (tail ? 1 : 0);
   const uint64_t first = rx_->Reserve(sealed_.size());
   const CryptoLanes::Fn open = [&](int lane, size_t i) {

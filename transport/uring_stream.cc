@@ -328,10 +328,16 @@ Status UringStream::RecvInto(std::byte* dst, size_t len, bool waitall, size_t* g
 }
 
 Status UringStream::Recv(std::span<std::byte> buf) {
+  size_t got = 0;
+  return RecvCounted(buf, &got);
+}
+
+Status UringStream::RecvCounted(std::span<std::byte> buf, size_t* got_out) {
+  size_t& got = *got_out;
+  got = 0;
   // Whatever the caller queued goes out before it waits for an answer. A send
   // side that already failed does not stop reading (the peer's ABORT may be there).
   if (broken_.ok()) XM_TRY(Flush());
-  size_t got = 0;
   while (got < buf.size()) {
     if (rpos_ < rend_) {
       const size_t take = std::min(rend_ - rpos_, buf.size() - got);

@@ -53,6 +53,7 @@ class UringStream final : public Stream {
   Status Send(std::span<const iovec> iov) override;
   using Stream::Send;
   Status Recv(std::span<std::byte> buf) override;
+  Status RecvCounted(std::span<std::byte> buf, size_t* got) override;
   void Shutdown() override;
   void InterruptRecv() override;
   void SetTimeoutMs(int ms) override { timeout_ms_ = ms; }

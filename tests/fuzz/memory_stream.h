@@ -30,7 +30,12 @@ class MemoryStream final : public Stream {
   using Stream::Send;
 
   Status Recv(std::span<std::byte> buf) override {
-    size_t n = std::min(buf.size(), in_.size());
+    size_t n = 0;
+    return RecvCounted(buf, &n);
+  }
+  Status RecvCounted(std::span<std::byte> buf, size_t* got) override {
+    size_t& n = *got;
+    n = std::min(buf.size(), in_.size());
     if (n) std::memcpy(buf.data(), in_.data(), n);
     in_ = in_.subspan(n);
     if (n == buf.size()) return {};

@@ -54,7 +54,8 @@ inline std::vector<uint8_t> TlsPaddedWire(std::span<const uint8_t> plain, uint8_
   for (size_t at = 0; at < plain.size();) {
     x = x * 1103515245u + 12345u;
     const size_t n = std::min<size_t>(1 + (x >> 8) % TlsRecordCipher::kMaxPlain, plain.size() - at);
-    const size_t pad = (x >> 4) % 4 == 0 ? 0 : (x >> 16) % 256;
+    // Within RFC 8446's 2^14 + 1 bytes of inner plaintext.
+    const size_t pad = (x >> 4) % 4 == 0 ? 0 : std::min<size_t>((x >> 16) % 256, TlsRecordCipher::kMaxPlain - n);
     iovec v{const_cast<uint8_t*>(plain.data() + at), n};
     const size_t off = wire.size();
     wire.resize(off + TlsRecordCipher::SealedSize(n, pad));

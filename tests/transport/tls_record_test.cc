@@ -54,7 +54,8 @@ Status Open(std::span<const uint8_t> wire, size_t total, std::span<const size_t>
 
 TEST(TlsRecord, WhatIsSealedOpensWhateverTheSplit) {
   const std::vector<uint8_t> data = testing::RandomBytes(3 * 1024 * 1024 + 12345, 1);
-  const std::vector<size_t> sends[] = {{data.size()}, {1 << 20}, {100, 40000, 16384, 1 << 20, 7}};
+  // {300}: batches of far more than 64 short records, all within the first read.
+  const std::vector<size_t> sends[] = {{data.size()}, {1 << 20}, {100, 40000, 16384, 1 << 20, 7}, {300}};
   const std::vector<size_t> reads[] = {{data.size()}, {40, 2 << 20}, {16383, 70000, 5, 300000}, {32768}, {1000}};
   for (const auto& sp : sends) {
     const std::vector<uint8_t> wire = Seal(data, sp);
@@ -75,7 +76,8 @@ TEST(TlsRecord, PaddedRecordsOpenToTheirContent) {
   std::mt19937 rng(3);
   for (size_t at = 0; at < data.size();) {
     const size_t n = std::min<size_t>(1 + rng() % TlsRecordCipher::kMaxPlain, data.size() - at);
-    const size_t pad = rng() % 3 == 0 ? 0 : rng() % 300;
+    // Within RFC 8446's 2^14 + 1 bytes of inner plaintext.
+    const size_t pad = rng() % 3 == 0 ? 0 : std::min<size_t>(rng() % 300, TlsRecordCipher::kMaxPlain - n);
     iovec v{const_cast<uint8_t*>(data.data() + at), n};
     const size_t off = wire.size();
     wire.resize(off + TlsRecordCipher::SealedSize(n, pad));
@@ -106,6 +108,34 @@ TEST(TlsRecord, AChangedByteAnywhereInABatchEndsTheStream) {
   const size_t big[] = {data.size()};
   Status st = Open(std::span(wire).first(wire.size() / 2), data.size(), big, out);
   EXPECT_EQ(st.code(), Code::kProtocol) << st.message();
+}
+
+// RFC 8446 §5.4: at most 2^14 + 1 bytes of inner plaintext (content, type,
+// padding). A longer record is refused, by a small read and within a batch.
+TEST(TlsRecord, ARecordOverTheSizeLimitIsRefused) {
+  const std::vector<uint8_t> data = testing::RandomBytes(3 * TlsRecordCipher::kMaxPlain, 5);
+  for (size_t pad : {size_t{0}, size_t{1}}) {
+    auto tx = Cipher();
+    std::vector<uint8_t> wire;
+    for (size_t at = 0; at < data.size(); at += TlsRecordCipher::kMaxPlain) {
+      iovec v{const_cast<uint8_t*>(data.data() + at), TlsRecordCipher::kMaxPlain};
+      const size_t off = wire.size();
+      const size_t p = at == TlsRecordCipher::kMaxPlain ? pad : 0;  // the middle record
+      wire.resize(off + TlsRecordCipher::SealedSize(TlsRecordCipher::kMaxPlain, p));
+      ASSERT_TRUE(tx->Seal(0, tx->Reserve(1), std::span(&v, 1), TlsRecordCipher::kMaxPlain, wire.data() + off, p));
+    }
+    for (const std::vector<size_t>& rp : {std::vector<size_t>{data.size()}, {1000}}) {
+      std::vector<uint8_t> out;
+      Status st = Open(wire, data.size(), rp, out);
+      if (pad == 0) {
+        EXPECT_TRUE(st.ok()) << st.ToString();
+        EXPECT_TRUE(out == data);
+      } else {
+        EXPECT_EQ(st.code(), Code::kProtocol) << st.ToString();
+        EXPECT_NE(st.message().find("malformed record header"), std::string::npos) << st.ToString();
+      }
+    }
+  }
 }
 
 }  // namespace
