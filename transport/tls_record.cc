@@ -345,8 +345,12 @@ Status TlsRecordStream::RecvBatch(std::span<std::byte> buf, size_t& got) {
       have = until;
       return {};
     }
-    if (st.code() != Code::kAborted && !IsClosedByPeer(st)) return st;
-    return at == have ? ClosedByPeer(inner_->peer(), got + spec, buf.size()) : Rejected("record cut short");
+    // The peer's close between records, or within one (the transport's own
+    // words): a broken connection, which a migration may resume. (As in
+    // ReadSealed: no byte of a body at all is a cut record.)
+    const bool closed = st.code() == Code::kAborted || IsClosedByPeer(st);
+    if (closed && at == have) return ClosedByPeer(inner_->peer(), got + spec, buf.size());
+    return st.code() == Code::kAborted ? Rejected("record cut short") : st;
   };
   Status read_error;
   // Past kBatchRecords only while bytes already read remain (records shorter
