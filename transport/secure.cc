@@ -484,6 +484,11 @@ Result<std::unique_ptr<Stream>> SecureContext::Secure(std::unique_ptr<Stream> ra
     // The report's `kernel` holds for every stream of the migration; a stream
     // that went otherwise than the first is said in the note (and logged).
     const bool both = k.tx && k.rx;
+    const std::string impl = both ? "kernel (tls ULP)" : TlsRecordCipher::Implementation();
+    if (secured_ == 0 || info_.implementation == impl)
+      info_.implementation = impl;
+    else
+      info_.implementation = "kernel (tls ULP) and " + TlsRecordCipher::Implementation();
     if (secured_ == 0) {
       first_kernel_note_ = k.note;
       info_.kernel = both;
@@ -501,6 +506,7 @@ Result<std::unique_ptr<Stream>> SecureContext::Secure(std::unique_ptr<Stream> ra
   }
   info_.mode = "mac";
   info_.mac = "AES-128-GMAC";
+  info_.implementation = TlsRecordCipher::OpenSslImplementation();
   info_.kernel_note = "--no-encrypt: frames tagged in user space (kernel TLS carries only TLS records)";
   return std::move(*t).IntoMacStream();
 }

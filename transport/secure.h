@@ -48,6 +48,7 @@ struct EncryptionInfo {
   std::string auth = "none";  // "psk" | "certificate" | "none"
   std::string cipher;         // the TLS 1.3 suite the handshake negotiated, e.g. TLS_AES_128_GCM_SHA256
   std::string mac;            // mode "mac": "AES-128-GMAC"
+  std::string implementation; // the code that seals records: "kernel (tls ULP)", "intel-ipsec-mb ...", "OpenSSL ..."
   bool kernel = false;        // every stream's records sealed and opened by the kernel (kTLS)
   std::string kernel_note;    // how that went (why not, or which direction only)
 };

@@ -2,9 +2,14 @@
 
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
+#if XM_HAVE_IPSEC_MB
+#include <intel-ipsec-mb.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -122,6 +127,63 @@ class CryptoLanes {
   std::thread thread_;
 };
 
+#if XM_HAVE_IPSEC_MB
+namespace {
+
+// intel-ipsec-mb's manager, set up once per process: its direct GCM functions
+// keep no state in it (the per-record context is ours), so every lane of
+// every stream shares it. Null where it would not beat OpenSSL (no AES-NI or
+// AVX: its SSE code is no faster) or XMOTION_GCM=openssl.
+struct Ipsec {
+  IMB_MGR* mgr = nullptr;
+  std::string name;
+  Ipsec() {
+    const char* env = std::getenv("XMOTION_GCM");
+    if (env && std::string_view(env) == "openssl") return;
+    IMB_MGR* m = alloc_mb_mgr(0);
+    if (!m) return;
+    IMB_ARCH arch = IMB_ARCH_NONE;
+    init_mb_mgr_auto(m, &arch);
+    if (imb_get_errno(m) != 0 || arch < IMB_ARCH_AVX) {
+      free_mb_mgr(m);
+      return;
+    }
+    mgr = m;
+    name = std::string("intel-ipsec-mb ") + imb_get_version_str() + " (" +
+           (arch == IMB_ARCH_AVX512 ? "AVX-512" : arch == IMB_ARCH_AVX2 ? "AVX2" : "AVX") +
+           ((m->features & IMB_FEATURE_VAES) && arch == IMB_ARCH_AVX512 ? ", VAES" : "") + ")";
+  }
+};
+
+const Ipsec& IpsecMb() {
+  static const Ipsec ipsec;
+  return ipsec;
+}
+
+}  // namespace
+
+struct TlsRecordCipher::FastKey {
+  alignas(64) gcm_key_data key;
+  bool aes256 = false;
+  ~FastKey() { OPENSSL_cleanse(&key, sizeof key); }
+};
+#else
+struct TlsRecordCipher::FastKey {};
+#endif
+
+std::string TlsRecordCipher::Implementation() {
+#if XM_HAVE_IPSEC_MB
+  if (IpsecMb().mgr) return IpsecMb().name;
+#endif
+  return OpenSslImplementation();
+}
+
+std::string TlsRecordCipher::OpenSslImplementation() {
+  return std::string("OpenSSL ") + OpenSSL_version(OPENSSL_VERSION_STRING) + " EVP";
+}
+
+TlsRecordCipher::TlsRecordCipher() = default;
+
 TlsRecordCipher::~TlsRecordCipher() {
   for (EVP_CIPHER_CTX* c : ctx_) EVP_CIPHER_CTX_free(c);
   OPENSSL_cleanse(key_, sizeof key_);
@@ -137,6 +199,16 @@ Status TlsRecordCipher::Init(std::span<const uint8_t> secret, bool sha384, uint6
     ok = ok && c && EVP_CipherInit_ex(c, sha384 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), nullptr, key_, nullptr, -1) == 1;
   }
   if (!ok) return Error(Code::kInternal, "TLS record keys could not be derived");
+#if XM_HAVE_IPSEC_MB
+  if (IMB_MGR* m = IpsecMb().mgr) {
+    fast_ = std::make_unique<FastKey>();
+    fast_->aes256 = sha384;
+    if (sha384)
+      IMB_AES256_GCM_PRE(m, key_, &fast_->key);
+    else
+      IMB_AES128_GCM_PRE(m, key_, &fast_->key);
+  }
+#endif
   seq_ = seq;
   return {};
 }
@@ -157,6 +229,44 @@ bool TlsRecordCipher::Seal(int lane, uint64_t seq, std::span<const iovec> plain,
   h[0] = kApplicationData, h[1] = 3, h[2] = 3, h[3] = static_cast<uint8_t>(body >> 8), h[4] = static_cast<uint8_t>(body);
   uint8_t nonce[12];
   Nonce(iv_, seq, nonce);
+#if XM_HAVE_IPSEC_MB
+  if (fast_) {
+    IMB_MGR* m = IpsecMb().mgr;
+    const gcm_key_data* k = &fast_->key;
+    const bool b = fast_->aes256;
+    gcm_context_data c;
+    auto update = [&](uint8_t* out, const uint8_t* in, uint64_t len) {
+      if (b)
+        IMB_AES256_GCM_ENC_UPDATE(m, k, &c, out, in, len);
+      else
+        IMB_AES128_GCM_ENC_UPDATE(m, k, &c, out, in, len);
+    };
+    if (b)
+      IMB_AES256_GCM_INIT(m, k, &c, nonce, h, kHeader);
+    else
+      IMB_AES128_GCM_INIT(m, k, &c, nonce, h, kHeader);
+    uint8_t* p = h + kHeader;
+    for (const iovec& v : plain) {
+      if (v.iov_len == 0) continue;
+      update(p, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
+      p += v.iov_len;
+    }
+    const uint8_t type = kApplicationData;
+    update(p++, &type, 1);
+    static constexpr uint8_t kZeros[256] = {};
+    for (size_t left = pad; left > 0;) {
+      const size_t n = std::min(left, sizeof kZeros);
+      update(p, kZeros, n);
+      p += n, left -= n;
+    }
+    if (b)
+      IMB_AES256_GCM_ENC_FINALIZE(m, k, &c, p, kTag);
+    else
+      IMB_AES128_GCM_ENC_FINALIZE(m, k, &c, p, kTag);
+    OPENSSL_cleanse(&c, sizeof c);
+    return true;
+  }
+#endif
   int n = 0;
   uint8_t* p = h + kHeader;
   if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
@@ -187,6 +297,31 @@ bool TlsRecordCipher::Open(int lane, uint64_t seq, const uint8_t* header, std::s
   uint8_t nonce[12];
   Nonce(iv_, seq, nonce);
   const size_t clen = body.size() - kTag;
+#if XM_HAVE_IPSEC_MB
+  if (fast_) {
+    IMB_MGR* m = IpsecMb().mgr;
+    const gcm_key_data* k = &fast_->key;
+    const bool b = fast_->aes256;
+    gcm_context_data c;
+    uint8_t t = 0, tag[kTag];
+    if (b) {
+      IMB_AES256_GCM_INIT(m, k, &c, nonce, header, kHeader);
+      if (clen > 1) IMB_AES256_GCM_DEC_UPDATE(m, k, &c, plain, body.data(), clen - 1);
+      IMB_AES256_GCM_DEC_UPDATE(m, k, &c, &t, body.data() + clen - 1, 1);
+      IMB_AES256_GCM_DEC_FINALIZE(m, k, &c, tag, kTag);
+    } else {
+      IMB_AES128_GCM_INIT(m, k, &c, nonce, header, kHeader);
+      if (clen > 1) IMB_AES128_GCM_DEC_UPDATE(m, k, &c, plain, body.data(), clen - 1);
+      IMB_AES128_GCM_DEC_UPDATE(m, k, &c, &t, body.data() + clen - 1, 1);
+      IMB_AES128_GCM_DEC_FINALIZE(m, k, &c, tag, kTag);
+    }
+    OPENSSL_cleanse(&c, sizeof c);
+    // (The plaintext, clen - 1 bytes, never reaches the tag, in place or not.)
+    if (CRYPTO_memcmp(tag, body.data() + clen, kTag) != 0) return false;
+    *last = t;
+    return true;
+  }
+#endif
   int n = 0, fin = 0;
   uint8_t t = 0, rest[16];
   if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||

@@ -12,6 +12,11 @@
 // independent given its sequence number, and the destination's stream thread
 // is the migration's critical path.
 //
+// AES-GCM itself comes from intel-ipsec-mb where it is built in and the CPU
+// has AES-NI with AVX (its VAES/AVX-512 code is ~4x OpenSSL 3.0's on such a
+// CPU, which OpenSSL 3.0 does not use), otherwise from OpenSSL's EVP; both
+// are the same standard AES-GCM (XMOTION_GCM=openssl chooses OpenSSL).
+//
 // Only what xmotion's handshake allows is supported: TLS_AES_128_GCM_SHA256 and
 // TLS_AES_256_GCM_SHA384, no key update, no post-handshake messages (either
 // ends the connection with a protocol error, as does any record that fails
@@ -26,6 +31,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "transport/stream.h"
@@ -44,10 +50,16 @@ class TlsRecordCipher {
   // `pad` zeros, tag.
   static constexpr size_t SealedSize(size_t plain_len, size_t pad = 0) { return kHeader + plain_len + 1 + pad + kTag; }
 
-  TlsRecordCipher() = default;
+  TlsRecordCipher();
   TlsRecordCipher(const TlsRecordCipher&) = delete;
   TlsRecordCipher& operator=(const TlsRecordCipher&) = delete;
   ~TlsRecordCipher();
+  // Which AES-GCM code seals and opens records in this process, e.g.
+  // "intel-ipsec-mb 1.3.0 (AVX-512, VAES)" or "OpenSSL 3.0.19 EVP".
+  static std::string Implementation();
+  // "OpenSSL <version> EVP": the name of the fallback (and of the MAC mode's GMAC).
+  static std::string OpenSslImplementation();
+
   // `sha384` with AES-256-GCM (TLS_AES_256_GCM_SHA384), else AES-128-GCM/SHA-256.
   // `seq`: records this direction already carried under the secret.
   Status Init(std::span<const uint8_t> traffic_secret, bool sha384, uint64_t seq);
@@ -76,6 +88,8 @@ class TlsRecordCipher {
   uint64_t next_seq() const { return seq_; }
 
  private:
+  struct FastKey;  // intel-ipsec-mb's expanded key, when it does the records
+  std::unique_ptr<FastKey> fast_;
   EVP_CIPHER_CTX* ctx_[kLanes] = {};
   uint8_t key_[32] = {};
   size_t key_len_ = 0;

@@ -56,6 +56,7 @@ nlohmann::json MigrationReport::ToJson() const {
   nlohmann::json enc{{"mode", encryption.mode}, {"auth", encryption.auth}, {"kernel", encryption.kernel}};
   if (!encryption.cipher.empty()) enc["cipher"] = encryption.cipher;
   if (!encryption.mac.empty()) enc["mac"] = encryption.mac;
+  if (!encryption.implementation.empty()) enc["implementation"] = encryption.implementation;
   if (!encryption.kernel_note.empty()) enc["kernel_note"] = encryption.kernel_note;
   j["encryption"] = enc;
   if (source_overhead_bytes) j["source_overhead_bytes"] = source_overhead_bytes;
@@ -116,7 +117,8 @@ std::string MigrationReport::Summary() const {
   else
     s += " encryption: " + encryption.mode + " (" + encryption.cipher +
          (encryption.mac.empty() ? "" : ", records under " + encryption.mac) + ", " + encryption.auth + ", " +
-         (encryption.kernel ? "kernel" : "user space") + ")\n";
+         (encryption.kernel ? "kernel" : "user space") +
+         (encryption.implementation.empty() || encryption.kernel ? "" : ": " + encryption.implementation) + ")\n";
   std::snprintf(line, sizeof line, " pages: zero %llu, unchanged %llu, duplicate %llu, delta %llu, lz4 %llu, zstd %llu, raw %llu\n",
                 static_cast<unsigned long long>(pages.zero), static_cast<unsigned long long>(pages.unchanged),
                 static_cast<unsigned long long>(pages.duplicate), static_cast<unsigned long long>(pages.delta),

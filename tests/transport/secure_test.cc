@@ -18,6 +18,7 @@
 #include "transport/faulty_stream.h"
 #include "transport/messages.h"
 #include "transport/record.h"
+#include "transport/tls_record.h"
 
 namespace xm {
 namespace {
@@ -112,6 +113,7 @@ TEST(Secure, PskTlsCarriesBytesEncrypted) {
   EXPECT_EQ(info.cipher, "TLS_AES_128_GCM_SHA256");
   EXPECT_FALSE(info.kernel);
   EXPECT_FALSE(info.kernel_note.empty());
+  EXPECT_EQ(info.implementation, TlsRecordCipher::Implementation());
   EXPECT_EQ(s.destination_ctx->info().cipher, "TLS_AES_128_GCM_SHA256");
   std::vector<uint8_t> data = testing::RandomBytes(5 << 20, 1);
   ExpectCarries(**s.source, **s.destination, data);
