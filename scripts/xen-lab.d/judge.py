@@ -481,10 +481,13 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
     xs_ticks = xenstore_ticks(out)
     step = settings.get("COMPARE_STEP") or "compare"
     for engine, link in compare_runs(settings):
+        # warmup-<engine>: a migration before the measured ones (dom0-boot),
+        # checked like them, never in a ratio.
+        kind = engine[len("warmup-"):] if engine.startswith("warmup-") else engine
         tag = f"sc_{engine}_{link}"
         if tag + "_rc" not in facts:
             check(f"{step}: {engine} over {link} ran", False, "dom0 never got to it",
-                  G_XM if engine == "xmotion" else G_XL)
+                  G_XM if kind == "xmotion" else G_XL)
             continue
         rc = int(facts[tag + "_rc"]) if facts[tag + "_rc"].lstrip("-").isdigit() else None
         s0, s1 = window(ticks, facts, tag)
@@ -499,7 +502,7 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
                  "report_downtime_ms": None, "bytes": None,
                  "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None,
                  "attempts": int(facts.get(tag + "_attempts") or 1)}
-        if engine == "xl":
+        if kind == "xl":
             try:
                 entry["bytes"] = int(facts.get(tag + "_bytes"))
             except (TypeError, ValueError):
@@ -521,7 +524,7 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
         comps.append(entry)
         check(f"{step}: {engine} over {link}: guest moved, alive, memory intact", entry["ok"],
               f"rc={rc}, ticks seq {s0} -> {s1}, self-check errors {max(errs) if errs else '-'}",
-              G_XM if engine == "xmotion" else G_XL, (s0, s1))
+              G_XM if kind == "xmotion" else G_XL, (s0, s1))
     if step == "converge":
         # The point of --converge: the guest out-dirties the link, and only a
         # throttled guest lets pre-copy converge (PolicyConfig.auto_converge).
