@@ -483,8 +483,8 @@ class HvmTest(unittest.TestCase):
                COMPARE_RUNS="xmotion:loopback xl:loopback")
 
     def run_lab(self, pv_rc=1, pv_ms=40, pv_err="xmotion send: xen: domain 3 is a PV guest; xmotion migrates HVM "
-                "and PVH guests only", pv_state_after="--p---", pv_step=True):
-        lab = Lab()
+                "and PVH guests only", pv_state_after="--p---", pv_step=True, lab=None):
+        lab = lab or Lab()
         lab.step("xen-daemons")
         if pv_step:
             lab.step("pv-refused")
@@ -526,7 +526,7 @@ class HvmTest(unittest.TestCase):
         with open(os.path.join(lab.out, "xenstored-access.log"), "w") as f:
             f.write("[20261205T02:23:14.394Z]  D3           newconn   \n")
             f.writelines(lines[60:])
-        got = {c["engine"]: c["guest_downtime_dom0_ms"] for c in self._judge(lab)["comparisons"]}
+        got = {c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab(lab=lab)["comparisons"]}
         self.assertEqual(got, {"xmotion": 2500, "xl": 1000})
         self.assertEqual({c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab()["comparisons"]},
                          {"xmotion": None, "xl": None})
@@ -549,15 +549,6 @@ class HvmTest(unittest.TestCase):
         # A failed warm-up is a failed check like any migration's (here: xmotion's, rc=1).
         self.assertIn("hvm: warmup-xmotion over loopback: guest moved, alive, memory intact", failed(res))
         self.assertNotIn("hvm: warmup-xl over loopback: guest moved, alive, memory intact", failed(res))
-
-    def _judge(self, lab):
-        lab.step("xen-daemons")
-        for s in ("guest-create", "guest-ticks", "hvm"):
-            lab.step(s)
-        lab.ticks("guest", 1, 40)
-        ScaleTest.migration(self, lab, "xmotion", "loopback", 40, 100, 10.0, 20.0, domain="guest-1", gap_at=70)
-        ScaleTest.migration(self, lab, "xl", "loopback", 100, 160, 30.0, 45.0, domain="guest-1", gap_at=130)
-        return lab.judge(self.HVM)
 
     def test_pv_refusal_must_be_quick_say_pv_and_leave_the_domain(self):
         self.assertIn("PV refused: send exits 1 at once", failed(self.run_lab(pv_rc=0)))
