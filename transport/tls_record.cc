@@ -167,6 +167,57 @@ struct TlsRecordCipher::FastKey {
   bool aes256 = false;
   ~FastKey() { OPENSSL_cleanse(&key, sizeof key); }
 };
+
+namespace {
+
+// One record's AES-GCM through intel-ipsec-mb, the key size's functions picked
+// once: starts with the nonce and the record header as associated data; Seal
+// and Open each use one direction. The per-record context is wiped at the end.
+class ImbRecord {
+ public:
+  ImbRecord(const gcm_key_data& key, bool aes256, const uint8_t* nonce, const uint8_t* header)
+      : m_(IpsecMb().mgr), k_(&key), b_(aes256) {
+    if (b_)
+      IMB_AES256_GCM_INIT(m_, k_, &c_, nonce, header, kHeader);
+    else
+      IMB_AES128_GCM_INIT(m_, k_, &c_, nonce, header, kHeader);
+  }
+  ~ImbRecord() { OPENSSL_cleanse(&c_, sizeof c_); }
+  ImbRecord(const ImbRecord&) = delete;
+  ImbRecord& operator=(const ImbRecord&) = delete;
+  void Encrypt(uint8_t* out, const uint8_t* in, uint64_t n) {
+    if (b_)
+      IMB_AES256_GCM_ENC_UPDATE(m_, k_, &c_, out, in, n);
+    else
+      IMB_AES128_GCM_ENC_UPDATE(m_, k_, &c_, out, in, n);
+  }
+  void Decrypt(uint8_t* out, const uint8_t* in, uint64_t n) {
+    if (b_)
+      IMB_AES256_GCM_DEC_UPDATE(m_, k_, &c_, out, in, n);
+    else
+      IMB_AES128_GCM_DEC_UPDATE(m_, k_, &c_, out, in, n);
+  }
+  void EncryptTag(uint8_t* tag) {
+    if (b_)
+      IMB_AES256_GCM_ENC_FINALIZE(m_, k_, &c_, tag, TlsRecordCipher::kTag);
+    else
+      IMB_AES128_GCM_ENC_FINALIZE(m_, k_, &c_, tag, TlsRecordCipher::kTag);
+  }
+  void DecryptTag(uint8_t* tag) {
+    if (b_)
+      IMB_AES256_GCM_DEC_FINALIZE(m_, k_, &c_, tag, TlsRecordCipher::kTag);
+    else
+      IMB_AES128_GCM_DEC_FINALIZE(m_, k_, &c_, tag, TlsRecordCipher::kTag);
+  }
+
+ private:
+  IMB_MGR* m_;
+  const gcm_key_data* k_;
+  bool b_;
+  gcm_context_data c_;
+};
+
+}  // namespace
 #else
 struct TlsRecordCipher::FastKey {};
 #endif
@@ -231,39 +282,22 @@ bool TlsRecordCipher::Seal(int lane, uint64_t seq, std::span<const iovec> plain,
   Nonce(iv_, seq, nonce);
 #if XM_HAVE_IPSEC_MB
   if (fast_) {
-    IMB_MGR* m = IpsecMb().mgr;
-    const gcm_key_data* k = &fast_->key;
-    const bool b = fast_->aes256;
-    gcm_context_data c;
-    auto update = [&](uint8_t* out, const uint8_t* in, uint64_t len) {
-      if (b)
-        IMB_AES256_GCM_ENC_UPDATE(m, k, &c, out, in, len);
-      else
-        IMB_AES128_GCM_ENC_UPDATE(m, k, &c, out, in, len);
-    };
-    if (b)
-      IMB_AES256_GCM_INIT(m, k, &c, nonce, h, kHeader);
-    else
-      IMB_AES128_GCM_INIT(m, k, &c, nonce, h, kHeader);
+    ImbRecord r(fast_->key, fast_->aes256, nonce, h);
     uint8_t* p = h + kHeader;
     for (const iovec& v : plain) {
       if (v.iov_len == 0) continue;
-      update(p, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
+      r.Encrypt(p, static_cast<const uint8_t*>(v.iov_base), v.iov_len);
       p += v.iov_len;
     }
     const uint8_t type = kApplicationData;
-    update(p++, &type, 1);
+    r.Encrypt(p++, &type, 1);
     static constexpr uint8_t kZeros[256] = {};
     for (size_t left = pad; left > 0;) {
       const size_t n = std::min(left, sizeof kZeros);
-      update(p, kZeros, n);
+      r.Encrypt(p, kZeros, n);
       p += n, left -= n;
     }
-    if (b)
-      IMB_AES256_GCM_ENC_FINALIZE(m, k, &c, p, kTag);
-    else
-      IMB_AES128_GCM_ENC_FINALIZE(m, k, &c, p, kTag);
-    OPENSSL_cleanse(&c, sizeof c);
+    r.EncryptTag(p);
     return true;
   }
 #endif
@@ -299,23 +333,13 @@ bool TlsRecordCipher::Open(int lane, uint64_t seq, const uint8_t* header, std::s
   const size_t clen = body.size() - kTag;
 #if XM_HAVE_IPSEC_MB
   if (fast_) {
-    IMB_MGR* m = IpsecMb().mgr;
-    const gcm_key_data* k = &fast_->key;
-    const bool b = fast_->aes256;
-    gcm_context_data c;
     uint8_t t = 0, tag[kTag];
-    if (b) {
-      IMB_AES256_GCM_INIT(m, k, &c, nonce, header, kHeader);
-      if (clen > 1) IMB_AES256_GCM_DEC_UPDATE(m, k, &c, plain, body.data(), clen - 1);
-      IMB_AES256_GCM_DEC_UPDATE(m, k, &c, &t, body.data() + clen - 1, 1);
-      IMB_AES256_GCM_DEC_FINALIZE(m, k, &c, tag, kTag);
-    } else {
-      IMB_AES128_GCM_INIT(m, k, &c, nonce, header, kHeader);
-      if (clen > 1) IMB_AES128_GCM_DEC_UPDATE(m, k, &c, plain, body.data(), clen - 1);
-      IMB_AES128_GCM_DEC_UPDATE(m, k, &c, &t, body.data() + clen - 1, 1);
-      IMB_AES128_GCM_DEC_FINALIZE(m, k, &c, tag, kTag);
+    {
+      ImbRecord r(fast_->key, fast_->aes256, nonce, header);
+      if (clen > 1) r.Decrypt(plain, body.data(), clen - 1);
+      r.Decrypt(&t, body.data() + clen - 1, 1);
+      r.DecryptTag(tag);
     }
-    OPENSSL_cleanse(&c, sizeof c);
     // (The plaintext, clen - 1 bytes, never reaches the tag, in place or not.)
     if (CRYPTO_memcmp(tag, body.data() + clen, kTag) != 0) return false;
     *last = t;
