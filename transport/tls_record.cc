@@ -32,6 +32,14 @@ constexpr size_t kFlushBytes = 1 << 20;    // sealed bytes gathered before one s
 constexpr size_t kBatchRecords = 64;       // records read before opening them (1 MiB)
 constexpr size_t kParallelMin = 2 * TlsRecordCipher::kMaxPlain;  // a Recv this large opens in batches
 
+// A record header's body length, or 0 for a header that is not an
+// application-data TLS 1.3 record of a size RFC 8446 allows (§5.1, §5.4).
+size_t SealedLength(const uint8_t* h) {
+  const size_t len = (size_t{h[3]} << 8) | h[4];
+  const bool ok = h[0] == kApplicationData && h[1] == 3 && h[2] == 3 && len <= kMaxCipher && len >= TlsRecordCipher::kTag + 1;
+  return ok ? len : 0;
+}
+
 // HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.
 bool ExpandLabel(std::span<const uint8_t> secret, const EVP_MD* md, const char* label, uint8_t* out, size_t len) {
   std::string full = std::string("tls13 ") + label;
@@ -438,25 +446,23 @@ Status TlsRecordStream::NotData(uint8_t type, const uint8_t* content, size_t len
   return Rejected("unexpected content type " + std::to_string(type));
 }
 
-Status TlsRecordStream::ReadSealed(uint8_t* h, size_t& at, size_t& len, size_t got, size_t want) {
+Status TlsRecordStream::ReadSealed(uint8_t* h, size_t& len, size_t got, size_t want) {
   Status st = inner_->Recv(std::as_writable_bytes(std::span(h, kHeader)));
   if (!st.ok()) {
     if (st.code() == Code::kAborted && got > 0) return ClosedByPeer(inner_->peer(), got, want);
     return st;
   }
-  len = (size_t{h[3]} << 8) | h[4];
-  if (h[0] != kApplicationData || h[1] != 3 || h[2] != 3 || len > kMaxCipher || len < TlsRecordCipher::kTag + 1)
-    return Rejected("malformed record header");
-  if (arena_.size() < at + len) arena_.resize(std::max(at + len, 2 * arena_.size()));
-  st = inner_->Recv(std::as_writable_bytes(std::span(arena_.data() + at, len)));
+  if ((len = SealedLength(h)) == 0) return Rejected("malformed record header");
+  if (arena_.size() < len) arena_.resize(len);
+  st = inner_->Recv(std::as_writable_bytes(std::span(arena_.data(), len)));
   if (!st.ok()) return st.code() == Code::kAborted ? Rejected("record cut short") : st;
   return {};
 }
 
 Status TlsRecordStream::NextRecord(size_t got, size_t want) {
   uint8_t h[kHeader];
-  size_t at = 0, len = 0;
-  XM_TRY(ReadSealed(h, at, len, got, want));
+  size_t len = 0;
+  XM_TRY(ReadSealed(h, len, got, want));
   if (in_.size() < kMaxCipher) in_.resize(kMaxCipher);
   uint8_t last = 0;
   size_t plain = 0;
@@ -518,9 +524,7 @@ Status TlsRecordStream::RecvBatch(std::span<std::byte> buf, size_t& got) {
     if (read_error = read_to(at + kHeader); !read_error.ok()) break;
     Sealed r{};
     std::memcpy(r.header, arena_.data() + at, kHeader);
-    r.len = (size_t{r.header[3]} << 8) | r.header[4];
-    if (r.header[0] != kApplicationData || r.header[1] != 3 || r.header[2] != 3 || r.len > kMaxCipher ||
-        r.len < TlsRecordCipher::kTag + 1) {
+    if ((r.len = SealedLength(r.header)) == 0) {
       read_error = Rejected("malformed record header");
       break;
     }

@@ -139,8 +139,8 @@ class TlsRecordStream final : public Stream {
   Status Fill(std::span<std::byte> buf, size_t& got);
   // Recv when the kernel opens the records: its refusals as the record layer's.
   Status KernelRecv(std::span<std::byte> buf);
-  // Reads the next record's header into `h` and its body into arena_ at `at`.
-  Status ReadSealed(uint8_t* h, size_t& at, size_t& len, size_t got, size_t want);
+  // Reads the next record's header into `h` and its body (`len` bytes) to the front of arena_.
+  Status ReadSealed(uint8_t* h, size_t& len, size_t got, size_t want);
   // Reads and opens the next record into in_ (plaintext at [pos_, end_)).
   Status NextRecord(size_t got, size_t want);
   // Reads the records that fill the caller's buffer from `got` on and opens

@@ -67,10 +67,14 @@ class Receiver::Impl {
   Session session_;
   CpuPolicy policy_;
   bool resumed_ = false;
-  // When each ROUND_ACK went out. The source pauses the guest right after reading
-  // the one before the final round's: that is where this side's downtime starts.
-  std::vector<Clock::time_point> ack_at_;
-  std::vector<double> cpu_at_ack_;  // ProcessCpuMs() at each ack_at_
+  // When each ROUND_ACK went out, and this process's CPU time then (ProcessCpuMs).
+  // The source pauses the guest right after reading the one before the final
+  // round's: that is where this side's downtime starts.
+  struct Ack {
+    Clock::time_point at;
+    double cpu_ms;
+  };
+  std::vector<Ack> acks_;
   Clock::time_point commit_at_ = Clock::now();
   uint64_t rss_at_start_ = ResidentBytes();
   // Rounds() state, kept across a reconnect.
@@ -230,8 +234,7 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         round_ = re->round + 1;
         if (opts_.cancel) opts_.cancel->SetPhase("precopy", round_);
         round_start_ = Clock::now();
-        ack_at_.push_back(round_start_);
-        cpu_at_ack_.push_back(ProcessCpuMs());
+        acks_.push_back({round_start_, ProcessCpuMs()});
         break;
       }
       case RecordType::kVcpuState: {
@@ -401,8 +404,12 @@ Status Receiver::Impl::Handoff(const Commit& commit, const VcpuState& vcpu) {
     return std::chrono::duration<double, std::milli>(b - a).count();
   };
   auto now = Clock::now();
-  Clock::time_point paused_at = ack_at_.size() >= 2 ? ack_at_[ack_at_.size() - 2] : commit_at_;
-  if (cpu_at_ack_.size() >= 2) report_.downtime.cpu_ms = ProcessCpuMs() - cpu_at_ack_[cpu_at_ack_.size() - 2];
+  Clock::time_point paused_at = commit_at_;
+  if (acks_.size() >= 2) {
+    const Ack& last_precopy = acks_[acks_.size() - 2];
+    paused_at = last_precopy.at;
+    report_.downtime.cpu_ms = ProcessCpuMs() - last_precopy.cpu_ms;
+  }
   report_.downtime.final_round_ms = ms(paused_at, commit_at_);
   report_.downtime.state_ms = ms(commit_at_, ready_at);
   report_.downtime.handoff_ms = ms(ready_at, now);
