@@ -1,10 +1,12 @@
 // Policy: after each pre-copy round, decides whether to go on, slow the guest
 // down, or stop it and copy the rest — from measured wire bandwidth and dirty
 // rate against the downtime target (DESIGN.md §1.3). The target is a ceiling,
-// not a goal: once the rest fits it, pre-copy goes on while each round at
-// least halves what is left (a round that does pays for itself: the rounds'
-// time is bounded by twice the first, the downtime halves each time), and
-// stops when a round no longer does or the rest is negligible. Pure
+// not a goal: the rule aims for the smallest downtime the link and the guest
+// allow. Once the rest fits the ceiling, pre-copy goes on while a round still
+// cuts what is left by at least a quarter, the rest is predicted above a
+// negligible downtime, and the extra rounds stay inside a time budget (half of
+// the pre-copy it took to fit the ceiling, counted from round 1 on), so the
+// total stays bounded. Pure
 // arithmetic on what it is told: no clock, no I/O, so it is tested round by
 // round. Not thread-safe.
 #pragma once
@@ -37,8 +39,16 @@ enum class Decision { kContinue, kStopAndCopy };
 class Policy {
  public:
   // A rest predicted to take no longer than this is not worth another round:
-  // pausing and handing over cost more than that already.
+  // pausing and handing over cost more than that already. The goal the rule
+  // aims for under the ceiling.
   static constexpr double kNegligibleDowntimeMs = 1.0;
+  // Under the ceiling a round must leave at most this share of its own work
+  // dirty to earn another one: a guest that re-dirties most of what was sent
+  // only makes the total longer.
+  static constexpr double kWorthwhileRest = 0.75;
+  // Rounds after the rest first fits the ceiling may take at most this share
+  // of the time it took to get there (the bound on what they add to the total).
+  static constexpr double kExtraTimeShare = 0.5;
 
   explicit Policy(PolicyConfig cfg) : cfg_(cfg) {}
 
@@ -62,6 +72,7 @@ class Policy {
   uint32_t not_converging_ = 0;
   double run_fraction_ = 1.0;
   double last_prediction_ms_ = 0;
+  double fit_at_s_ = -1;  // elapsed_s when the rest first fitted the ceiling (-1: not yet)
   std::string reason_;
 };
 
