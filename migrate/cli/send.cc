@@ -106,7 +106,7 @@ void AddSend(CLI::App& app, Runner& run) {
   CLI::App* cmd = app.add_subcommand("send", "Live-migrate a guest from this host to a receiver");
   cmd->add_option("--to", a->to, "Receiver address HOST:PORT")->required();
   AddBackendOptions(*cmd, a->common);
-  cmd->add_option("--downtime-target", a->downtime_ms, "Stop-and-copy when the rest fits this many ms")
+  cmd->add_option("--downtime-target", a->downtime_ms, "Downtime ceiling in ms (below it, pre-copy goes on while rounds still cut the rest)")
       ->capture_default_str();
   cmd->add_option("--max-rounds", a->max_rounds, "Pre-copy rounds before stop-and-copy regardless")
       ->check(CLI::Range(1u, 100000u))
