@@ -118,8 +118,11 @@ class XenDestination final : public Backend {
   std::unique_ptr<StreamWriter> writer_;
   std::optional<XenCpuPolicy> streamed_policy_;
   std::string domain_name_;
-  std::mutex mu_;  // guards populated_ and building_domid_ (lanes map concurrently)
+  std::mutex mu_;  // guards populated_, all_populated_ and building_domid_ (lanes map concurrently)
   DirtyBitmap populated_;
+  // Every frame the source populated is populated here (after the first
+  // round): later rounds' PopulateRest need not walk the ranges again.
+  bool all_populated_ = false;
   uint32_t building_domid_ = 0;  // the domain the toolstack is building, once found
   uint32_t domid_ = 0;
   bool built_ = false;

@@ -204,7 +204,9 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
         auto re = DecodeRoundEnd(rec.body);
         if (!re.ok()) return std::move(re).status();
         report_.last_record = "ROUND_END " + std::to_string(re->round);
+        const auto end_at = Clock::now();
         XM_TRY(lanes_->WaitForBatches(re->batches_per_stream, "ROUND_END " + std::to_string(re->round)));
+        const double lanes_ms = MsSince(end_at);
         final_batches_ = re->batches_per_stream;
         const uint64_t bytes = BytesReceived();
         RoundReport rr;
@@ -223,6 +225,8 @@ Status Receiver::Impl::Rounds(Commit& commit, VcpuState& vcpu) {
           auto apply_lock = lanes_->HoldApply();
           XM_TRY_CTX(guest_->OnRoundEnd(re->round), "round " + std::to_string(re->round));
         }
+        spdlog::debug("receive: round {}: lanes done {:.1f} ms after ROUND_END, round-end hook {:.1f} ms", re->round,
+                      lanes_ms, MsSince(end_at) - lanes_ms);
         // A cancel stops here rather than acking a round the source would build on.
         if (opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
         acked_round_ = re->round;  // applied: a resumed source must not send it again, ack or no ack

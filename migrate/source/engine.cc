@@ -4,9 +4,11 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <algorithm>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "base/log.h"
@@ -38,9 +40,13 @@ class SourceEngine::Impl {
   Status Connect(int timeout_ms);
   Status Handshake(uint64_t resume_session, uint32_t round, int timeout_ms);
   Status OpenDataStreams();
-  Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
+  // `meanwhile`, if set, runs once the round's last record is out and before
+  // its ROUND_ACK is awaited: local work that overlaps the destination's apply.
+  Status SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr,
+                   const std::function<void()>& meanwhile = {});
   // SendRound, carried over broken connections (--reconnect).
-  Status SendRoundResuming(uint32_t round, const DirtyBitmap& pages, RoundReport& rr);
+  Status SendRoundResuming(uint32_t round, const DirtyBitmap& pages, RoundReport& rr,
+                           const std::function<void()>& meanwhile = {});
   Result<ResumeState> Reconnect(uint32_t round, const Status& why);
   Status StopAndCopy(uint32_t round, DirtyBitmap& dirty);
   // Names the phase for progress events and for a cancel that lands in it.
@@ -190,7 +196,9 @@ Status SourceEngine::Impl::Expect(Record& rec, RecordType want, const std::strin
   return st;
 }
 
-Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {
+Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, RoundReport& rr,
+                                     const std::function<void()>& meanwhile) {
+  const auto t0 = Clock::now();
   PipelineRound pr;
   Status st = pipeline_->SendRound(round, pages, pr);
   if (!st.ok()) {
@@ -210,6 +218,9 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   }
   rr.bytes_wire += body.size() + kRecordHeaderSize;
   report_.bytes_wire += rr.bytes_wire;
+  const double out_ms = MsSince(t0);
+  if (meanwhile) meanwhile();
+  const double meanwhile_ms = MsSince(t0) - out_ms;
   // The round lasts until the destination has applied it (PROTOCOL.md
   // ROUND_ACK): a destination that falls behind must slow the rounds down, not
   // surface later as downtime.
@@ -230,17 +241,20 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   if (!acked.ok()) return std::move(acked).With(phase).status();
   if (*acked != round)
     return Error(Code::kProtocol, phase + ": ROUND_ACK for round " + std::to_string(*acked));
+  spdlog::debug("send: round {}: {} pages out in {:.1f} ms, ROUND_ACK {:.1f} ms later ({:.1f} ms of local work meanwhile)",
+                round, rr.pages_sent, out_ms, MsSince(t0) - out_ms, meanwhile_ms);
   return {};
 }
 
-Status SourceEngine::Impl::SendRoundResuming(uint32_t round, const DirtyBitmap& pages, RoundReport& rr) {
+Status SourceEngine::Impl::SendRoundResuming(uint32_t round, const DirtyBitmap& pages, RoundReport& rr,
+                                             const std::function<void()>& meanwhile) {
   const uint64_t page_count = backend_.shape().page_count;
   DirtyBitmap rest;  // after a break: what the destination still lacks of this round
   const DirtyBitmap* sending = &pages;
   for (;;) {
     link_broke_ = false;
     RoundReport attempt;
-    Status st = SendRound(round, *sending, attempt);
+    Status st = SendRound(round, *sending, attempt, meanwhile);
     // An operator's cancel wakes a blocked read: that is no broken link to resume.
     if (!st.ok() && opts_.cancel && opts_.cancel->requested()) return opts_.cancel->CancelledStatus();
     rr.pages_sent += attempt.pages_sent;
@@ -345,14 +359,20 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   rr.round = round;
   rr.dirty_pages = dirty.Count();
   meter_->StartRound(round, rr.dirty_pages, true);
-  XM_TRY(SendRoundResuming(round, dirty, rr));
+  // The vCPU state is read while the destination applies the last pages: on
+  // Xen that is a dozen hypercalls and, for HVM, QEMU's saved device state,
+  // work that otherwise sits between ROUND_ACK and VCPU_STATE in the downtime.
+  std::optional<Result<std::vector<uint8_t>>> blob;
+  auto save_state = [&] {
+    if (!blob) blob = backend_.SaveVcpuState();
+  };
+  XM_TRY(SendRoundResuming(round, dirty, rr, save_state));
   rr.ms = MsSince(t_final);
   report_.downtime.final_round_ms = rr.ms;
   report_.source_overhead_bytes = pipeline_->overhead_bytes();
   report_.rounds.push_back(rr);
   meter_->Complete();
   progress_.Emit("round", RoundEvent(rr, true));
-  (void)backend_.DisableDirtyLog();
 
   EnterPhase("state");
   XM_TRY(CheckCancel());
@@ -366,10 +386,10 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
     report_.dirty_log_misses = misses;
     XM_TRY_CTX(std::move(audit), "full verify");
   }
-  auto blob = backend_.SaveVcpuState();
-  if (!blob.ok()) return std::move(blob).With("save vCPU state").status();
+  save_state();  // a resumed round may have ended without running it
+  if (!blob->ok()) return std::move(*blob).With("save vCPU state").status();
   XM_TRY(CheckCancel());
-  VcpuState vs{std::string(backend_.name()) + "-v1", std::move(blob).value()};
+  VcpuState vs{std::string(backend_.name()) + "-v1", std::move(*blob).value()};
   XM_TRY_CTX(WriteRecord(*control_, RecordType::kVcpuState, EncodeVcpuState(vs)), "handoff");
   Commit commit;
   commit.digest = MemoryDigest(backend_.shape(), pipeline_->last_hash());
@@ -420,6 +440,10 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   EnterPhase("done");
   report_.downtime.handoff_ms = MsSince(t_go);
   report_.downtime.cpu_ms = ProcessCpuMs() - cpu_at_pause;
+  // Only now: the guest runs on the destination, and this copy is released
+  // next (a failure before GO turns the log off before resuming). On Xen HVM
+  // turning it off is a QMP round trip to QEMU, ~20 ms of downtime in the lab.
+  (void)backend_.DisableDirtyLog();
   // Downtime is from asking the guest to stop until its vCPUs run on the
   // destination: up to GO here, then the destination's own GO-to-running
   // (its STATS came before DONE). GO's one-way trip is not in it (one network
