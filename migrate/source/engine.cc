@@ -241,8 +241,9 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
   if (!acked.ok()) return std::move(acked).With(phase).status();
   if (*acked != round)
     return Error(Code::kProtocol, phase + ": ROUND_ACK for round " + std::to_string(*acked));
-  spdlog::debug("send: round {}: {} pages out in {:.1f} ms, ROUND_ACK {:.1f} ms later ({:.1f} ms of local work meanwhile)",
-                round, rr.pages_sent, out_ms, MsSince(t0) - out_ms, meanwhile_ms);
+  spdlog::debug("send: round {}: {} pages out in {:.1f} ms (map {:.1f}, encode {:.1f}, write {:.1f} ms), ROUND_ACK {:.1f} "
+                "ms later ({:.1f} ms of local work meanwhile)",
+                round, rr.pages_sent, out_ms, pr.map_ms, pr.encode_ms, pr.write_ms, MsSince(t0) - out_ms, meanwhile_ms);
   return {};
 }
 

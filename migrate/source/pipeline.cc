@@ -83,6 +83,7 @@ class SendPipeline::Impl {
   std::vector<EncodeCounts> worker_counts_;
   std::vector<std::atomic<uint64_t>> batches_sent_;
   std::atomic<uint64_t> bytes_wire_{0}, pages_sent_{0}, sender_busy_ns_{0}, pages_done_{0};
+  std::atomic<uint64_t> map_ns_{0}, encode_ns_{0};
   std::vector<std::thread> threads_;
 
   // Governor: per codec choice, the counters at its last estimate and what that
@@ -230,6 +231,7 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
         for (uint64_t v = r.words[w]; v; v &= v - 1)
           pfns.push_back(r.index * kRegionPages + w * 64 + static_cast<uint64_t>(__builtin_ctzll(v)));
     bool ok = !failed_.load();
+    const uint64_t t_map = NowNs();
     if (ok) {
       if (Status st = pages.Map(pfns, Access::kRead); !st.ok()) {
         Fail(std::move(st).With("map pfn " + std::to_string(pfns.front())));
@@ -237,6 +239,8 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
       }
     }
     const uint32_t stream = chunk.stream;
+    const uint64_t t_encode = NowNs();
+    map_ns_.fetch_add(t_encode - t_map, std::memory_order_relaxed);
     BatchBuilder* b = nullptr;
     for (size_t i = 0; ok && i < pfns.size(); ++i) {
       if (!b) {
@@ -252,6 +256,7 @@ void SendPipeline::Impl::WorkerLoop(uint32_t id) {
       }
     }
     pages_done_.fetch_add(pfns.size(), std::memory_order_relaxed);
+    encode_ns_.fetch_add(NowNs() - t_encode, std::memory_order_relaxed);  // waits for a free batch included
     std::lock_guard lock(mu_);
     if (b && b->count() > 0) {
       ++outstanding_;
@@ -354,6 +359,7 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
     for (auto& c : worker_counts_) c = EncodeCounts{};
   }
   uint64_t wire0 = bytes_wire_.load(), pages0 = pages_sent_.load();
+  const uint64_t map0 = map_ns_.load(), encode0 = encode_ns_.load(), write0 = sender_busy_ns_.load();
   const size_t nregions = (pages.size() + kRegionPages - 1) / kRegionPages;
   const size_t nwords = pages.words();
   auto last_govern = Clock::now();
@@ -418,6 +424,9 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
   out.counts = EncodeCounts{};
   for (const auto& c : worker_counts_) out.counts += c;
   out.compression = ctx_.choice.load() != 0;
+  out.map_ms = static_cast<double>(map_ns_.load() - map0) / 1e6;
+  out.encode_ms = static_cast<double>(encode_ns_.load() - encode0) / 1e6;
+  out.write_ms = static_cast<double>(sender_busy_ns_.load() - write0) / 1e6;
   return {};
 }
 

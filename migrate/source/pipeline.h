@@ -40,6 +40,9 @@ struct PipelineRound {
   uint64_t bytes_wire = 0;
   EncodeCounts counts;
   bool compression = true;    // the governor's decision when the round ended
+  // Where the round's time went, summed over threads: mapping guest pages,
+  // encoding them (snapshot, hash, classify, compress), writing records.
+  double map_ms = 0, encode_ms = 0, write_ms = 0;
 };
 
 // Thread-safety: SendRound and the accessors are called from one thread (the

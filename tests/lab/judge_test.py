@@ -110,6 +110,24 @@ class Lab:
             f.write("xmotion send: the source guest is crashed (the hypervisor's view): there is nothing to migrate\n")
 
 
+def write_xenstore_ticks(out, last, long_gaps):
+    """xenstored's access log as the lab leaves it: the ticker writes
+    data/xtick = seq every 100 ms; long_gaps {seq: ms} delays that tick. The
+    older ticks go into the rotated part."""
+    def stamp(seq, t_ms):
+        sec, ms = divmod(int(t_ms), 1000)
+        return time.strftime("[%Y%m%dT%H:%M:%S", time.gmtime(sec)) + f".{ms:03d}Z]  D2           write     data/xtick {seq}\n"
+    t, lines = 1_800_000_000_000, []
+    for seq in range(1, last + 1):
+        t += long_gaps.get(seq, 100)
+        lines.append(stamp(seq, t))
+    with open(os.path.join(out, "xenstored-access.log.1"), "w") as f:
+        f.writelines(lines[:60])
+    with open(os.path.join(out, "xenstored-access.log"), "w") as f:
+        f.write("[20261205T02:23:14.394Z]  D3           newconn   \n")
+        f.writelines(lines[60:])
+
+
 def failed(res):
     return [c["check"] for c in res["checks"] if not c["ok"]]
 
@@ -123,6 +141,25 @@ class JudgeTest(unittest.TestCase):
         self.assertEqual(judge.classify(res)[0], "passed")
         self.assertFalse(judge.retry_allowed(res))
         self.assertIsNone(res["guest_crash"])
+
+    def test_each_migrations_gap_is_also_read_on_dom0s_clock(self):
+        # xmotion's window is ticks 40..70, xl's 100..130 (xmotion_ok, xl_ok):
+        # on dom0's clock xmotion's longest gap is 45 -> 46 (700 ms), xl's
+        # 120 -> 121 (450 ms); the guest's own ticks (console) are 100 ms apart.
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        write_xenstore_ticks(lab.out, 130, {46: 700, 121: 450})
+        res = lab.judge()
+        self.assertEqual(failed(res), [])
+        self.assertEqual(res["xmotion"]["guest_dom0"]["downtime_ms"], 600)
+        self.assertEqual(res["xmotion"]["guest_dom0"]["gap_between_seqs"], (45, 46))
+        self.assertEqual(res["xl_migrate"]["guest_dom0"]["downtime_ms"], 350)
+        # Without xenstored's log there is no dom0 figure, and nothing fails for it.
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        res = lab.judge()
+        self.assertEqual(failed(res), [])
+        self.assertIsNone(res["xmotion"]["guest_dom0"])
 
     def test_panic_during_xmotions_final_round_is_a_guest_panic_and_may_be_retried(self):
         # CI's second run: the guest died 0.35 s after xmotion asked it to
@@ -514,18 +551,7 @@ class HvmTest(unittest.TestCase):
         # (130 -> 131) 1.0 s; ticks 100 ms apart elsewhere; the older ticks in
         # the rotated part. Without the log the entry says so (None).
         lab = Lab()
-        def stamp(seq, t_ms):
-            sec, ms = divmod(int(t_ms), 1000)
-            return time.strftime("[%Y%m%dT%H:%M:%S", time.gmtime(sec)) + f".{ms:03d}Z]  D2           write     data/xtick {seq}\n"
-        t, lines = 1_800_000_000_000, []
-        for seq in range(1, 161):
-            t += 2600 if seq == 71 else 1100 if seq == 131 else 100
-            lines.append(stamp(seq, t))
-        with open(os.path.join(lab.out, "xenstored-access.log.1"), "w") as f:
-            f.writelines(lines[:60])
-        with open(os.path.join(lab.out, "xenstored-access.log"), "w") as f:
-            f.write("[20261205T02:23:14.394Z]  D3           newconn   \n")
-            f.writelines(lines[60:])
+        write_xenstore_ticks(lab.out, 160, {71: 2600, 131: 1100})
         got = {c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab(lab=lab)["comparisons"]}
         self.assertEqual(got, {"xmotion": 2500, "xl": 1000})
         self.assertEqual({c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab()["comparisons"]},
