@@ -29,8 +29,11 @@ size_t EncodeDelta(const std::byte* base, const std::byte* page, uint8_t* out, s
     if (off >= kPageSize) break;
     size_t start = off;
     size_t end = off + 8;
-    // Extend while words differ or the gap to the next difference is small.
+    // Extend while words differ or the gap to the next difference is small;
+    // give up as soon as the run alone overflows `max_len` (a page rewritten
+    // throughout fails after a quarter of it, not after the whole page).
     while (end < kPageSize) {
+      if (len + kRunHeader + (end - start) > max_len) return 0;
       if (Word(base, end) != Word(page, end)) {
         end += 8;
         continue;

@@ -61,6 +61,22 @@ TEST(Delta, TooDifferentPagesAreRefused) {
   EXPECT_EQ(EncodeDelta(base.data(), page.data(), delta.data(), 1024), 0u);
 }
 
+TEST(Delta, ARunIsKeptUpToTheLimitExactly) {
+  // One run of 127 changed words (1016 bytes) after a 4-byte header: 1020 bytes.
+  auto base = RandomPage(8), page = base;
+  for (size_t i = 512; i < 512 + 1016; ++i) page[i] ^= std::byte{0xff};
+  size_t len = 0;
+  EXPECT_EQ(RoundTrip(base, page, 1020, &len), page);
+  EXPECT_EQ(len, 1020u);
+  EXPECT_EQ(RoundTrip(base, page, 1019, &len), base);  // refused: the caller sends the page
+  EXPECT_EQ(len, 0u);
+  // The same run at the very end of the page (no word after it to compare).
+  page = base;
+  for (size_t i = kPageSize - 1016; i < kPageSize; ++i) page[i] ^= std::byte{0xff};
+  EXPECT_EQ(RoundTrip(base, page, 1020, &len), page);
+  EXPECT_EQ(RoundTrip(base, page, 1019, &len), base);
+}
+
 TEST(Delta, IdenticalPagesGiveAnEmptyDelta) {
   auto base = RandomPage(5);
   std::vector<uint8_t> delta(64);
