@@ -200,7 +200,7 @@ Status SourceEngine::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, R
                                      const std::function<void()>& meanwhile) {
   const auto t0 = Clock::now();
   PipelineRound pr;
-  Status st = pipeline_->SendRound(round, pages, pr);
+  Status st = pipeline_->SendRound(round, pages, pr, /*last=*/paused_);
   if (!st.ok()) {
     link_broke_ = pipeline_->link_failed();
     return std::move(st).With("round " + std::to_string(round));

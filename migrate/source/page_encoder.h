@@ -30,6 +30,7 @@ namespace xm {
 // What one round shares with every worker.
 struct RoundContext {
   uint32_t round = 0;
+  bool last = false;  // the final round: the guest is paused and no round follows
   uint32_t streams = 1;
   const DirtyBitmap* sending = nullptr;  // pfns sent this round (never DUP_REF targets)
   std::vector<uint64_t>* last_hash = nullptr;

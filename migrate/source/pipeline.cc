@@ -47,7 +47,7 @@ class SendPipeline::Impl {
  public:
   Impl(Backend& b, std::vector<Stream*> streams, PipelineOptions o);
   ~Impl();
-  Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
+  Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out, bool last);
 
   Backend& backend_;
   std::vector<Stream*> streams_;
@@ -335,7 +335,7 @@ void SendPipeline::Impl::Govern() {
   ctx_.choice.store(ChooseCodec(est_, wire_rate), std::memory_order_relaxed);
 }
 
-Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out) {
+Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out, bool last) {
   {
     std::lock_guard lock(mu_);
     if (!error_.ok()) return error_;
@@ -344,6 +344,7 @@ Status SendPipeline::Impl::SendRound(uint32_t round, const DirtyBitmap& pages, P
       sent_round_ = round;
     }
     ctx_.round = round;
+    ctx_.last = last;
     ctx_.sending = &pages;
     if (round == 0 && !known_zero_ready_) {
       // Asked once the dirty log is on: a page written after this answer is
@@ -434,8 +435,8 @@ SendPipeline::SendPipeline(Backend& backend, std::vector<Stream*> streams, Pipel
     : impl_(std::make_unique<Impl>(backend, std::move(streams), opts)) {}
 SendPipeline::~SendPipeline() = default;
 
-Status SendPipeline::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out) {
-  return impl_->SendRound(round, pages, out);
+Status SendPipeline::SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out, bool last) {
+  return impl_->SendRound(round, pages, out, last);
 }
 void SendPipeline::Detach() {
   Impl& i = *impl_;

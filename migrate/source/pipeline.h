@@ -59,8 +59,9 @@ class SendPipeline {
   // later call returns it. Round 0 sends the pages the backend knows nothing
   // wrote (Backend::PagesMaybeWritten) as ZERO without reading them.
   // REQUIRES: rounds are numbered upwards; `pages` is as large as the guest;
-  // the backend's dirty log is on before round 0.
-  Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out);
+  // the backend's dirty log is on before round 0. `last`: the final round (the
+  // guest paused, no round after it), which keeps no new per-page state.
+  Status SendRound(uint32_t round, const DirtyBitmap& pages, PipelineRound& out, bool last = false);
 
   // After a broken connection. Detach stops the pipeline's threads and forgets
   // the (dead) streams; Attach resumes on new ones, counting batches from zero

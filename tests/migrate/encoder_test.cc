@@ -30,11 +30,12 @@ struct Fixture {
 
   // Sends `pfns` as round `round` in one batch, compressed with `choices[choice]`,
   // and decodes it at the destination.
-  EncodeCounts Round(uint32_t round, const std::vector<uint64_t>& pfns, uint32_t choice = 1) {
+  EncodeCounts Round(uint32_t round, const std::vector<uint64_t>& pfns, uint32_t choice = 1, bool last = false) {
     DirtyBitmap sending(kPages);
     for (uint64_t p : pfns) sending.Set(p);
     RoundContext ctx;
     ctx.round = round;
+    ctx.last = last;
     ctx.sending = &sending;
     ctx.last_hash = &last_hash;
     ctx.delta = &delta;
@@ -136,6 +137,27 @@ TEST(PageEncoder, HotPagesGoAsDeltasFromTheirSecondResend) {
       EXPECT_EQ(c.delta, 8u);
     }
   }
+}
+
+TEST(PageEncoder, TheLastRoundRefreshesDeltaBasesButCachesNoNewPage) {
+  // Pages 0-3 were resent before (their bases are cached), 4-7 never were.
+  Fixture f;
+  for (uint64_t p = 0; p < kPages; ++p) FillRandom(f.page(p), static_cast<uint32_t>(p + 300));
+  f.Round(0, All());
+  auto touch = [&](uint64_t p, uint64_t v) { std::memcpy(f.page(p) + 128, &v, 8); };
+  for (uint64_t p = 0; p < 4; ++p) touch(p, 1);
+  f.Round(1, {0, 1, 2, 3});
+  EXPECT_EQ(f.delta.pages(), 4u);
+  for (uint64_t p = 0; p < 8; ++p) touch(p, 2);
+  EncodeCounts c = f.Round(2, {0, 1, 2, 3, 4, 5, 6, 7}, 1, /*last=*/true);
+  f.ExpectSame();
+  EXPECT_EQ(c.delta, 4u);
+  EXPECT_EQ(f.delta.pages(), 4u);  // 4-7 did not enter the cache
+  // The bases it has are the versions just sent: a further delta is exact.
+  for (uint64_t p = 0; p < 4; ++p) touch(p, 3);
+  c = f.Round(3, {0, 1, 2, 3});
+  f.ExpectSame();
+  EXPECT_EQ(c.delta, 4u);
 }
 
 TEST(PageEncoder, DuplicatesReferToPagesTheDestinationHolds) {
