@@ -146,29 +146,62 @@ def guest_view(ticks, seq_from, seq_to, tick_ms):
             "missing_lines": missing}
 
 
-XS_TICK = re.compile(r"^\[(\d{8}T\d\d:\d\d:\d\d\.\d+)Z\]\s+D\d+\s+write\s+data/xtick (\d+)\s*$")
+XS_TICK = re.compile(r"^\[(\d{8}T\d\d:\d\d:\d\d\.\d+)Z\]\s+D(\d+)\s+write\s+data/xtick (\d+)\s*$")
+# The toolstack asking a guest to suspend (libxl's cooperative suspend, both engines).
+XS_SUSPEND = re.compile(r"^\[(\d{8}T\d\d:\d\d:\d\d\.\d+)Z\]\s+\S+\s+write\s+/local/domain/(\d+)/control/shutdown suspend\s*$")
 
 
-def xenstore_ticks(out):
-    """When each tick reached xenstored (the ticker also writes data/xtick =
-    seq), in ms on dom0's clock, from xenstored's access log (rotated parts
-    first): {seq: {"boot": ms, "rt": ms}}, the shape guest_view reads."""
+def xs_ms(stamp):
+    return datetime.datetime.strptime(stamp, "%Y%m%dT%H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp() * 1000
+
+
+def xenstore_log(out):
+    """From xenstored's access log (rotated parts first), on dom0's clock in ms:
+    when each tick reached xenstored (the ticker also writes data/xtick = seq),
+    {seq: {"boot": ms, "rt": ms, "domid": writer}} (the shape guest_view
+    reads), and the suspend requests, [(ms, domid)] in order."""
     def part(name):
         tail_ = name.rsplit(".log", 1)[1].lstrip(".")
         return -int(tail_) if tail_.isdigit() else 0
     names = sorted((n for n in os.listdir(out) if n.startswith("xenstored-access.log")), key=part) \
         if os.path.isdir(out) else []
-    ticks = {}
+    ticks, suspends = {}, []
     for name in names:
         with open(os.path.join(out, name), errors="replace") as f:
             for line in f:
                 m = XS_TICK.match(line)
-                if not m:
+                if m:
+                    t = xs_ms(m.group(1))
+                    ticks.setdefault(int(m.group(3)), {"boot": t, "rt": t, "domid": int(m.group(2))})
                     continue
-                t = datetime.datetime.strptime(m.group(1), "%Y%m%dT%H:%M:%S.%f").replace(
-                    tzinfo=datetime.timezone.utc).timestamp() * 1000
-                ticks.setdefault(int(m.group(2)), {"boot": t, "rt": t})
-    return ticks
+                m = XS_SUSPEND.match(line)
+                if m:
+                    suspends.append((xs_ms(m.group(1)), int(m.group(2))))
+    return ticks, suspends
+
+
+def dom0_view(xs, seq_from, seq_to, tick_ms):
+    """guest_view on dom0's clock, plus `suspend_to_first_tick_ms`: from the
+    toolstack's suspend request in that window to the first tick written by
+    another domain (the guest in its new home). Unlike the tick gap it does not
+    depend on where in the tick period the outage fell (up to one period of
+    error); it includes the guest's own suspend and resume."""
+    ticks, suspends = xs
+    v = guest_view(ticks, seq_from, seq_to, tick_ms)
+    if v is None:
+        return None
+    v["suspend_to_first_tick_ms"] = None
+    # The guest may tick between the request and its suspend: the request is
+    # the last one before the longest gap ends, anywhere in the window.
+    t0, t1 = min(x["rt"] for q, x in ticks.items() if q >= seq_from), ticks[v["gap_between_seqs"][1]]["rt"]
+    reqs = [(t, d) for t, d in suspends if t0 <= t <= t1]
+    if reqs:
+        t, domid = reqs[-1]
+        after = [x["rt"] for x in ticks.values() if x["rt"] > t and x["domid"] != domid]
+        if after:
+            v["suspend_to_first_tick_ms"] = round(min(after) - t)
+    return v
 
 
 def load_json(path):
@@ -247,7 +280,7 @@ def analyse(out, settings):
     compare = compare_runs(settings)  # --scale and --hvm run their own migrations instead
     # The guest's clock and dom0's can disagree across a migration (an HVM
     # guest's until its first resume): each gap is also read on dom0's.
-    xs_ticks = xenstore_ticks(out)
+    xs = xenstore_log(out)
     if settings["RUN_XL"] == "1" and "xl-migrate" not in ran and not compare:
         check("xl migrate ran", False, "dom0 never got to it", G_XL)
     if settings["RUN_XM"] == "1" and "xm-migrate" not in ran and not compare:
@@ -256,7 +289,7 @@ def analyse(out, settings):
         s0, s1 = window(ticks, facts, "xl")
         gv = guest_view(ticks, s0, s1, tick_ms)
         xl = {"rc": num("xl_rc"), "total_s": round(float(facts["xl_t1"]) - float(facts["xl_t0"]), 2),
-              "bytes": num("xl_bytes"), "guest": gv, "guest_dom0": guest_view(xs_ticks, s0, s1, tick_ms),
+              "bytes": num("xl_bytes"), "guest": gv, "guest_dom0": dom0_view(xs, s0, s1, tick_ms),
               "domid_before": facts.get("xl_domid_before"),
               "domid_after": facts.get("xl_domid_after"), "state_after": facts.get("xl_state_after")}
         res["xl_migrate"] = xl
@@ -274,7 +307,7 @@ def analyse(out, settings):
         xm = {"send_rc": num("xm_send_rc"), "recv_rc": num("xm_recv_rc"),
               "total_s": round(float(facts["xm_t1"]) - float(facts["xm_t0"]), 2) if "xm_t1" in facts else None,
               "send_report": send, "recv_report": recv, "guest": gv,
-              "guest_dom0": guest_view(xs_ticks, s0, s1, tick_ms), "src_domid": facts.get("xm_src_domid"), "dst_domid": facts.get("xm_dst_domid"),
+              "guest_dom0": dom0_view(xs, s0, s1, tick_ms), "src_domid": facts.get("xm_src_domid"), "dst_domid": facts.get("xm_dst_domid"),
               "src_gone": facts.get("xm_src_gone") == "1", "state_after": facts.get("xm_state_after"),
               "send_stderr": tail(os.path.join(out, "xm-send.err")),
               "recv_stderr": tail(os.path.join(out, "xm-recv.err"))}
@@ -375,7 +408,7 @@ def analyse(out, settings):
     if settings.get("GUEST_TYPE") == "hvm" and settings["RUN_XM"] == "1":
         pv_refused_results(out, facts, "pv-refused" in ran, res, check)
     if compare:
-        compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check)
+        compare_results(out, settings, facts, ticks, xs, tick_ms, after_ticks, res, check)
     res["checks"] = checks
     return res, steps
 
@@ -477,12 +510,11 @@ def pv_refused_results(out, facts, ran, res, check):
           G_XM, guest_independent=True)
 
 
-def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, check):
+def compare_results(out, settings, facts, ticks, xs, tick_ms, after_ticks, res, check):
     """--scale and --hvm: one `comparisons` entry per migration (issue 13's
     fields), a check that each moved the guest intact, and the ratios the
     targets are stated in (xmotion / xl on the same link, same run)."""
     comps = []
-    xs_ticks = xenstore_ticks(out)
     step = settings.get("COMPARE_STEP") or "compare"
     for engine, link in compare_runs(settings):
         # warmup-<engine>: a migration before the measured ones (dom0-boot),
@@ -497,12 +529,13 @@ def compare_results(out, settings, facts, ticks, tick_ms, after_ticks, res, chec
         s0, s1 = window(ticks, facts, tag)
         gv = guest_view(ticks, s0, s1, tick_ms) or {}
         # The same gap on dom0's clock (xenstored's stamps on the ticks).
-        dv = guest_view(xs_ticks, s0, s1, tick_ms) or {}
+        dv = dom0_view(xs, s0, s1, tick_ms) or {}
         errs = [t["errors"] for q, t in ticks.items() if s0 is not None and s1 is not None and s0 <= q <= s1]
         alive = s0 is not None and s1 is not None and s1 >= s0 + after_ticks
         entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": settings.get("GUEST_TYPE") or "pvh",
                  "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
                  "guest_downtime_ms": gv.get("downtime_ms"), "guest_downtime_dom0_ms": round(dv["downtime_ms"]) if dv else None,
+                 "suspend_to_first_tick_ms": dv.get("suspend_to_first_tick_ms"),
                  "report_downtime_ms": None, "bytes": None,
                  "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None,
                  "attempts": int(facts.get(tag + "_attempts") or 1)}
@@ -550,7 +583,7 @@ def scale_ratios(comps):
         if not xl or not xm or not xl["ok"] or not xm["ok"]:
             continue  # a ratio against a failed migration means nothing
         r = {}
-        for key in ("total_s", "guest_downtime_ms", "guest_downtime_dom0_ms", "bytes"):
+        for key in ("total_s", "guest_downtime_ms", "guest_downtime_dom0_ms", "suspend_to_first_tick_ms", "bytes"):
             if xl.get(key) and xm.get(key) is not None:
                 r[key] = round(xm[key] / xl[key], 3)
         if xm.get("report_downtime_ms") and xm.get("guest_downtime_ms"):

@@ -110,17 +110,27 @@ class Lab:
             f.write("xmotion send: the source guest is crashed (the hypervisor's view): there is nothing to migrate\n")
 
 
-def write_xenstore_ticks(out, last, long_gaps):
+def write_xenstore_ticks(out, last, long_gaps, moves=None):
     """xenstored's access log as the lab leaves it: the ticker writes
-    data/xtick = seq every 100 ms; long_gaps {seq: ms} delays that tick. The
-    older ticks go into the rotated part."""
-    def stamp(seq, t_ms):
+    data/xtick = seq every 100 ms; long_gaps {seq: ms} delays that tick.
+    moves {seq: ms}: the guest moved to a new domain, which writes tick seq
+    on; the toolstack asked the old one to suspend ms before that tick. The
+    older lines go into the rotated part."""
+    def stamp(t_ms):
         sec, ms = divmod(int(t_ms), 1000)
-        return time.strftime("[%Y%m%dT%H:%M:%S", time.gmtime(sec)) + f".{ms:03d}Z]  D2           write     data/xtick {seq}\n"
-    t, lines = 1_800_000_000_000, []
+        return time.strftime("[%Y%m%dT%H:%M:%S", time.gmtime(sec)) + f".{ms:03d}Z]  "
+    t, lines, domid = 1_800_000_000_000, [], 2
     for seq in range(1, last + 1):
         t += long_gaps.get(seq, 100)
-        lines.append(stamp(seq, t))
+        if moves and seq in moves:
+            at = t - moves[seq]
+            i = len(lines)
+            while i > 0 and lines[i - 1][0] > at:
+                i -= 1
+            lines.insert(i, (at, stamp(at) + f"A17          write     /local/domain/{domid}/control/shutdown suspend\n"))
+            domid += 1
+        lines.append((t, stamp(t) + f"D{domid}           write     data/xtick {seq}\n"))
+    lines = [line for _, line in lines]
     with open(os.path.join(out, "xenstored-access.log.1"), "w") as f:
         f.writelines(lines[:60])
     with open(os.path.join(out, "xenstored-access.log"), "w") as f:
@@ -148,12 +158,21 @@ class JudgeTest(unittest.TestCase):
         # 120 -> 121 (450 ms); the guest's own ticks (console) are 100 ms apart.
         lab = Lab()
         lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
-        write_xenstore_ticks(lab.out, 130, {46: 700, 121: 450})
+        # The suspend requests: xmotion's 760 ms before tick 46 (the old domain
+        # still wrote tick 45 after it), xl's 400 ms before tick 121.
+        write_xenstore_ticks(lab.out, 130, {46: 700, 121: 450}, moves={46: 760, 121: 400})
         res = lab.judge()
         self.assertEqual(failed(res), [])
         self.assertEqual(res["xmotion"]["guest_dom0"]["downtime_ms"], 600)
         self.assertEqual(res["xmotion"]["guest_dom0"]["gap_between_seqs"], (45, 46))
+        self.assertEqual(res["xmotion"]["guest_dom0"]["suspend_to_first_tick_ms"], 760)
         self.assertEqual(res["xl_migrate"]["guest_dom0"]["downtime_ms"], 350)
+        self.assertEqual(res["xl_migrate"]["guest_dom0"]["suspend_to_first_tick_ms"], 400)
+        # Without a suspend request in the log (or no move), no such figure.
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        write_xenstore_ticks(lab.out, 130, {46: 700, 121: 450})
+        self.assertIsNone(lab.judge()["xmotion"]["guest_dom0"]["suspend_to_first_tick_ms"])
         # Without xenstored's log there is no dom0 figure, and nothing fails for it.
         lab = Lab()
         lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
@@ -551,9 +570,13 @@ class HvmTest(unittest.TestCase):
         # (130 -> 131) 1.0 s; ticks 100 ms apart elsewhere; the older ticks in
         # the rotated part. Without the log the entry says so (None).
         lab = Lab()
-        write_xenstore_ticks(lab.out, 160, {71: 2600, 131: 1100})
-        got = {c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab(lab=lab)["comparisons"]}
+        write_xenstore_ticks(lab.out, 160, {71: 2600, 131: 1100}, moves={71: 2000, 131: 1050})
+        res = self.run_lab(lab=lab)
+        got = {c["engine"]: c["guest_downtime_dom0_ms"] for c in res["comparisons"]}
         self.assertEqual(got, {"xmotion": 2500, "xl": 1000})
+        got = {c["engine"]: c["suspend_to_first_tick_ms"] for c in res["comparisons"]}
+        self.assertEqual(got, {"xmotion": 2000, "xl": 1050})
+        self.assertEqual(res["scale_ratios"]["loopback"]["suspend_to_first_tick_ms"], round(2000 / 1050, 3))
         self.assertEqual({c["engine"]: c["guest_downtime_dom0_ms"] for c in self.run_lab()["comparisons"]},
                          {"xmotion": None, "xl": None})
 
