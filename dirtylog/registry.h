@@ -25,6 +25,9 @@ struct BackendOptions {
   std::string backend = "sim";  // a name from the registry
   uint64_t memory_bytes = 256ull << 20;
   std::string workload;         // WorkloadSpec text (backends that start their own guest)
+  // Destination guest memory from the kernel's hugetlb pool (Mapping::HugeTlb;
+  // backends that own guest memory: sim, kvm). Opt-in: never a silent fallback.
+  bool hugepages = false;
   uint32_t vcpus = 1;           // kvm
   std::string domain;           // xen: name or id
   // Destination: the source's CPU policy from the handshake (a Xen stream

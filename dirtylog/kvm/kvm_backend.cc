@@ -55,7 +55,7 @@ Result<CpuPolicy> KvmBackend::HostPolicy() {
   return kvm::PolicyFromCpuid(effective);
 }
 
-Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateVm(const GuestShape& shape) {
+Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateVm(const GuestShape& shape, bool hugepages) {
   if (shape.page_size != kGuestPage)
     return Error(Code::kIncompatible, "kvm: page size " + std::to_string(shape.page_size) + " not supported (4096 only)");
   if (shape.ranges.size() != 1 || shape.ranges[0].first != 0 || shape.ranges[0].count != shape.page_count)
@@ -69,7 +69,7 @@ Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateVm(const GuestShape& shape
   std::unique_ptr<KvmBackend> b(new KvmBackend());
   b->shape_ = shape;
   const uint64_t bytes = shape.page_count * kGuestPage;
-  auto mem = Mapping::Anonymous(bytes);
+  auto mem = hugepages ? Mapping::HugeTlb(bytes) : Mapping::Anonymous(bytes);
   if (!mem.ok()) return std::move(mem).With("kvm: guest memory").status();
   b->mem_ = std::move(mem).value();
 
@@ -151,7 +151,7 @@ Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateSource(const KvmSourceOpti
   shape.page_count = opts.memory_bytes / kGuestPage;
   shape.ranges = {{0, shape.page_count}};
   shape.vcpus = opts.vcpus;
-  XM_ASSIGN_OR_RETURN(auto b, CreateVm(shape));
+  XM_ASSIGN_OR_RETURN(auto b, CreateVm(shape, false));
   b->source_ = true;
   kvm::GuestTiming timing;
   timing.tsc_khz = b->tsc_khz_;
@@ -166,7 +166,9 @@ Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateSource(const KvmSourceOpti
   return b;
 }
 
-Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateDestination(const GuestShape& shape) { return CreateVm(shape); }
+Result<std::unique_ptr<KvmBackend>> KvmBackend::CreateDestination(const GuestShape& shape, bool hugepages) {
+  return CreateVm(shape, hugepages);
+}
 
 KvmBackend::~KvmBackend() {
   if (runner_) runner_->Stop();

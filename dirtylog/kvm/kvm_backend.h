@@ -69,7 +69,9 @@ class KvmBackend final : public Backend {
   // destination must compare it with.
   static Result<CpuPolicy> HostPolicy();
   static Result<std::unique_ptr<KvmBackend>> CreateSource(const KvmSourceOptions& opts);
-  static Result<std::unique_ptr<KvmBackend>> CreateDestination(const GuestShape& shape);
+  // `hugepages`: guest memory from the hugetlb pool (Mapping::HugeTlb; not
+  // exercised on the development machine, which has no /dev/kvm).
+  static Result<std::unique_ptr<KvmBackend>> CreateDestination(const GuestShape& shape, bool hugepages = false);
   ~KvmBackend() override;
 
   std::string_view name() const override { return "kvm"; }
@@ -114,7 +116,7 @@ class KvmBackend final : public Backend {
 
  private:
   KvmBackend() = default;
-  static Result<std::unique_ptr<KvmBackend>> CreateVm(const GuestShape& shape);
+  static Result<std::unique_ptr<KvmBackend>> CreateVm(const GuestShape& shape, bool hugepages);
   Status BootVcpu(uint32_t index);
   void OnGuestEvent(uint32_t vcpu, uint8_t event);
 

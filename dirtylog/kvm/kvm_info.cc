@@ -15,8 +15,8 @@ Result<std::unique_ptr<Backend>> OpenKvmSource(const BackendOptions& opts) {
   return std::unique_ptr<Backend>(std::move(b));
 }
 
-Result<std::unique_ptr<Backend>> CreateKvmDestination(const BackendOptions&, const GuestShape& shape) {
-  XM_ASSIGN_OR_RETURN(auto b, KvmBackend::CreateDestination(shape));
+Result<std::unique_ptr<Backend>> CreateKvmDestination(const BackendOptions& opts, const GuestShape& shape) {
+  XM_ASSIGN_OR_RETURN(auto b, KvmBackend::CreateDestination(shape, opts.hugepages));
   return std::unique_ptr<Backend>(std::move(b));
 }
 

@@ -23,8 +23,9 @@ class SimBackend final : public Backend {
   // A running source guest: memory filled per `spec`, workload started.
   static Result<std::unique_ptr<SimBackend>> CreateSource(uint64_t memory_bytes, const WorkloadSpec& spec,
                                                           CpuPolicy policy);
-  // An empty, paused destination guest of `shape`.
-  static Result<std::unique_ptr<SimBackend>> CreateDestination(const GuestShape& shape);
+  // An empty, paused destination guest of `shape`; `hugepages`: its memory
+  // from the hugetlb pool (Mapping::HugeTlb).
+  static Result<std::unique_ptr<SimBackend>> CreateDestination(const GuestShape& shape, bool hugepages = false);
   ~SimBackend() override;
 
   std::string_view name() const override { return "sim"; }
@@ -56,7 +57,7 @@ class SimBackend final : public Backend {
 
  private:
   SimBackend() = default;
-  static Result<std::unique_ptr<SimBackend>> Create(const GuestShape& shape);
+  static Result<std::unique_ptr<SimBackend>> Create(const GuestShape& shape, bool hugepages);
   void StartWorkload();
   void StopWorkload();
   void WorkloadLoop();

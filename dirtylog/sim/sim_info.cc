@@ -16,8 +16,8 @@ Result<std::unique_ptr<Backend>> OpenSimSource(const BackendOptions& opts) {
   return std::unique_ptr<Backend>(std::move(b));
 }
 
-Result<std::unique_ptr<Backend>> CreateSimDestination(const BackendOptions&, const GuestShape& shape) {
-  XM_ASSIGN_OR_RETURN(auto b, SimBackend::CreateDestination(shape));
+Result<std::unique_ptr<Backend>> CreateSimDestination(const BackendOptions& opts, const GuestShape& shape) {
+  XM_ASSIGN_OR_RETURN(auto b, SimBackend::CreateDestination(shape, opts.hugepages));
   return std::unique_ptr<Backend>(std::move(b));
 }
 

@@ -45,6 +45,8 @@ struct CommonOptions {
   int control_fd = -1;            // `abort` lines cancel (cancel_watch.h)
 };
 void AddBackendOptions(CLI::App& cmd, CommonOptions& o);
+// --hugepages, for the commands that build a destination guest (receive, demo).
+void AddHugepagesFlag(CLI::App& cmd, BackendOptions& o);
 // Parses sizes and checks the backend; returns a usage error otherwise.
 Status FinishBackendOptions(CommonOptions& o);
 Result<std::vector<uint8_t>> LoadKey(const CommonOptions& o);

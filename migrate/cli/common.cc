@@ -47,11 +47,24 @@ void AddBackendOptions(CLI::App& cmd, CommonOptions& o) {
       ->capture_default_str();
 }
 
+void AddHugepagesFlag(CLI::App& cmd, BackendOptions& o) {
+  cmd.add_flag("--hugepages", o.hugepages,
+               "Destination guest memory from the kernel's hugetlb pool (sim, kvm): the pool "
+               "(/proc/sys/vm/nr_hugepages) must hold the whole guest, else the guest is refused; never a silent "
+               "fallback to 4 KiB pages");
+}
+
 Status FinishBackendOptions(CommonOptions& o) {
   auto mem = ParseSize(o.memory);
   if (!mem.ok()) return std::move(mem).With("--memory").status();
   if (*mem == 0 || *mem % 4096 != 0) return Error(Code::kInvalidArgument, "--memory must be a non-zero multiple of 4 KiB");
   o.backend.memory_bytes = *mem;
+  if (o.backend.hugepages) {
+    auto info = FindBackend(o.backend.backend);
+    if (info.ok() && !(*info)->caps.direct_memory)
+      return Error(Code::kInvalidArgument, "--hugepages: the " + o.backend.backend +
+                                               " backend's guest memory is the hypervisor's, not this process's");
+  }
   // Everything the command will need is checked now, before a guest is built or
   // a peer contacted: a mistake costs a second, not a migration.
   if (!o.backend.workload.empty()) {

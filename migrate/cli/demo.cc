@@ -176,6 +176,7 @@ int RunDemo(DemoArgs& a) {
   if (!a.host_featureset.empty()) rargs.insert(rargs.end(), {"--host-featureset", a.host_featureset});
   if (!a.pool_level.empty()) rargs.insert(rargs.end(), {"--pool-level", a.pool_level});
   if (!b.backend.xen_stream_out.empty()) rargs.insert(rargs.end(), {"--xen-stream-out", b.backend.xen_stream_out});
+  if (b.backend.hugepages) rargs.push_back("--hugepages");
   auto rpid = Spawn(rargs, fds[1]);
   ::close(fds[1]);
   if (!rpid.ok()) {
@@ -278,6 +279,7 @@ void AddDemo(CLI::App& app, Runner& run) {
   a->common.backend.workload = "ws=75%,hot=64M,rate=100M/s";
   CLI::App* cmd = app.add_subcommand("demo", "Migrate a guest between two local processes and show what happened");
   AddBackendOptions(*cmd, a->common);
+  AddHugepagesFlag(*cmd, a->common.backend);
   cmd->add_option("--downtime-target", a->downtime, "Downtime target in ms")->capture_default_str();
   cmd->add_flag("--no-compress", a->no_compress, "Send pages raw");
   cmd->add_option("--verify", a->verify, "incremental or full")->check(CLI::IsMember({"incremental", "full"}));

@@ -84,6 +84,7 @@ void AddReceive(CLI::App& app, Runner& run) {
   cmd->add_option("--listen", a->listen, "Address to listen on, HOST:PORT (port 0 = any free port)")
       ->capture_default_str();
   AddBackendOptions(*cmd, a->common);
+  AddHugepagesFlag(*cmd, a->common.backend);
   cmd->add_option("--accept-timeout", a->accept_timeout_s, "Seconds to wait for a source (0 = forever)");
   cmd->add_option("--io-timeout", a->io_timeout_s, "Seconds without progress before giving up")
       ->check(CLI::Range(1, 86400))

@@ -117,6 +117,39 @@ TEST(Mapping, AnonymousIsZeroedAndWritable) {
   EXPECT_EQ(m->data()[len - 1], std::byte{0xAB});
 }
 
+TEST(Mapping, HugeTlbRefusesMoreThanThePoolHolds) {
+  const HugePagePool pool = ReadHugePagePool();
+  if (pool.page_bytes == 0) GTEST_SKIP() << "this kernel has no hugetlb pool";
+  if (pool.overcommit > 0) GTEST_SKIP() << "vm.nr_overcommit_hugepages > 0: the kernel grows the pool on demand";
+  // A few pages beyond what is free, in case a test in another process frees some meanwhile.
+  auto m = Mapping::HugeTlb((pool.available() + 8) * pool.page_bytes);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), Code::kIncompatible) << m.status().ToString();
+  EXPECT_NE(m.status().message().find("/proc/sys/vm/nr_hugepages"), std::string::npos) << m.status().ToString();
+}
+
+TEST(Mapping, HugeTlbIsZeroedWritableAndUnmappedWhole) {
+  const HugePagePool pool = ReadHugePagePool();
+  if (pool.available() < 2)
+    GTEST_SKIP() << "the kernel's huge page pool has " << pool.available()
+                 << " free pages; this test needs 2 and leaves /proc/sys/vm/nr_hugepages alone";
+  // Not a whole number of huge pages: size() is what was asked, the unmap covers both.
+  const size_t len = pool.page_bytes + 4096;
+  void* addr;
+  {
+    auto m = Mapping::HugeTlb(len);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    EXPECT_EQ(m->size(), len);
+    for (size_t i = 0; i < len; i += 512) ASSERT_EQ(m->data()[i], std::byte{0}) << i;
+    std::memset(m->data(), 0xAB, len);
+    EXPECT_EQ(m->data()[len - 1], std::byte{0xAB});
+    addr = m->data();
+    EXPECT_TRUE(Mapped(addr, 2 * pool.page_bytes));
+  }
+  EXPECT_FALSE(Mapped(addr, pool.page_bytes));
+  EXPECT_FALSE(Mapped(static_cast<std::byte*>(addr) + pool.page_bytes, pool.page_bytes));
+}
+
 TEST(Mapping, UnmapsOnDestruction) {
   void* addr;
   {

@@ -6,6 +6,8 @@
 // loaded machine only makes the tests slower, not wrong.
 #include "dirtylog/sim/sim_backend.h"
 
+#include "base/mapping.h"
+
 #include <gtest/gtest.h>
 
 #include <sys/mman.h>
@@ -157,6 +159,35 @@ TEST(SimBackend, DestinationAllocatesOnlyWhatIsWritten) {
     ASSERT_EQ(p[0], want) << "pfn " << pfn;
     ASSERT_EQ(p[kPage - 1], want) << "pfn " << pfn;
   }
+}
+
+// --hugepages: the destination's memory comes from the hugetlb pool, or the
+// guest is refused with the pool's figures, never given 4 KiB pages instead.
+TEST(SimBackend, DestinationOnHugePagesOrRefused) {
+  const HugePagePool pool = ReadHugePagePool();
+  if (pool.page_bytes == 0) GTEST_SKIP() << "this kernel has no hugetlb pool";
+  GuestShape s;
+  s.page_size = kPage;
+  if (pool.overcommit == 0) {
+    s.page_count = (pool.available() + 8) * pool.page_bytes / kPage;
+    s.ranges = {{0, s.page_count}};
+    auto big = SimBackend::CreateDestination(s, true);
+    ASSERT_FALSE(big.ok());
+    EXPECT_EQ(big.status().code(), Code::kIncompatible);
+    EXPECT_NE(big.status().message().find("sim: guest memory"), std::string::npos) << big.status().ToString();
+    EXPECT_NE(big.status().message().find("nr_hugepages"), std::string::npos) << big.status().ToString();
+  }
+  if (pool.available() < 2)
+    GTEST_SKIP() << "the kernel's huge page pool has " << pool.available()
+                 << " free pages; the rest of this test needs 2 and leaves /proc/sys/vm/nr_hugepages alone";
+  s.page_count = 2 * pool.page_bytes / kPage;
+  s.ranges = {{0, s.page_count}};
+  auto d = SimBackend::CreateDestination(s, true);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  std::byte* mem = (*d)->DirectMemory();
+  for (uint64_t pfn = 0; pfn < s.page_count; pfn += 61) std::memset(mem + pfn * kPage, 0x5A, kPage);
+  for (uint64_t pfn = 0; pfn < s.page_count; ++pfn)
+    ASSERT_EQ(mem[pfn * kPage + kPage - 1], pfn % 61 == 0 ? std::byte{0x5A} : std::byte{0}) << "pfn " << pfn;
 }
 
 // A source names its filled working set (and what its workload writes) as
