@@ -97,7 +97,8 @@ class Backend {
 
   // Destination hooks: a round's pages have all been written; the migration
   // failed and the half-built guest must go. Source hook: the destination owns
-  // the guest now, stop it here for good.
+  // the guest now, stop it here for good (its dirty log, possibly still on,
+  // goes with it: the engine does not turn it off first).
   virtual Status OnRoundEnd(uint32_t /*round*/) { return {}; }
   virtual void Discard() {}
   virtual Status Release() { return {}; }
