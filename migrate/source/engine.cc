@@ -441,10 +441,6 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
   EnterPhase("done");
   report_.downtime.handoff_ms = MsSince(t_go);
   report_.downtime.cpu_ms = ProcessCpuMs() - cpu_at_pause;
-  // The dirty log is not turned off on success: Release ends this copy and its
-  // tracking with it (a failure before GO turns it off before resuming). On Xen
-  // HVM turning it off is a QMP round trip to a QEMU about to be killed, ~20 ms
-  // in the lab, and a source host's dom0 is busiest right now.
   // Downtime is from asking the guest to stop until its vCPUs run on the
   // destination: up to GO here, then the destination's own GO-to-running
   // (its STATS came before DONE). GO's one-way trip is not in it (one network
@@ -460,6 +456,10 @@ Status SourceEngine::Impl::StopAndCopy(uint32_t round, DirtyBitmap& dirty) {
       report_.downtime_ms =
           std::chrono::duration<double, std::milli>(t_go - t_pause).count() + report_.downtime.go_to_running_ms;
   }
+  // The dirty log is not turned off on success: Release ends this copy and its
+  // tracking with it (a failure before GO turns it off before resuming). On Xen
+  // HVM turning it off is a QMP round trip to a QEMU about to be killed, ~20 ms
+  // in the lab, and a source host's dom0 is busiest right now.
   XM_TRY_CTX(backend_.Release(), "release source guest");
   return {};
 }
