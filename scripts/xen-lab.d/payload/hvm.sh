@@ -37,6 +37,7 @@ memory = $GUEST_MB
 maxmem = $GUEST_MB
 vcpus = 1
 on_crash = "preserve"
+on_reboot = "destroy"
 device_model_version = "qemu-xen"
 xen_platform_pci = 1
 vga = "${HVM_VGA:-none}"
