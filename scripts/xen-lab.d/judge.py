@@ -72,8 +72,7 @@ def read_consoles(out, lost=()):
                 elif "XTICK-BAD" in line or "XTICK-FATAL" in line:
                     bad.append(line.strip())
                 elif GUEST_OOPS.search(line):
-                    owner = next((a for a in lost if fn in a["consoles"]
-                                  and (last_seq is None or last_seq >= a["seq_before"])), None)
+                    owner = next((a for a in lost if lost_attempt_owns(a, fn, last_seq)), None)
                     if owner is not None:
                         owner.setdefault("guest_crash", line.strip()[:200])
                         continue
@@ -86,13 +85,25 @@ def read_consoles(out, lost=()):
     return ticks, bad, oops, crash
 
 
+def lost_attempt_owns(a, console, last_seq):
+    """Whether a crash printed in `console` after tick `last_seq` is lost
+    attempt `a`'s: in a domain it destroyed, or, when it found none left (a
+    guest that reboots destroys itself: the lab's on_reboot = "destroy"), in
+    its tick window."""
+    if last_seq is not None and last_seq < a["seq_before"]:
+        return False
+    if a["consoles"]:
+        return console in a["consoles"]
+    return last_seq is not None and a["seq_after"] is not None and last_seq <= a["seq_after"]
+
+
 def lost_attempts(facts):
     """The comparison migrations dom0 ran again because the guest was gone
     (facts sc_<engine>_<link>_lost<k>: rc, the tick window, the domains it
     destroyed before starting a fresh guest), in dom0's order."""
     out = []
     for key, value in facts.items():
-        m = re.fullmatch(r"(sc_([a-z]+)_([a-z0-9]+))_lost(\d+)", key)
+        m = re.fullmatch(r"(sc_([a-z-]+)_([a-z0-9]+))_lost(\d+)", key)  # warmup-xl too
         if not m:
             continue
         kv = dict(part.split("=", 1) for part in value.split() if "=" in part)

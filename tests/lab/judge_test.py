@@ -443,6 +443,20 @@ class ScaleTest(unittest.TestCase):
         self.assertIn("ENTRY_TRAMPOLINE", lost[0]["guest_crash"])
         self.assertIn("1gbit", res["scale_ratios"])
 
+    def test_a_guest_that_destroyed_itself_gives_its_crash_to_the_lost_attempt(self):
+        # It rebooted (on_reboot = "destroy"): dom0 found no domain to list.
+        res = self.lost_then_ok(destroyed="")
+        self.assertEqual(failed(res), [])
+        self.assertIn("ENTRY_TRAMPOLINE", res["lost_attempts"][0]["guest_crash"])
+        # A crash printed outside the attempt's window is still the run's.
+        res = self.lost_then_ok(oops_console="guest-guest-2", destroyed="")
+        self.assertIn("guest kernel never crashed", failed(res))
+
+    def test_a_lost_warm_up_is_a_lost_attempt_too(self):
+        lost = judge.lost_attempts({"sc_warmup-xl_loopback_lost1": "rc=1 seq_before=44 seq_after=44 domains="})
+        self.assertEqual([(a["engine"], a["link"], a["attempt"], a["seq_after"], a["consoles"]) for a in lost],
+                         [("warmup-xl", "loopback", 1, 44, [])])
+
     def test_a_crash_in_a_domain_no_lost_attempt_destroyed_still_counts(self):
         res = self.lost_then_ok(oops_console="guest-guest-2", destroyed="guest-3--incoming")
         self.assertIn("guest kernel never crashed", failed(res))
