@@ -41,6 +41,8 @@ Status SetUpDestination(ReceiverOptions& o, const BackendOptions& bo, const std:
   o.check_applied_cpu = [](const CpuPolicy& wanted, const CpuPolicy& applied, std::vector<std::string>& warnings) {
     return cpumask::CheckApplied(wanted, applied, warnings);
   };
+  // What the report says holds the guest (a Xen guest's memory is its domain's).
+  o.guest_memory = bo.hugepages ? "hugetlb" : bo.backend == "xen" ? "xen-domain" : "anonymous";
   o.make_backend = [bo, incoming_policy](const GuestShape& shape, std::string_view src) {
     BackendOptions with_policy = bo;
     with_policy.incoming_policy = *incoming_policy;

@@ -62,6 +62,7 @@ nlohmann::json MigrationReport::ToJson() const {
   if (source_overhead_bytes) j["source_overhead_bytes"] = source_overhead_bytes;
   if (role == "source") j["source_peak_overhead_bytes"] = source_peak_overhead_bytes;
   if (role == "destination") j["destination_overhead_bytes"] = destination_overhead_bytes;
+  if (!guest_memory.empty()) j["guest_memory"] = guest_memory;
   j["streams"] = streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;

@@ -80,6 +80,8 @@ struct MigrationReport {
   // its start and beyond guest memory it holds itself (base/process_memory.h).
   uint64_t source_peak_overhead_bytes = 0;
   uint64_t destination_overhead_bytes = 0;
+  // Destination: what holds the guest's memory here (REPORT.md); empty: not said.
+  std::string guest_memory;
   // The guest as the hypervisor sees it when the report is written (GuestStateName),
   // or "released" once the destination owns it. Never guessed from the engine's flags.
   std::string source_guest;       // source side

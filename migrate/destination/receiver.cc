@@ -154,6 +154,7 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
   if (!guest.ok()) return std::move(guest).With("create destination guest").status();
   guest_ = std::move(guest).value();
   report_.backend = std::string(guest_->name());
+  report_.guest_memory = opts_.guest_memory;
   return {};
 }
 

@@ -58,6 +58,7 @@ struct ReceiverOptions {
   uint32_t max_streams = kMaxStreams;
   uint64_t max_guest_bytes = 0;    // refuse larger guests (0 = this host's RAM)
   std::string max_guest_what = "this host can hold";  // what max_guest_bytes is, for the refusal
+  std::string guest_memory;  // the report's guest_memory, once the guest exists
   TransportKind transport = TransportKind::kAuto;
   BackendFactory make_backend;
   CpuCheckFn check_cpu;

@@ -62,6 +62,7 @@ TEST(IntegrationMigration, OverheadBeyondTheGuestIsMeasuredAndBounded) {
   ExpectCompleted(o);
   const uint64_t guest = o.recv["memory_bytes"].get<uint64_t>();
   ASSERT_TRUE(o.recv.contains("destination_overhead_bytes")) << o.recv.dump();
+  EXPECT_EQ(o.recv.value("guest_memory", ""), "anonymous");  // no --hugepages
   ASSERT_TRUE(o.send.contains("source_peak_overhead_bytes")) << o.send.dump();
   // (A few MiB in truth here, so no lower bound: a freed buffer can make it read 0.)
   const uint64_t dst = o.recv["destination_overhead_bytes"].get<uint64_t>();
