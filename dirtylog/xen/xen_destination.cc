@@ -14,10 +14,10 @@
 #include <chrono>
 #include <thread>
 
-#include "dirtylog/xen/stream/byte_io.h"
-#include "dirtylog/xen/stream/guest_state.h"
 #include "base/log.h"
 #include "dirtylog/xen/restore_config.h"
+#include "dirtylog/xen/stream/byte_io.h"
+#include "dirtylog/xen/stream/guest_state.h"
 
 namespace xm::xen {
 namespace {

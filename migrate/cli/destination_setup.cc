@@ -41,16 +41,20 @@ Status SetUpDestination(ReceiverOptions& o, const BackendOptions& bo, const std:
   o.check_applied_cpu = [](const CpuPolicy& wanted, const CpuPolicy& applied, std::vector<std::string>& warnings) {
     return cpumask::CheckApplied(wanted, applied, warnings);
   };
-  // What the report says holds the guest (a Xen guest's memory is its domain's).
-  o.guest_memory = bo.hugepages ? "hugetlb" : bo.backend == "xen" ? "xen-domain" : "anonymous";
   o.make_backend = [bo, incoming_policy](const GuestShape& shape, std::string_view src) {
     BackendOptions with_policy = bo;
     with_policy.incoming_policy = *incoming_policy;
     return CreateDestination(with_policy, shape, src);
   };
+  auto info = FindBackend(bo.backend);
+  if (!info.ok()) return {};  // no such backend: creating the guest says so
+  // What the report says holds the guest: this process's own mapping where the
+  // backend's memory is its (the rule --hugepages is checked by), else the
+  // hypervisor's domain.
+  o.guest_memory = !(*info)->caps.direct_memory ? bo.backend + "-domain" : bo.hugepages ? "hugetlb" : "anonymous";
   // Where guests live outside this process (Xen domains), the hypervisor's
   // free memory bounds the guest, not this host's (dom0's) RAM.
-  if (auto info = FindBackend(bo.backend); info.ok() && (*info)->guest_capacity) {
+  if ((*info)->guest_capacity) {
     auto cap = (*info)->guest_capacity();
     if (cap.ok()) {
       o.max_guest_bytes = *cap;

@@ -530,7 +530,7 @@ def compare_results(out, settings, facts, ticks, xs, tick_ms, after_ticks, res, 
     for engine, link in compare_runs(settings):
         # warmup-<engine>: a migration before the measured ones (dom0-boot),
         # checked like them, never in a ratio.
-        kind = engine[len("warmup-"):] if engine.startswith("warmup-") else engine
+        kind = engine.removeprefix("warmup-")
         tag = f"sc_{engine}_{link}"
         if tag + "_rc" not in facts:
             check(f"{step}: {engine} over {link} ran", False, "dom0 never got to it",
