@@ -408,6 +408,68 @@ void BM_ZstdGroupDecompress(benchmark::State& state, Content c) {
 BENCHMARK_CAPTURE(BM_ZstdGroupDecompress, text, kTextPages)->ArgsProduct({{1, -1}, {1, 16}});
 BENCHMARK_CAPTURE(BM_ZstdGroupDecompress, mixed, kMixedPages)->ArgsProduct({{1}, {16}});
 
+// The production path: a 1 MiB batch of non-zero pages through RecordCodec, as a
+// source worker compresses it (range(0): choice index of CodecChoices(LZ4|ZSTD),
+// 1 = LZ4, 2 = zstd 1, 3 = zstd 3; range(1): 1 = record streams, 0 = pages alone),
+// then decoded as a destination lane does. Raw pages count at their full size.
+std::vector<std::pair<PageDesc, std::vector<uint8_t>>> EncodeBatchWith(RecordCodec& codec, const CodecChoice& choice,
+                                                                       const std::vector<char>& pages, bool streams,
+                                                                       double& out_bytes) {
+  std::vector<std::pair<PageDesc, std::vector<uint8_t>>> enc;
+  std::vector<std::byte> slot(kMaxPayload);
+  std::vector<uint8_t> scratch(kMaxPayload);
+  codec.BeginRecord(streams);
+  for (size_t i = 0; i + kPage <= pages.size() && i < kBatchBytes; i += kPage) {
+    std::memcpy(slot.data(), pages.data() + i, kPage);
+    PageDesc d;
+    d.hash = PageHash(slot.data());
+    uint32_t n = codec.Compress(choice, slot.data(), scratch.data());
+    d.encoding = static_cast<uint8_t>(n ? choice.method->encoding : PageEncoding::kRaw);
+    d.payload_len = n ? n : uint32_t(kPage);
+    out_bytes += d.payload_len;
+    const auto* b = reinterpret_cast<const uint8_t*>(slot.data());
+    enc.emplace_back(d, std::vector<uint8_t>(b, b + d.payload_len));
+  }
+  return enc;
+}
+
+void BM_RecordCodec(benchmark::State& state, Content c) {
+  const std::vector<char>& pages = NonZeroPages(c);
+  const CodecChoice choice = CodecChoices(kFeatureLz4 | kFeatureZstd)[size_t(state.range(0))];
+  const bool streams = state.range(1) != 0;
+  RecordCodec codec;
+  double in = 0, out = 0;
+  for (auto _ : state) {
+    double o = 0;
+    auto enc = EncodeBatchWith(codec, choice, pages, streams, o);
+    benchmark::DoNotOptimize(enc.data());
+    in += double(enc.size() * kPage);
+    out += o;
+  }
+  state.SetBytesProcessed(int64_t(in));
+  Ratio(state, out, in);
+}
+BENCHMARK_CAPTURE(BM_RecordCodec, text, kTextPages)->ArgsProduct({{1, 2, 3}, {0, 1}});
+BENCHMARK_CAPTURE(BM_RecordCodec, mixed, kMixedPages)->ArgsProduct({{1, 2, 3}, {0, 1}});
+
+void BM_RecordCodecDecode(benchmark::State& state, Content c) {
+  const std::vector<char>& pages = NonZeroPages(c);
+  const CodecChoice choice = CodecChoices(kFeatureLz4 | kFeatureZstd)[size_t(state.range(0))];
+  const bool streams = state.range(1) != 0;
+  RecordCodec enc_codec, dec;
+  double ignored = 0;
+  auto enc = EncodeBatchWith(enc_codec, choice, pages, streams, ignored);
+  std::vector<std::byte> dest(kPage);
+  for (auto _ : state) {
+    dec.BeginRecord(streams);
+    for (const auto& [d, payload] : enc)
+      if (!DecodePage(d, payload, dest.data(), nullptr, &dec).ok()) state.SkipWithError("decode failed");
+    benchmark::DoNotOptimize(dest.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(enc.size() * kPage));
+}
+BENCHMARK_CAPTURE(BM_RecordCodecDecode, text, kTextPages)->ArgsProduct({{1, 2}, {0, 1}});
+
 // ---- XOR delta ------------------------------------------------------------------
 
 // kind 0: the 8-byte counter the sim workload writes (first word of the page);

@@ -23,6 +23,7 @@ constexpr uint64_t kFeatureLz4 = 1ull << 0;
 constexpr uint64_t kFeatureDelta = 1ull << 1;
 constexpr uint64_t kFeatureDupRef = 1ull << 2;
 constexpr uint64_t kFeatureZstd = 1ull << 3;
+constexpr uint64_t kFeatureRecordStreams = 1ull << 4;  // a record's pages of one method form one stream (§4)
 
 using Nonce = std::array<uint8_t, 32>;
 using Mac = std::array<uint8_t, 32>;

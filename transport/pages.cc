@@ -1,13 +1,16 @@
 #include "transport/pages.h"
 
 #include <lz4.h>
+#include <zstd.h>
 
 #include <cstring>
 #include <string>
 
 namespace xm {
 
+static_assert(LZ4_COMPRESSBOUND(kPageSize) <= kMaxPayload && ZSTD_COMPRESSBOUND(kPageSize) <= kMaxPayload);
 uint32_t MaxLz4Payload() { return static_cast<uint32_t>(LZ4_COMPRESSBOUND(kPageSize)); }
+uint32_t MaxZstdPayload() { return static_cast<uint32_t>(ZSTD_COMPRESSBOUND(kPageSize)); }
 
 static Status Bad(uint32_t index, const std::string& why) {
   return Error(Code::kProtocol, "PAGES descriptor " + std::to_string(index) + ": " + why);
@@ -28,7 +31,7 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out) {
   std::memcpy(out.descs.data(), body.data() + sizeof h, desc_bytes);
   out.payloads.resize(h.count);
   size_t off = sizeof h + desc_bytes;
-  const uint32_t max_lz4 = MaxLz4Payload();
+  const uint32_t max_lz4 = MaxLz4Payload(), max_zstd = MaxZstdPayload();
   for (uint32_t i = 0; i < h.count; ++i) {
     const PageDesc& d = out.descs[i];
     if (d.reserved != 0 || d.flags != 0) return Bad(i, "reserved bits set");
@@ -44,7 +47,7 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out) {
           return Bad(i, "LZ4 payload of " + std::to_string(d.payload_len) + " bytes");
         break;
       case PageEncoding::kZstd:
-        if (d.payload_len == 0 || d.payload_len > kMaxZstdPayload)
+        if (d.payload_len == 0 || d.payload_len > max_zstd)
           return Bad(i, "ZSTD payload of " + std::to_string(d.payload_len) + " bytes");
         break;
       case PageEncoding::kDelta:

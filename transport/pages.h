@@ -43,10 +43,14 @@ struct PagesView {
 // that fit their encoding, and that payloads exactly fill the body. Reuses `out`.
 Status ParsePages(std::span<const uint8_t> body, PagesView& out);
 
+// Largest payload of any page: a compressed page that did not compress, with
+// its method's framing (LZ4's and zstd's bounds for one page fit; pages.cc checks).
+constexpr uint32_t kMaxPayload = kPageSize + kPageSize / 16;
 // Largest payload an LZ4 page may have (LZ4's bound for one page).
 uint32_t MaxLz4Payload();
-// Largest ZSTD payload: never larger than the page it replaces.
-constexpr uint32_t kMaxZstdPayload = kPageSize;
+// Largest ZSTD payload (zstd's bound for one page): a page alone is sent only
+// when it shrank, but in a record stream (PROTOCOL.md §4) every page is.
+uint32_t MaxZstdPayload();
 // Largest DELTA payload: worse than RAW is never sent, so bounded by a page.
 constexpr uint32_t kMaxDeltaPayload = kPageSize;
 

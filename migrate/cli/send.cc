@@ -30,6 +30,7 @@ struct SendArgs {
   std::string delta_cache = "256M";
   uint32_t dup_index = 1u << 16;
   bool no_adaptive = false;
+  bool no_record_streams = false;
 };
 
 int RunSend(SendArgs& a) {
@@ -65,6 +66,7 @@ int RunSend(SendArgs& a) {
   o.pipeline.delta_cache_bytes = *delta;
   o.pipeline.dup_index_entries = a.dup_index;
   o.pipeline.adaptive = !a.no_adaptive;
+  o.pipeline.record_streams = !a.no_record_streams;
   Canceller cancel;
   auto watch = WatchForCancel(cancel, a.common, "xmotion send");
   o.cancel = &cancel;
@@ -115,6 +117,9 @@ void AddSend(CLI::App& app, Runner& run) {
   cmd->add_flag("--no-compress", a->no_compress, "Send pages raw (no LZ4 or zstd)");
   cmd->add_flag("--no-adaptive", a->no_adaptive,
                 "Always LZ4 (by default each batch gets none, LZ4 or zstd by the measured link rate and CPU cost)");
+  cmd->add_flag("--no-record-streams", a->no_record_streams,
+                "Compress every page alone, as with a peer that predates record streams (by default a batch's "
+                "pages of one method are one LZ4 or zstd stream: smaller and, for zstd, faster)");
   cmd->add_option("--streams", a->streams, "Parallel TCP connections")->check(CLI::Range(1u, 16u))->capture_default_str();
   cmd->add_option("--workers", a->workers, "Page classify/compress threads (0 = one per CPU)")->capture_default_str();
   cmd->add_option("--delta-cache", a->delta_cache,

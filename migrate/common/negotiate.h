@@ -25,7 +25,8 @@
 namespace xm {
 
 // The features each end can use; the session gets the AND of both ends'.
-constexpr uint64_t kFeaturesKnown = kFeatureLz4 | kFeatureZstd | kFeatureDelta | kFeatureDupRef;
+constexpr uint64_t kFeaturesKnown =
+    kFeatureLz4 | kFeatureZstd | kFeatureDelta | kFeatureDupRef | kFeatureRecordStreams;
 
 struct NegotiateOptions {
   Role role = Role::kSource;

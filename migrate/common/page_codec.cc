@@ -56,7 +56,8 @@ EncodeCounts& EncodeCounts::operator+=(const EncodeCounts& o) {
 
 BatchBuilder::BatchBuilder() {
   descs_.reserve(sizeof(PagesHeader) + kMaxBatchPages * sizeof(PageDesc));
-  payload_.resize(size_t{kMaxBatchPages} * kPageSize + kPageSize);
+  // A compressed page may outgrow its page in a record stream (kMaxPayload).
+  payload_.resize(size_t{kMaxBatchPages} * kMaxPayload + kPageSize);
   Reset(0);
 }
 
@@ -79,6 +80,54 @@ uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* sc
   std::memcpy(slot, scratch, n);
   return n;
 }
+
+void RecordCodec::BeginRecord(bool streams) {
+  streams_ = streams;
+  if (++record_ == 0) record_ = 1;  // wrapped: 0 means "never begun"
+}
+
+RecordCodec::PerMethod& RecordCodec::Of(const PageCompressor& method) {
+  for (auto& [m, per] : methods_)
+    if (m == &method) return per;
+  return methods_.emplace_back(&method, PerMethod{}).second;
+}
+
+uint32_t RecordCodec::Compress(const CodecChoice& choice, std::byte* slot, uint8_t* scratch) {
+  if (!choice.method) return 0;
+  if (!streams_) {
+    uint32_t n = CompressInPlace(choice, slot, scratch);
+    return n < kPageSize ? n : 0;
+  }
+  PerMethod& m = Of(*choice.method);
+  if (m.enc_record != record_) {
+    if (!m.enc) m.enc = choice.method->new_compress_stream();
+    if (m.enc) m.enc->Begin(choice.level);
+    m.enc_record = record_;
+    m.enc_failed = !m.enc;
+  }
+  if (m.enc_failed) return 0;
+  uint32_t n = m.enc->Compress(slot, scratch);
+  if (n == 0) {
+    m.enc_failed = true;  // the stream holds a page the destination never sees
+    return 0;
+  }
+  std::memcpy(slot, scratch, n);
+  return n;
+}
+
+int64_t RecordCodec::Decompress(const PageCompressor& method, std::span<const uint8_t> payload, std::byte* dest) {
+  if (!streams_) return method.decompress(payload, dest);
+  PerMethod& m = Of(method);
+  if (m.dec_record != record_) {
+    if (!m.dec) m.dec = method.new_decompress_stream();
+    if (!m.dec) return -1;
+    m.dec->Begin();
+    m.dec_record = record_;
+  }
+  return m.dec->Decompress(payload, dest);
+}
+
+bool InRecordStream(const PageDesc& d) { return CompressorFor(static_cast<PageEncoding>(d.encoding)) != nullptr; }
 
 uint64_t* CountOf(EncodeCounts& c, PageEncoding encoding) {
   switch (encoding) {
@@ -112,7 +161,8 @@ uint64_t DupRefPfn(std::span<const uint8_t> payload) {
   return pfn;
 }
 
-Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest, const std::byte* dup_source) {
+Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest, const std::byte* dup_source,
+                  RecordCodec* codec) {
   switch (static_cast<PageEncoding>(d.encoding)) {
     case PageEncoding::kZero:
       std::memset(dest, 0, kPageSize);
@@ -133,10 +183,12 @@ Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte
       const PageCompressor* c = CompressorFor(static_cast<PageEncoding>(d.encoding));
       if (!c)
         return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": unknown encoding " + std::to_string(d.encoding));
-      int64_t n = c->decompress(payload, dest);
+      int64_t n = codec ? codec->Decompress(*c, payload, dest) : c->decompress(payload, dest);
       if (n != kPageSize)
         return Error(Code::kProtocol, "pfn " + std::to_string(d.pfn) + ": " + c->name + " payload " +
-                                          (n < 0 ? std::string("is corrupt") : "decodes to " + std::to_string(n) + " bytes, want 4096"));
+                                          (n < 0                ? std::string("is corrupt")
+                                           : n > kPageSize ? std::string("decodes to more than 4096 bytes")
+                                                           : "decodes to " + std::to_string(n) + " bytes, want 4096"));
       break;
     }
   }

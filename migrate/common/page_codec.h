@@ -10,7 +10,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -57,7 +59,7 @@ class BatchBuilder {
   uint32_t round() const { return round_; }
 
   // Where the next page's payload goes: the caller snapshots the page here,
-  // then overwrites it with the encoded payload (never longer than a page).
+  // then overwrites it with the encoded payload (at most kMaxPayload bytes).
   std::byte* NextSlot() { return reinterpret_cast<std::byte*>(payload_.data() + payload_used_); }
   // Appends `d`, whose payload_len bytes are at NextSlot().
   void Commit(const PageDesc& d);
@@ -85,7 +87,42 @@ class BatchBuilder {
   iovec iov_[2];
 };
 
-// Compresses the page at `slot` in place with `choice` when that saves at least
+// One end's compression state for the PAGES record it is building or applying.
+// Without record streams (the session lacks RECORD_STREAMS) each page is
+// compressed alone; with them, each method's pages in the record form one
+// stream (PageCompressor, PROTOCOL.md §4), created on first use and begun
+// afresh with every record.
+//
+// Thread-safety: one per thread (a source worker, a destination lane).
+class RecordCodec {
+ public:
+  // Call before the first page of every record, on both ends.
+  void BeginRecord(bool streams);
+  bool streams() const { return streams_; }
+  // Compresses the page at `slot` (kMaxPayload bytes of room) in place with
+  // `choice`. Returns the payload length, to be sent in the method's encoding,
+  // or 0: send the page RAW. Alone, a page is compressed only when that saves at
+  // least 1/8 of it; in a stream every page but a failed one is, because the
+  // stream already holds it. A stream's level is its first page's in the record.
+  // `scratch` holds kMaxPayload bytes.
+  uint32_t Compress(const CodecChoice& choice, std::byte* slot, uint8_t* scratch);
+  // Decodes a compressed page of `method` into `dest` (PageCompressor::decompress's result).
+  int64_t Decompress(const PageCompressor& method, std::span<const uint8_t> payload, std::byte* dest);
+
+ private:
+  struct PerMethod {
+    std::unique_ptr<CompressStream> enc;
+    std::unique_ptr<DecompressStream> dec;
+    uint32_t enc_record = 0, dec_record = 0;  // the record each was last begun for
+    bool enc_failed = false;
+  };
+  PerMethod& Of(const PageCompressor& method);
+  bool streams_ = false;
+  uint32_t record_ = 0;  // counts BeginRecord; 0 = none yet
+  std::vector<std::pair<const PageCompressor*, PerMethod>> methods_;
+};
+
+// Compresses the page at `slot` alone with `choice` when that saves at least
 // 1/8 of it; returns the payload length (kPageSize = left raw, as with no method).
 // `scratch` holds kPageSize bytes.
 uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* scratch);
@@ -94,9 +131,14 @@ uint64_t* CountOf(EncodeCounts& c, PageEncoding encoding);
 
 // Decodes one page into `dest` (a page of guest memory) and checks its hash.
 // DELTA applies to what `dest` holds; DUP_REF copies from `dup_source`, which the
-// caller resolved (and checked) from DupRefPfn().
+// caller resolved (and checked) from DupRefPfn(). Compressed pages go through
+// `codec` when given (REQUIRES: BeginRecord called for this page's record, and
+// every earlier compressed page of the record decoded through it), else alone.
 Status DecodePage(const PageDesc& d, std::span<const uint8_t> payload, std::byte* dest,
-                  const std::byte* dup_source = nullptr);
+                  const std::byte* dup_source = nullptr, RecordCodec* codec = nullptr);
+// Whether a page with this encoding belongs to its record's stream when the
+// session uses record streams: it must then be decoded even if discarded.
+bool InRecordStream(const PageDesc& d);
 uint64_t DupRefPfn(std::span<const uint8_t> payload);
 
 }  // namespace xm

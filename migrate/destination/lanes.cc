@@ -8,8 +8,9 @@
 
 namespace xm {
 
-ReceiveLanes::ReceiveLanes(Stream& control, PageApplier& applier, uint32_t streams, int io_timeout_ms)
-    : control_(control), applier_(applier), io_timeout_ms_(io_timeout_ms) {
+ReceiveLanes::ReceiveLanes(Stream& control, PageApplier& applier, uint32_t streams, bool record_streams,
+                           int io_timeout_ms)
+    : control_(control), applier_(applier), record_streams_(record_streams), io_timeout_ms_(io_timeout_ms) {
   for (uint32_t i = 0; i < streams; ++i) lanes_.push_back(std::make_unique<Lane>());
 }
 
@@ -24,7 +25,8 @@ void ReceiveLanes::Start() {
 Status ReceiveLanes::Apply(uint32_t lane, std::span<const uint8_t> body) {
   Lane& l = *lanes_[lane];
   std::shared_lock apply_lock(apply_mu_);
-  return applier_.Apply(lane, body, l.view, l.counts);
+  l.codec.BeginRecord(record_streams_);
+  return applier_.Apply(lane, body, l.view, l.counts, l.codec);
 }
 
 void ReceiveLanes::Delivered(Lane& l, size_t body_bytes) {

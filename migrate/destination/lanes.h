@@ -31,7 +31,8 @@ namespace xm {
 class ReceiveLanes {
  public:
   // REQUIRES: `control` and `applier` outlive the lanes; streams >= 1.
-  ReceiveLanes(Stream& control, PageApplier& applier, uint32_t streams, int io_timeout_ms);
+  // `record_streams`: the session has RECORD_STREAMS (PROTOCOL.md §4).
+  ReceiveLanes(Stream& control, PageApplier& applier, uint32_t streams, bool record_streams, int io_timeout_ms);
   ~ReceiveLanes();  // Stop()
 
   uint32_t streams() const { return static_cast<uint32_t>(lanes_.size()); }
@@ -70,6 +71,7 @@ class ReceiveLanes {
     std::unique_ptr<Stream> stream;  // null for lane 0 (the session owns the control stream)
     Record rec;
     PagesView view;
+    RecordCodec codec;
     EncodeCounts counts;
     std::atomic<uint64_t> batches{0};
     std::atomic<uint64_t> bytes{0};
@@ -81,6 +83,7 @@ class ReceiveLanes {
 
   Stream& control_;
   PageApplier& applier_;
+  const bool record_streams_;
   const int io_timeout_ms_;
   std::vector<std::unique_ptr<Lane>> lanes_;
   std::vector<std::thread> readers_;

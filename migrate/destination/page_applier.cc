@@ -19,7 +19,8 @@ PageApplier::PageApplier(Backend& guest, uint32_t streams)
   for (const auto& r : gs.ranges) std::fill_n(populated_.begin() + static_cast<long>(r.first), r.count, 1);
 }
 
-Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& c) {
+Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& c,
+                          RecordCodec& codec) {
   XM_TRY(ParsePages(body, view));
   const uint32_t round = view.round;
   for (const auto& d : view.descs) {
@@ -45,9 +46,17 @@ Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesVie
     }
   PageAccess pages(guest_);
   XM_TRY(pages.Map(pfns, Access::kWrite));
+  std::vector<std::byte> discard;  // rare: a page the destination has a newer version of
   for (size_t i = 0; i < view.descs.size(); ++i) {
     const PageDesc& d = view.descs[i];
-    if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) continue;  // a newer version is already here
+    if (round_[d.pfn] != kNoRound && round_[d.pfn] > round) {  // a newer version is already here
+      // Its record stream still needs it: later pages may refer back to it.
+      if (codec.streams() && InRecordStream(d)) {
+        if (discard.empty()) discard.resize(kPageSize);
+        XM_TRY_CTX(DecodePage(d, view.payloads[i], discard.data(), nullptr, &codec), "round " + std::to_string(round));
+      }
+      continue;
+    }
     std::byte* dest = pages.page(i);
     const std::byte* dup = nullptr;
     auto enc = static_cast<PageEncoding>(d.encoding);
@@ -65,7 +74,7 @@ Status PageApplier::Apply(uint32_t lane, std::span<const uint8_t> body, PagesVie
       if (d.hash != ZeroPageHash())
         return Error(Code::kIntegrity, "pfn " + std::to_string(d.pfn) + ": page hash mismatch after decoding");
     } else {
-      XM_TRY_CTX(DecodePage(d, view.payloads[i], dest, dup), "round " + std::to_string(round));
+      XM_TRY_CTX(DecodePage(d, view.payloads[i], dest, dup, &codec), "round " + std::to_string(round));
     }
     hash_[d.pfn] = d.hash;
     round_[d.pfn] = round;

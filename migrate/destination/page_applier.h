@@ -27,8 +27,10 @@ class PageApplier {
   PageApplier(Backend& guest, uint32_t streams);
 
   // Parses `body` (a PAGES record that arrived on stream `lane`) into `view`
-  // and applies every page in it, adding what it did to `counts`.
-  Status Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& counts);
+  // and applies every page in it, adding what it did to `counts`. Compressed
+  // pages decode through `codec`, begun for this record by the caller (one per lane).
+  Status Apply(uint32_t lane, std::span<const uint8_t> body, PagesView& view, EncodeCounts& counts,
+               RecordCodec& codec);
 
   // kProtocol naming the first populated pfn that never arrived.
   Status CheckComplete() const;

@@ -162,7 +162,8 @@ Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
   const uint32_t n = session_.streams;
   report_.streams = n;
   if (!applier_) applier_ = std::make_unique<PageApplier>(*guest_, n);  // a resumed session keeps its pages
-  lanes_ = std::make_unique<ReceiveLanes>(*control_, *applier_, n, opts_.io_timeout_ms);
+  lanes_ = std::make_unique<ReceiveLanes>(*control_, *applier_, n, (session_.features & kFeatureRecordStreams) != 0,
+                                          opts_.io_timeout_ms);
   for (uint32_t joined = 1; joined < n; ++joined) {
     std::string why;
     auto s = acceptor.Accept(opts_.io_timeout_ms, &why);

@@ -153,6 +153,7 @@ Status SourceEngine::Impl::OpenDataStreams() {
   po.cancel = opts_.cancel;
   po.codecs &= session_.features;
   po.compress = opts_.compress && po.codecs != 0;
+  po.record_streams = po.record_streams && (session_.features & kFeatureRecordStreams);
   if (!(session_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
   if (!(session_.features & kFeatureDupRef)) po.dup_index_entries = 0;
   pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);
@@ -165,7 +166,8 @@ Status SourceEngine::Impl::Handshake(uint64_t resume_session, uint32_t round, in
   NegotiateOptions no;
   no.role = Role::kSource;
   no.key = opts_.key;
-  no.features = (opts_.compress ? kFeatureLz4 | kFeatureZstd : 0) | kFeatureDelta | kFeatureDupRef;
+  no.features = (opts_.compress ? kFeatureLz4 | kFeatureZstd : 0) | kFeatureDelta | kFeatureDupRef |
+                (opts_.compress && opts_.pipeline.record_streams ? kFeatureRecordStreams : 0);
   no.streams = opts_.streams;
   no.peer = opts_.to.ToString();
   no.hello_timeout_ms = std::min(timeout_ms, kHelloTimeoutMs);

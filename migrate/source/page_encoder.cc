@@ -9,13 +9,12 @@
 namespace xm {
 namespace {
 
-constexpr uint32_t kProbeEvery = 32;
 // A delta is sent only when it is much smaller than the page.
 constexpr size_t kMaxDelta = kPageSize / 4;
 
 }  // namespace
 
-PageEncoder::PageEncoder() : scratch_(kPageSize), base_(kPageSize), batch_dups_(kBatchDupSlots) {}
+PageEncoder::PageEncoder() : scratch_(kMaxPayload), base_(kPageSize), batch_dups_(kBatchDupSlots) {}
 
 bool PageEncoder::TryDup() {
   if (dup_active()) return true;
@@ -37,12 +36,21 @@ uint32_t ChooseCodec(std::span<const CodecEstimate> est, double wire_bytes_per_n
   return best;
 }
 
-uint32_t PageEncoder::PickChoice(const RoundContext& ctx) {
+void PageEncoder::StartBatch(const RoundContext& ctx) {
   const auto n = static_cast<uint32_t>(ctx.choices.size());
-  if (n <= 1) return 0;
-  if (++probe_counter_ % kProbeEvery == 0) return 1 + (probe_counter_ / kProbeEvery) % (n - 1);
+  batch_choice_ = std::min<uint32_t>(ctx.choice.load(std::memory_order_relaxed), n - 1);
+  probing_ = n > 1 && ++probe_counter_ % kProbeEvery == 0;
+  if (probing_) batch_choice_ = 1 + (probe_counter_ / kProbeEvery) % (n - 1);
+  codec_.BeginRecord(ctx.record_streams);
+  if (++batch_gen_ == 0) {  // wrapped: forget every slot for real
+    batch_dups_.assign(kBatchDupSlots, BatchDup{});
+    batch_gen_ = 1;
+  }
+}
+
+uint32_t PageEncoder::PickChoice() const {
   bool losing = recent_tries_ >= 32 && recent_wins_ * 8 < recent_tries_;
-  return losing ? 0 : batch_choice_;
+  return losing && !probing_ ? 0 : batch_choice_;
 }
 
 void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte* page, BatchBuilder& batch,
@@ -116,21 +124,22 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
   }
   d.encoding = static_cast<uint8_t>(PageEncoding::kRaw);
   d.payload_len = kPageSize;
-  if (uint32_t choice = PickChoice(ctx); choice != 0) {
+  if (uint32_t choice = PickChoice(); choice != 0) {
     const CodecChoice& c = ctx.choices[choice];
     auto t0 = std::chrono::steady_clock::now();
-    uint32_t n = CompressInPlace(c, slot, scratch_.data());
+    uint32_t n = codec_.Compress(c, slot, scratch_.data());
     auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
     CodecStats::PerChoice& s = stats.by_choice[choice];
     s.in.fetch_add(kPageSize, std::memory_order_relaxed);
-    s.out.fetch_add(n, std::memory_order_relaxed);
     s.ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
     if (++recent_tries_ > 256) {
       recent_tries_ /= 2;
       recent_wins_ /= 2;
     }
-    if (n < kPageSize) {
-      ++recent_wins_;
+    // Raw bytes count as sent whole: the governor weighs what crossed the wire.
+    s.out.fetch_add(n ? n : kPageSize, std::memory_order_relaxed);
+    if (n != 0 && n < kPageSize - kPageSize / 8) ++recent_wins_;
+    if (n != 0) {
       d.encoding = static_cast<uint8_t>(c.method->encoding);
       d.payload_len = n;
     }

@@ -47,6 +47,8 @@ struct RoundContext {
   // One choice only (--no-compress): no compression, not even probes.
   std::vector<CodecChoice> choices = CodecChoices(kFeatureLz4);
   std::atomic<uint32_t> choice{1};
+  // The session has RECORD_STREAMS: a batch's pages of one method form a stream.
+  bool record_streams = false;
 };
 
 // Measurements the compression governor reads (summed over workers), by choice.
@@ -80,15 +82,9 @@ class PageEncoder {
   // Pages sent in full this round, for the dup index after the round.
   std::vector<std::pair<Hash128, uint64_t>>& sent_contents() { return sent_contents_; }
   // Call when a batch is started: in-batch duplicates can only refer within it,
-  // and the batch is compressed with the governor's choice of this moment.
-  void StartBatch(const RoundContext& ctx) {
-    batch_choice_ = std::min<uint32_t>(ctx.choice.load(std::memory_order_relaxed),
-                                       static_cast<uint32_t>(ctx.choices.size()) - 1);
-    if (++batch_gen_ == 0) {  // wrapped: forget every slot for real
-      batch_dups_.assign(kBatchDupSlots, BatchDup{});
-      batch_gen_ = 1;
-    }
-  }
+  // its record streams begin, and it is compressed with the governor's choice of
+  // this moment, or (one batch in kProbeEvery) with another choice to measure it.
+  void StartBatch(const RoundContext& ctx);
   // Whether the next dup lookup would be a full one (false: probing only).
   bool dup_active() const { return dup_misses_ < kDupIdleAfter; }
   // Dup adaptivity: after this many lookups in a row without a hit, probe only.
@@ -97,7 +93,7 @@ class PageEncoder {
 
  private:
   // The choice (index into ctx.choices) for the next compressible page.
-  uint32_t PickChoice(const RoundContext& ctx);
+  uint32_t PickChoice() const;
   bool TryDup();
   // In-batch duplicates: direct-mapped by the hash's low bits, reset per batch
   // by the generation (a lost entry only loses a dedup chance).
@@ -115,11 +111,15 @@ class PageEncoder {
   uint32_t batch_gen_ = 1;
   uint32_t dup_misses_ = 0, dup_probe_counter_ = 0;
   uint32_t batch_choice_ = 0;
-  // One page in kProbeEvery tries another choice (round robin), so the governor
+  // One batch in kProbeEvery tries another choice (round robin), so the governor
   // keeps measuring what it does not use; compression that stops paying on this
   // worker's pages (incompressible memory) falls back to those probes alone.
+  // Whole batches, not single pages: a record stream has one level per method.
+  static constexpr uint32_t kProbeEvery = 32;
   uint32_t probe_counter_ = 0;
+  bool probing_ = false;
   uint32_t recent_tries_ = 0, recent_wins_ = 0;
+  RecordCodec codec_;
 };
 
 }  // namespace xm

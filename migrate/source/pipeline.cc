@@ -158,6 +158,7 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
   if (ctx_.choices.size() > (opts_.adaptive ? CodecStats::kMaxChoices : 2))
     ctx_.choices.resize(opts_.adaptive ? CodecStats::kMaxChoices : 2);
   ctx_.choice = ctx_.choices.size() > 1 ? 1 : 0;  // the cheapest method until measured otherwise
+  ctx_.record_streams = opts_.record_streams;
   est_.resize(ctx_.choices.size());
   est_at_.resize(ctx_.choices.size());
   sent_.Resize(shape.page_count);

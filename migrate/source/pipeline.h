@@ -28,6 +28,7 @@ struct PipelineOptions {
   bool compress = true;             // allow compression (the governor still decides)
   uint64_t codecs = kFeatureLz4 | kFeatureZstd;  // the methods allowed (HELLO feature bits)
   bool adaptive = true;             // let the governor choose; false: always the first method
+  bool record_streams = true;       // compress a batch's pages of one method as one stream (PROTOCOL.md §4)
   uint64_t delta_cache_bytes = 256ull << 20;
   uint32_t dup_index_entries = 1u << 16;
   // An accepted cancel ends the round between regions; batches already being

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,112 @@ TEST_P(Method, GarbageAndTruncatedPayloadsAreProtocolErrors) {
   }
 }
 
+// Record streams (PROTOCOL.md §4): one record's pages of a method, in order.
+struct StreamRecord {
+  std::vector<PageDesc> descs;
+  std::vector<std::vector<uint8_t>> payloads;
+};
+
+StreamRecord EncodeRecord(const CodecChoice& c, const std::vector<PageBuf>& pages) {
+  RecordCodec codec;
+  codec.BeginRecord(true);
+  StreamRecord r;
+  std::vector<uint8_t> scratch(kMaxPayload);
+  for (size_t i = 0; i < pages.size(); ++i) {
+    std::vector<std::byte> slot(kMaxPayload);
+    std::copy(pages[i].begin(), pages[i].end(), slot.begin());
+    PageDesc d;
+    d.pfn = i;
+    d.hash = PageHash(pages[i].data());
+    d.payload_len = codec.Compress(c, slot.data(), scratch.data());
+    EXPECT_GT(d.payload_len, 0u) << "a stream sends every page it took, compressed or not";
+    EXPECT_LE(d.payload_len, c.method->encoding == PageEncoding::kLz4 ? MaxLz4Payload() : MaxZstdPayload());
+    d.encoding = static_cast<uint8_t>(c.method->encoding);
+    const auto* b = reinterpret_cast<const uint8_t*>(slot.data());
+    r.payloads.emplace_back(b, b + d.payload_len);
+    r.descs.push_back(d);
+  }
+  return r;
+}
+
+size_t PayloadBytes(const StreamRecord& r) {
+  size_t n = 0;
+  for (const auto& p : r.payloads) n += p.size();
+  return n;
+}
+
+// Pages cut from one long random text: alone each is hardly compressible (a
+// 64-letter alphabet, no repeats inside a page), but every page repeats a
+// stretch of the ones before it, which only a stream can use.
+std::vector<PageBuf> OverlappingTextPages(size_t n) {
+  std::vector<char> text(kPageSize * 4);
+  uint64_t s = 0x1234567;
+  for (char& ch : text) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    ch = static_cast<char>('0' + (s >> 58));
+  }
+  std::vector<PageBuf> pages;
+  for (size_t i = 0; i < n; ++i) {
+    PageBuf p(kPageSize);
+    size_t from = (i * 1024) % (text.size() - kPageSize);
+    for (size_t j = 0; j < kPageSize; ++j) p[j] = static_cast<std::byte>(text[from + j]);
+    pages.push_back(p);
+  }
+  return pages;
+}
+
+TEST_P(Method, ARecordStreamDecodesEveryPageInOrderAcrossManyPages) {
+  // 600 pages: more than either end's history buffer holds, so both wrap; text,
+  // random and zero-ish pages interleaved as in the mixed fill.
+  std::vector<PageBuf> pages;
+  for (uint64_t i = 0; i < 600; ++i) pages.push_back(FillOf(i % 2 ? Fill::kRandom : Fill::kMixed, i % 2 ? i : 3 * i + 1));
+  StreamRecord r = EncodeRecord(GetParam(), pages);
+  RecordCodec dec;
+  for (int pass = 0; pass < 2; ++pass) {  // the same codec, begun afresh for a second record
+    dec.BeginRecord(true);
+    for (size_t i = 0; i < pages.size(); ++i) {
+      PageBuf out(kPageSize + 64, std::byte{0x5A});
+      Status st = DecodePage(r.descs[i], r.payloads[i], out.data(), nullptr, &dec);
+      ASSERT_TRUE(st.ok()) << "page " << i << ": " << st.ToString();
+      ASSERT_TRUE(std::equal(pages[i].begin(), pages[i].end(), out.begin())) << i;
+      for (size_t j = kPageSize; j < out.size(); ++j) ASSERT_EQ(out[j], std::byte{0x5A}) << "wrote past the page";
+    }
+  }
+}
+
+TEST_P(Method, ARecordStreamUsesItsEarlierPages) {
+  std::vector<PageBuf> pages = OverlappingTextPages(16);
+  StreamRecord stream = EncodeRecord(GetParam(), pages);
+  size_t alone = 0;
+  for (const PageBuf& p : pages) alone += EncodeWith(GetParam(), p).desc.payload_len;
+  EXPECT_LT(PayloadBytes(stream) * 2, alone) << "stream " << PayloadBytes(stream) << " bytes, alone " << alone;
+}
+
+TEST_P(Method, ARecordStreamPageIsRefusedOutOfOrderOrCorrupt) {
+  std::vector<PageBuf> pages = OverlappingTextPages(8);
+  StreamRecord r = EncodeRecord(GetParam(), pages);
+  {  // the third page without the two before it: it refers to bytes this decoder never saw
+    RecordCodec dec;
+    dec.BeginRecord(true);
+    PageBuf out(kPageSize);
+    Status st = DecodePage(r.descs[2], r.payloads[2], out.data(), nullptr, &dec);
+    EXPECT_FALSE(st.ok());
+    EXPECT_TRUE(st.code() == Code::kProtocol || st.code() == Code::kIntegrity) << st.ToString();
+  }
+  for (size_t at : {size_t{0}, r.payloads[1].size() / 2, r.payloads[1].size() - 1}) {  // one flipped bit in page 1
+    RecordCodec dec;
+    dec.BeginRecord(true);
+    PageBuf out(kPageSize + 64, std::byte{0x5A});
+    ASSERT_TRUE(DecodePage(r.descs[0], r.payloads[0], out.data(), nullptr, &dec).ok());
+    std::vector<uint8_t> bad = r.payloads[1];
+    bad[at] ^= 0x10;
+    Status st = DecodePage(r.descs[1], bad, out.data(), nullptr, &dec);
+    EXPECT_FALSE(st.ok()) << "flipped byte " << at;
+    EXPECT_TRUE(st.code() == Code::kProtocol || st.code() == Code::kIntegrity) << st.ToString();
+    for (size_t j = kPageSize; j < out.size(); ++j) ASSERT_EQ(out[j], std::byte{0x5A}) << "wrote past the page";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Table, Method, ::testing::ValuesIn(AllMethodsAllLevels()),
                          [](const auto& info) { return Name(info.param); });
 
@@ -148,6 +255,25 @@ TEST(Zstd, TwoFramesOfHalfAPageEachAreStillOnePageCheckedByItsHash) {
   Status st = DecodePage(d, twice, out.data());
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(out, want);
+}
+
+TEST(Zstd, AStreamPageThatDecodesLongIsRefused) {
+  // Two pages' worth of one stream sent as one page's payload.
+  std::vector<PageBuf> pages = OverlappingTextPages(2);
+  const std::vector<CodecChoice> zstd = CodecChoices(kFeatureZstd);
+  ASSERT_GE(zstd.size(), 2u);
+  StreamRecord r = EncodeRecord(zstd[1], pages);
+  std::vector<uint8_t> both = r.payloads[0];
+  both.insert(both.end(), r.payloads[1].begin(), r.payloads[1].end());
+  PageDesc d = r.descs[0];
+  d.payload_len = static_cast<uint32_t>(both.size());
+  RecordCodec dec;
+  dec.BeginRecord(true);
+  PageBuf out(kPageSize + 64, std::byte{0x5A});
+  Status st = DecodePage(d, both, out.data(), nullptr, &dec);
+  EXPECT_EQ(st.code(), Code::kProtocol);
+  EXPECT_NE(st.message().find("decodes to more than 4096 bytes"), std::string::npos) << st.message();
+  for (size_t j = kPageSize; j < out.size(); ++j) ASSERT_EQ(out[j], std::byte{0x5A}) << "wrote past the page";
 }
 
 TEST(CodecChoices, NoneFirstThenOnlyTheNegotiatedMethodsLevelByLevel) {

@@ -1,5 +1,6 @@
 // libFuzzer target: a PAGES body through ParsePages, then every descriptor
-// through DecodePage into a scratch page, as the receiver does.
+// through DecodePage into a scratch page, as the receiver does: once with each
+// page compressed alone, once as a record's streams (PROTOCOL.md §4).
 //
 // Beyond "no crash": payloads accepted by ParsePages tile the body exactly, and
 // a page DecodePage reports good really has the hash its descriptor claims.
@@ -30,16 +31,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     off += view.payloads[i].size();
   }
   if (off != size) std::abort();
-  for (size_t i = 0; i < view.descs.size(); ++i) {
-    const PageDesc& d = view.descs[i];
-    // DELTA applies to what the page held: start from a fixed, non-zero pattern.
-    std::memset(page->data(), 0xA5, kPageSize);
-    std::memset(dup->data(), static_cast<int>(i), kPageSize);
-    Status ds = DecodePage(d, view.payloads[i], page->data(), dup->data());
-    if (ds.ok()) {
-      if (PageHash(page->data()) != d.hash) std::abort();
-    } else if (ds.code() != Code::kProtocol && ds.code() != Code::kIntegrity && ds.code() != Code::kUnsupported) {
-      std::abort();
+  static RecordCodec* codec = new RecordCodec;
+  for (bool streams : {false, true}) {
+    codec->BeginRecord(streams);
+    for (size_t i = 0; i < view.descs.size(); ++i) {
+      const PageDesc& d = view.descs[i];
+      // DELTA applies to what the page held: start from a fixed, non-zero pattern.
+      std::memset(page->data(), 0xA5, kPageSize);
+      std::memset(dup->data(), static_cast<int>(i), kPageSize);
+      Status ds = DecodePage(d, view.payloads[i], page->data(), dup->data(), codec);
+      if (ds.ok()) {
+        if (PageHash(page->data()) != d.hash) std::abort();
+      } else if (ds.code() != Code::kProtocol && ds.code() != Code::kIntegrity && ds.code() != Code::kUnsupported) {
+        std::abort();
+      }
     }
   }
   return 0;

@@ -48,8 +48,9 @@ struct Migration {
   std::vector<std::pair<RecordType, std::vector<uint8_t>>> records;
 };
 
-// Compressed with `codec` (none: raw pages).
-Migration MakeMigration(const CodecChoice& codec) {
+// Compressed with `codec` (none: raw pages), each page alone or, with
+// `streams`, as the record's stream (PROTOCOL.md §4).
+Migration MakeMigration(const CodecChoice& codec, bool streams = false) {
   const bool lz4 = codec.method != nullptr;
   // Small on purpose: a zero page, a text page and a random page of the mixed
   // fill, two of them with the workload's counter, and zero pages after.
@@ -69,7 +70,7 @@ Migration MakeMigration(const CodecChoice& codec) {
   Migration m;
   Hello h;
   h.role = Role::kSource;
-  h.features = lz4 ? codec.method->feature : 0;
+  h.features = (lz4 ? codec.method->feature : 0) | (streams ? kFeatureRecordStreams : 0);
   h.session_id = 0x5EED;
   m.records.push_back({RecordType::kHello, EncodeHello(h)});
   Shape shape{(*src)->shape(), "sim"};
@@ -84,9 +85,12 @@ Migration MakeMigration(const CodecChoice& codec) {
   EncodeCounts counts;
   std::vector<uint64_t> hashes;
   std::vector<uint8_t> descs, payloads;
+  RecordCodec record;
+  record.BeginRecord(true);
   for (uint64_t pfn = 0; pfn < kPages; ++pfn) {
     b.Reset(0);
-    hashes.push_back(xm::testing::AddPage(b, pfn, (*src)->DirectMemory() + pfn * kPageSize, codec, counts));
+    hashes.push_back(xm::testing::AddPage(b, pfn, (*src)->DirectMemory() + pfn * kPageSize, codec, counts,
+                                          streams ? &record : nullptr));
     std::vector<uint8_t> one = Flatten(b.Body());
     descs.insert(descs.end(), one.begin() + sizeof(PagesHeader), one.begin() + sizeof(PagesHeader) + sizeof(PageDesc));
     payloads.insert(payloads.end(), one.begin() + sizeof(PagesHeader) + sizeof(PageDesc), one.end());
@@ -149,12 +153,16 @@ int main(int argc, char** argv) {
   const fs::path dir = argv[1];
   Migration raw = MakeMigration({}), lz4 = MakeMigration({CompressorFor(PageEncoding::kLz4)}),
             zstd = MakeMigration({CompressorFor(PageEncoding::kZstd), 1});
+  Migration lz4_stream = MakeMigration({CompressorFor(PageEncoding::kLz4)}, true),
+            zstd_stream = MakeMigration({CompressorFor(PageEncoding::kZstd), 1}, true);
 
   // receiver: whole migrations, a prefix, and one sent unframed.
   Write(dir / "receiver", 0, Chunked(raw, SIZE_MAX));
   Write(dir / "receiver", 1, Chunked(lz4, SIZE_MAX));
   Write(dir / "receiver", 2, Chunked(raw, 3));
   Write(dir / "receiver", 4, Chunked(zstd, SIZE_MAX));
+  Write(dir / "receiver", 5, Chunked(lz4_stream, SIZE_MAX));
+  Write(dir / "receiver", 6, Chunked(zstd_stream, SIZE_MAX));
   std::vector<uint8_t> unframed = Framed(raw);
   unframed.insert(unframed.begin(), testing::kRawInput);
   Write(dir / "receiver", 3, unframed);
@@ -223,5 +231,7 @@ int main(int argc, char** argv) {
   Write(dir / "pages", 0, raw.records[3].second);
   Write(dir / "pages", 1, lz4.records[3].second);
   Write(dir / "pages", 2, zstd.records[3].second);
+  Write(dir / "pages", 3, lz4_stream.records[3].second);
+  Write(dir / "pages", 4, zstd_stream.records[3].second);
   return 0;
 }

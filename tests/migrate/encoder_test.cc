@@ -25,11 +25,14 @@ struct Fixture {
   PageEncoder enc;
   BatchBuilder batch;
   std::vector<CodecChoice> choices = CodecChoices(kFeatureLz4);
+  bool record_streams = true;
+  RecordCodec dst_codec;
+  size_t batch_pages = kPages;  // pages per batch (record)
 
   std::byte* page(uint64_t pfn) { return src.data() + pfn * kPageSize; }
 
-  // Sends `pfns` as round `round` in one batch, compressed with `choices[choice]`,
-  // and decodes it at the destination.
+  // Sends `pfns` as round `round` in batches of `batch_pages`, compressed with
+  // `choices[choice]`, and decodes each at the destination.
   EncodeCounts Round(uint32_t round, const std::vector<uint64_t>& pfns, uint32_t choice = 1, bool last = false) {
     DirtyBitmap sending(kPages);
     for (uint64_t p : pfns) sending.Set(p);
@@ -42,11 +45,15 @@ struct Fixture {
     ctx.dup = &dup;
     ctx.choices = choices;
     ctx.choice = choice;
+    ctx.record_streams = record_streams;
     EncodeCounts counts;
-    batch.Reset(round);
-    enc.StartBatch(ctx);
-    for (uint64_t p : pfns) enc.Encode(ctx, p, page(p), batch, counts, stats);
-    if (batch.count() > 0) Decode();
+    for (size_t at = 0; at < pfns.size(); at += batch_pages) {
+      batch.Reset(round);
+      enc.StartBatch(ctx);
+      for (size_t i = at; i < std::min(pfns.size(), at + batch_pages); ++i)
+        enc.Encode(ctx, pfns[i], page(pfns[i]), batch, counts, stats);
+      if (batch.count() > 0) Decode();
+    }
     for (const auto& [h, p] : enc.sent_contents()) dup.Insert(h, p);
     enc.sent_contents().clear();
     return counts;
@@ -58,6 +65,7 @@ struct Fixture {
       body.insert(body.end(), static_cast<uint8_t*>(v.iov_base), static_cast<uint8_t*>(v.iov_base) + v.iov_len);
     PagesView view;
     ASSERT_TRUE(ParsePages(body, view).ok());
+    dst_codec.BeginRecord(record_streams);
     for (size_t i = 0; i < view.descs.size(); ++i) {
       const PageDesc& d = view.descs[i];
       const std::byte* dup_src = nullptr;
@@ -67,7 +75,7 @@ struct Fixture {
         ASSERT_EQ(dst_hash[ref], d.hash) << "DUP_REF to a page the destination holds differently";
         dup_src = dst.data() + ref * kPageSize;
       }
-      Status st = DecodePage(d, view.payloads[i], dst.data() + d.pfn * kPageSize, dup_src);
+      Status st = DecodePage(d, view.payloads[i], dst.data() + d.pfn * kPageSize, dup_src, &dst_codec);
       ASSERT_TRUE(st.ok()) << st.ToString();
       dst_hash[d.pfn] = d.hash;
     }
@@ -96,18 +104,27 @@ void FillText(std::byte* p) {
 }
 
 TEST(PageEncoder, FirstRoundPicksZeroLz4AndRawAndDecodesExactly) {
-  Fixture f;
-  for (uint64_t p = 0; p < kPages; ++p) {
-    if (p % 3 == 1) FillText(f.page(p));
-    if (p % 3 == 2) FillRandom(f.page(p), static_cast<uint32_t>(p));
+  for (bool streams : {false, true}) {
+    SCOPED_TRACE(streams);
+    Fixture f;
+    f.record_streams = streams;
+    for (uint64_t p = 0; p < kPages; ++p) {
+      if (p % 3 == 1) FillText(f.page(p));
+      if (p % 3 == 2) FillRandom(f.page(p), static_cast<uint32_t>(p));
+    }
+    f.page(0)[kPageSize - 1] = std::byte{1};  // adversarial: one byte at the very end is not zero
+    EncodeCounts c = f.Round(0, All());
+    f.ExpectSame();
+    EXPECT_GT(c.zero, 0u);
+    EXPECT_GT(c.lz4, 0u);
+    // Alone, a random page goes RAW; in a stream it went through LZ4, so it is
+    // sent as LZ4 (PROTOCOL.md §4, record streams).
+    if (streams)
+      EXPECT_EQ(c.raw, 0u);
+    else
+      EXPECT_GT(c.raw, 0u);
+    EXPECT_EQ(c.sent(), kPages);
   }
-  f.page(0)[kPageSize - 1] = std::byte{1};  // adversarial: one byte at the very end is not zero
-  EncodeCounts c = f.Round(0, All());
-  f.ExpectSame();
-  EXPECT_GT(c.zero, 0u);
-  EXPECT_GT(c.lz4, 0u);
-  EXPECT_GT(c.raw, 0u);
-  EXPECT_EQ(c.sent(), kPages - c.duplicate + c.duplicate);
 }
 
 TEST(PageEncoder, RewrittenButIdenticalPagesAreNotSentAgain) {
@@ -190,12 +207,13 @@ TEST(PageEncoder, NeverRefersToAPageBeingResentThisRound) {
 
 TEST(PageEncoder, CompressionOffStillProbesAndStaysCorrect) {
   Fixture f;
+  f.batch_pages = 1;  // one batch in 32 is a probe
   for (uint64_t p = 0; p < kPages; ++p) FillText(f.page(p));
   for (uint64_t p = 0; p < kPages; ++p) f.page(p)[p] = std::byte{0x7f};  // distinct pages, no dups
   EncodeCounts c = f.Round(0, All(), /*compress=*/false);
   f.ExpectSame();
   EXPECT_GT(c.raw, c.lz4);
-  EXPECT_GE(c.lz4, 1u);  // one probe in 32
+  EXPECT_GE(c.lz4, 1u);  // one probe batch in 32
   EXPECT_GT(f.stats.by_choice[1].in.load(), 0u);
 }
 
@@ -205,6 +223,7 @@ TEST(PageEncoder, TheBatchsChoiceCompressesAndOtherChoicesAreProbed) {
   for (uint32_t choice : {1u, 2u}) {  // LZ4; zstd at its cheapest level
     SCOPED_TRACE(choice);
     Fixture f;
+    f.batch_pages = 1;  // one batch in 32 is a probe
     f.choices = CodecChoices(kFeatureLz4 | kFeatureZstd);
     ASSERT_GE(f.choices.size(), 3u);
     for (uint64_t p = 0; p < kPages; ++p) FillText(f.page(p));
@@ -214,7 +233,7 @@ TEST(PageEncoder, TheBatchsChoiceCompressesAndOtherChoicesAreProbed) {
     EXPECT_EQ(c.zstd + c.lz4, kPages);
     if (choice == 1) {
       EXPECT_GT(c.lz4, c.zstd);
-      EXPECT_GE(c.zstd, 1u);  // probes: one page in 32 tries another choice
+      EXPECT_GE(c.zstd, 1u);  // probes: one batch in 32 tries another choice
     } else {
       EXPECT_EQ(c.zstd, kPages);  // the probes of this short run are zstd levels too
     }

@@ -12,10 +12,11 @@
 namespace xm::testing {
 
 // Appends `page` as `pfn` to `batch`, compressed with `codec` (none: raw),
-// and returns its page hash.
+// and returns its page hash. With `record` (begun for the record being built)
+// compressed pages go through its record streams (PROTOCOL.md §4).
 inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page, const CodecChoice& codec,
-                        EncodeCounts& counts) {
-  thread_local std::vector<uint8_t> scratch(kPageSize);
+                        EncodeCounts& counts, RecordCodec* record = nullptr) {
+  thread_local std::vector<uint8_t> scratch(kMaxPayload);
   PageDesc d;
   d.pfn = pfn;
   std::byte* slot = batch.NextSlot();
@@ -26,8 +27,10 @@ inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page
     ++counts.zero;
   } else {
     d.hash = PageHash(slot);
-    d.payload_len = CompressInPlace(codec, slot, scratch.data());
-    d.encoding = static_cast<uint8_t>(d.payload_len < kPageSize ? codec.method->encoding : PageEncoding::kRaw);
+    const uint32_t n = record ? record->Compress(codec, slot, scratch.data()) : CompressInPlace(codec, slot, scratch.data());
+    const bool compressed = record ? n != 0 : n < kPageSize;
+    d.payload_len = compressed ? n : kPageSize;
+    d.encoding = static_cast<uint8_t>(compressed ? codec.method->encoding : PageEncoding::kRaw);
     ++*CountOf(counts, static_cast<PageEncoding>(d.encoding));
   }
   batch.Commit(d);

@@ -53,7 +53,7 @@ std::vector<Page> EveryEncoding() {
   return {MakePage(1, PageEncoding::kZero, 0), MakePage(2, PageEncoding::kRaw, kPageSize, 1),
           MakePage(3, PageEncoding::kLz4, 100, 2), MakePage(4, PageEncoding::kDelta, 12, 3),
           MakePage(5, PageEncoding::kDupRef, 8, 4), MakePage(6, PageEncoding::kLz4, MaxLz4Payload(), 5),
-          MakePage(7, PageEncoding::kZstd, kMaxZstdPayload, 6)};
+          MakePage(7, PageEncoding::kZstd, MaxZstdPayload(), 6)};
 }
 
 TEST(ParsePages, AcceptsEveryEncodingAndPointsIntoTheBody) {
@@ -149,7 +149,7 @@ TEST(ParsePages, PayloadLengthMustFitTheEncoding) {
   ExpectRejected(Body(0, {MakePage(1, PageEncoding::kLz4, 0)}), "LZ4 payload of 0");
   ExpectRejected(Body(0, {MakePage(1, PageEncoding::kLz4, MaxLz4Payload() + 1)}), "LZ4 payload");
   ExpectRejected(Body(0, {MakePage(1, PageEncoding::kZstd, 0)}), "ZSTD payload of 0");
-  ExpectRejected(Body(0, {MakePage(1, PageEncoding::kZstd, kMaxZstdPayload + 1)}), "ZSTD payload of 4097");
+  ExpectRejected(Body(0, {MakePage(1, PageEncoding::kZstd, MaxZstdPayload() + 1)}), "ZSTD payload of 4175");
   ExpectRejected(Body(0, {MakePage(1, PageEncoding::kDelta, 3)}), "DELTA payload of 3");
   ExpectRejected(Body(0, {MakePage(1, PageEncoding::kDelta, kMaxDeltaPayload + 1)}), "DELTA payload");
   ExpectRejected(Body(0, {MakePage(1, PageEncoding::kDupRef, 4)}), "DUP_REF payload of 4");

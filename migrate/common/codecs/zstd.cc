@@ -1,7 +1,9 @@
-// zstd (PROTOCOL.md §4 encoding 5): one zstd frame per page, without checksum
-// (the page hash checks the result). Slower than LZ4 but ~25% smaller on
-// text-like pages, so it pays on links slower than the compressors; the
-// governor picks the level by how much CPU time the link leaves spare.
+// zstd (PROTOCOL.md §4 encoding 5). A page alone is one zstd frame without
+// checksum (the page hash checks the result): slower than LZ4 but ~40% smaller
+// on text-like pages, so it pays on links slower than the compressors; the
+// governor picks the level by how much CPU time the link leaves spare. In a
+// record stream the record's ZSTD pages are one frame, each page's payload the
+// blocks one flush produced; the window is limited to a record's 1 MiB batch.
 #include <zstd.h>
 
 #include <memory>
@@ -13,6 +15,9 @@ namespace xm {
 namespace {
 
 constexpr int kLevels[] = {1, 3};
+// A record stream's window: the source's batches are at most 1 MiB, and the
+// destination refuses frames that ask for more (bounded memory per lane).
+constexpr int kWindowLog = 20;
 
 // A context per thread: creating one costs more than compressing a page.
 struct CCtxFree {
@@ -21,16 +26,18 @@ struct CCtxFree {
 struct DCtxFree {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
+using CCtx = std::unique_ptr<ZSTD_CCtx, CCtxFree>;
+using DCtx = std::unique_ptr<ZSTD_DCtx, DCtxFree>;
 
 uint32_t Compress(const std::byte* src, uint8_t* dst, uint32_t cap, int level) {
-  thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> cctx{ZSTD_createCCtx()};
+  thread_local CCtx cctx{ZSTD_createCCtx()};
   if (!cctx) return 0;  // out of memory: the page goes raw
   size_t n = ZSTD_compressCCtx(cctx.get(), dst, cap, src, kPageSize, level);
   return ZSTD_isError(n) ? 0 : static_cast<uint32_t>(n);
 }
 
 int64_t Decompress(std::span<const uint8_t> payload, std::byte* dest) {
-  thread_local std::unique_ptr<ZSTD_DCtx, DCtxFree> dctx{ZSTD_createDCtx()};
+  thread_local DCtx dctx{ZSTD_createDCtx()};
   if (!dctx) return -1;
   // A frame claiming more than a page fails with "destination too small"
   // rather than writing past it.
@@ -38,8 +45,66 @@ int64_t Decompress(std::span<const uint8_t> payload, std::byte* dest) {
   return ZSTD_isError(n) ? -1 : static_cast<int64_t>(n);
 }
 
+class ZstdCompressStream final : public CompressStream {
+ public:
+  void Begin(int level) override {
+    ok_ = cctx_ && !ZSTD_isError(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_only)) &&
+          !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level)) &&
+          !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, kWindowLog));
+  }
+  uint32_t Compress(const std::byte* page, uint8_t* dst) override {
+    if (!ok_) return 0;
+    ZSTD_inBuffer in{page, kPageSize, 0};
+    ZSTD_outBuffer out{dst, kMaxPayload, 0};
+    // A flush ends the page on a block boundary, so the destination can decode
+    // it whole from this payload; 0 left to flush means it all fit.
+    size_t left = ZSTD_compressStream2(cctx_.get(), &out, &in, ZSTD_e_flush);
+    if (ZSTD_isError(left) || left != 0 || in.pos != kPageSize) return ok_ = false, 0;
+    return static_cast<uint32_t>(out.pos);
+  }
+
+ private:
+  CCtx cctx_{ZSTD_createCCtx()};
+  bool ok_ = false;
+};
+
+class ZstdDecompressStream final : public DecompressStream {
+ public:
+  ZstdDecompressStream() {
+    if (dctx_ && ZSTD_isError(ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, kWindowLog))) dctx_.reset();
+  }
+  void Begin() override {
+    if (dctx_) ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
+  }
+  int64_t Decompress(std::span<const uint8_t> payload, std::byte* dest) override {
+    if (!dctx_) return -1;
+    ZSTD_inBuffer in{payload.data(), payload.size(), 0};
+    ZSTD_outBuffer out{dest, kPageSize, 0};
+    while (in.pos < in.size && out.pos < out.size) {
+      size_t pos = in.pos + out.pos;
+      if (ZSTD_isError(ZSTD_decompressStream(dctx_.get(), &out, &in))) return -1;
+      if (in.pos + out.pos == pos) break;  // no progress: the payload ends inside a block
+    }
+    if (out.pos < kPageSize || in.pos < in.size) return out.pos < kPageSize ? static_cast<int64_t>(out.pos) : kPageSize + 1;
+    // The whole payload went in and a page came out; output the decoder still
+    // holds would mean the payload decodes to more than a page.
+    std::byte extra;
+    ZSTD_inBuffer none{nullptr, 0, 0};
+    ZSTD_outBuffer probe{&extra, 1, 0};
+    if (ZSTD_isError(ZSTD_decompressStream(dctx_.get(), &probe, &none))) return -1;
+    return probe.pos ? kPageSize + 1 : kPageSize;
+  }
+
+ private:
+  DCtx dctx_{ZSTD_createDCtx()};
+};
+
+std::unique_ptr<CompressStream> NewCompressStream() { return std::make_unique<ZstdCompressStream>(); }
+std::unique_ptr<DecompressStream> NewDecompressStream() { return std::make_unique<ZstdDecompressStream>(); }
+
 }  // namespace
 
-extern const PageCompressor kZstdCompressor{PageEncoding::kZstd, "ZSTD", kFeatureZstd, kLevels, Compress, Decompress};
+extern const PageCompressor kZstdCompressor{PageEncoding::kZstd, "ZSTD",     kFeatureZstd,      kLevels,
+                                            Compress,            Decompress, NewCompressStream, NewDecompressStream};
 
 }  // namespace xm
