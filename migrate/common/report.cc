@@ -64,6 +64,7 @@ nlohmann::json MigrationReport::ToJson() const {
   if (role == "destination") j["destination_overhead_bytes"] = destination_overhead_bytes;
   if (!guest_memory.empty()) j["guest_memory"] = guest_memory;
   j["streams"] = streams;
+  j["record_streams"] = record_streams;
   j["verify"] = verify;
   if (!source_guest.empty()) j["source_guest"] = source_guest;
   if (!destination_guest.empty()) j["destination_guest"] = destination_guest;

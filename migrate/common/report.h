@@ -74,6 +74,7 @@ struct MigrationReport {
   std::string transport_note;  // why io_uring was not used, when it was wanted
   EncryptionInfo encryption;   // what protected the streams (mode "none" until one was secured)
   uint32_t streams = 1;
+  bool record_streams = false;  // compressed pages went as record streams (PROTOCOL.md §4), not alone
   std::string verify = "incremental";
   uint64_t source_overhead_bytes = 0;  // pipeline memory beyond the guest (hashes, buffers, caches)
   // Measured: the process's peak resident memory during the migration beyond

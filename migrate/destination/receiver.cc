@@ -161,9 +161,9 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
 Status Receiver::Impl::AcceptDataStreams(Acceptor& acceptor) {
   const uint32_t n = session_.streams;
   report_.streams = n;
+  report_.record_streams = (session_.features & kFeatureRecordStreams) != 0;
   if (!applier_) applier_ = std::make_unique<PageApplier>(*guest_, n);  // a resumed session keeps its pages
-  lanes_ = std::make_unique<ReceiveLanes>(*control_, *applier_, n, (session_.features & kFeatureRecordStreams) != 0,
-                                          opts_.io_timeout_ms);
+  lanes_ = std::make_unique<ReceiveLanes>(*control_, *applier_, n, report_.record_streams, opts_.io_timeout_ms);
   for (uint32_t joined = 1; joined < n; ++joined) {
     std::string why;
     auto s = acceptor.Accept(opts_.io_timeout_ms, &why);

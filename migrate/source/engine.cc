@@ -154,6 +154,7 @@ Status SourceEngine::Impl::OpenDataStreams() {
   po.codecs &= session_.features;
   po.compress = opts_.compress && po.codecs != 0;
   po.record_streams = po.record_streams && (session_.features & kFeatureRecordStreams);
+  report_.record_streams = po.compress && po.record_streams;
   if (!(session_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
   if (!(session_.features & kFeatureDupRef)) po.dup_index_entries = 0;
   pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);

@@ -117,6 +117,26 @@ TEST(IntegrationMigration, ThreeStreamsDeltasAndCompressionArriveByteIdentical) 
   // The destination decoded exactly what the source encoded.
   for (const char* k : {"zero", "duplicate", "delta", "lz4", "zstd", "raw"})
     EXPECT_EQ(o.send["pages"][k], o.recv["pages"][k]) << k;
+  EXPECT_EQ(o.send["record_streams"], true);
+  EXPECT_EQ(o.recv["record_streams"], true);
+}
+
+// As with a peer that predates record streams (PROTOCOL.md §4): every page
+// compressed alone (LZ4 here), still byte-identical.
+TEST(IntegrationMigration, PagesCompressedAloneStillArriveByteIdentical) {
+  TempDir dir;
+  Outcome o = Migrate(dir, "96M", "ws=64M,hot=16M,rate=0,fill=mixed",
+                      {"--streams", "2", "--max-rounds", "5", "--downtime-target", "0.001", "--no-adaptive",
+                       "--no-record-streams"});
+  ExpectCompleted(o);
+  std::string why;
+  EXPECT_TRUE(SameFile(dir.path("src.mem"), dir.path("dst.mem"), &why)) << why;
+  EXPECT_EQ(o.send["record_streams"], false);
+  EXPECT_EQ(o.recv["record_streams"], false);
+  EXPECT_GT(o.send["pages"]["raw"].get<uint64_t>(), 0u) << "alone, a random page that does not shrink goes raw";
+  EXPECT_GT(o.send["pages"]["lz4"].get<uint64_t>(), 0u);
+  for (const char* k : {"zero", "duplicate", "delta", "lz4", "zstd", "raw"})
+    EXPECT_EQ(o.send["pages"][k], o.recv["pages"][k]) << k;
 }
 
 TEST(IntegrationMigration, WithoutIoUringTheSocketFallbackCarriesTheMigration) {
