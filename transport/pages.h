@@ -45,7 +45,7 @@ Status ParsePages(std::span<const uint8_t> body, PagesView& out);
 
 // Largest payload of any page: a compressed page that did not compress, with
 // its method's framing (LZ4's and zstd's bounds for one page fit; pages.cc checks).
-constexpr uint32_t kMaxPayload = kPageSize + kPageSize / 16;
+constexpr uint32_t kMaxPayload = kPageSize + 128;
 // Largest payload an LZ4 page may have (LZ4's bound for one page).
 uint32_t MaxLz4Payload();
 // Largest ZSTD payload (zstd's bound for one page): a page alone is sent only

@@ -83,7 +83,14 @@ uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* sc
 
 void RecordCodec::BeginRecord(bool streams) {
   streams_ = streams;
-  if (++record_ == 0) record_ = 1;  // wrapped: 0 means "never begun"
+  ++record_;
+}
+
+size_t RecordCodec::memory_bytes() const {
+  size_t n = 0;
+  for (const auto& [m, per] : methods_)
+    if (per.enc) n += per.enc->memory_bytes();
+  return n;
 }
 
 RecordCodec::PerMethod& RecordCodec::Of(const PageCompressor& method) {
@@ -101,9 +108,9 @@ uint32_t RecordCodec::Compress(const CodecChoice& choice, std::byte* slot, uint8
   PerMethod& m = Of(*choice.method);
   if (m.enc_record != record_) {
     if (!m.enc) m.enc = choice.method->new_compress_stream();
-    if (m.enc) m.enc->Begin(choice.level);
+    m.enc->Begin(choice.level);
     m.enc_record = record_;
-    m.enc_failed = !m.enc;
+    m.enc_failed = false;
   }
   if (m.enc_failed) return 0;
   uint32_t n = m.enc->Compress(slot, scratch);
@@ -120,7 +127,6 @@ int64_t RecordCodec::Decompress(const PageCompressor& method, std::span<const ui
   PerMethod& m = Of(method);
   if (m.dec_record != record_) {
     if (!m.dec) m.dec = method.new_decompress_stream();
-    if (!m.dec) return -1;
     m.dec->Begin();
     m.dec_record = record_;
   }

@@ -108,17 +108,19 @@ class RecordCodec {
   uint32_t Compress(const CodecChoice& choice, std::byte* slot, uint8_t* scratch);
   // Decodes a compressed page of `method` into `dest` (PageCompressor::decompress's result).
   int64_t Decompress(const PageCompressor& method, std::span<const uint8_t> payload, std::byte* dest);
+  // Memory the compression streams hold.
+  size_t memory_bytes() const;
 
  private:
   struct PerMethod {
     std::unique_ptr<CompressStream> enc;
     std::unique_ptr<DecompressStream> dec;
-    uint32_t enc_record = 0, dec_record = 0;  // the record each was last begun for
+    uint64_t enc_record = 0, dec_record = 0;  // the record each was last begun for
     bool enc_failed = false;
   };
   PerMethod& Of(const PageCompressor& method);
   bool streams_ = false;
-  uint32_t record_ = 0;  // counts BeginRecord; 0 = none yet
+  uint64_t record_ = 0;  // counts BeginRecord; 0 = none yet
   std::vector<std::pair<const PageCompressor*, PerMethod>> methods_;
 };
 

@@ -154,7 +154,7 @@ Status SourceEngine::Impl::OpenDataStreams() {
   po.codecs &= session_.features;
   po.compress = opts_.compress && po.codecs != 0;
   po.record_streams = po.record_streams && (session_.features & kFeatureRecordStreams);
-  report_.record_streams = po.compress && po.record_streams;
+  report_.record_streams = po.record_streams;
   if (!(session_.features & kFeatureDelta)) po.delta_cache_bytes = 0;
   if (!(session_.features & kFeatureDupRef)) po.dup_index_entries = 0;
   pipeline_ = std::make_unique<SendPipeline>(backend_, std::move(all), po);
@@ -182,11 +182,17 @@ Status SourceEngine::Impl::Handshake(uint64_t resume_session, uint32_t round, in
   };
   control_->SetTimeoutMs(timeout_ms);
   const uint32_t streams_before = session_.streams;
+  const uint64_t features_before = session_.features;
   XM_ASSIGN_OR_RETURN(session_, Negotiate(*control_, no, offer, nullptr));
   control_->SetTimeoutMs(opts_.io_timeout_ms);
   if (resume_session && session_.streams != streams_before)
     return Error(Code::kProtocol, "resume: the receiver now accepts " + std::to_string(session_.streams) +
                                       " streams, the session had " + std::to_string(streams_before));
+  // The pipeline, and with it what it encodes (deltas, dup refs, codecs, record
+  // streams), carries over a resume: the features it was built for must too.
+  if (resume_session && session_.features != features_before)
+    return Error(Code::kProtocol, fmt::format("resume: the receiver now agrees to features {:#x}, the session had {:#x}",
+                                              session_.features, features_before));
   report_.last_record = resume_session ? "RESUME_STATE" : "ACCEPT";
   spdlog::debug("send: session {:016x} with {}: {} streams, features {:#x}, {}", session_.id(), control_->peer(),
                 session_.streams, session_.features, session_.authenticated ? "authenticated" : "no key");

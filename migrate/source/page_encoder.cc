@@ -39,7 +39,9 @@ uint32_t ChooseCodec(std::span<const CodecEstimate> est, double wire_bytes_per_n
 void PageEncoder::StartBatch(const RoundContext& ctx) {
   const auto n = static_cast<uint32_t>(ctx.choices.size());
   batch_choice_ = std::min<uint32_t>(ctx.choice.load(std::memory_order_relaxed), n - 1);
-  probing_ = n > 1 && ++probe_counter_ % kProbeEvery == 0;
+  // No probe in the final round: the guest is paused, a probe batch of a slow
+  // choice would lengthen the downtime, and no round follows to use what it measured.
+  probing_ = !ctx.last && n > 1 && ++probe_counter_ % kProbeEvery == 0;
   if (probing_) batch_choice_ = 1 + (probe_counter_ / kProbeEvery) % (n - 1);
   codec_.BeginRecord(ctx.record_streams);
   if (++batch_gen_ == 0) {  // wrapped: forget every slot for real

@@ -83,8 +83,12 @@ class PageEncoder {
   std::vector<std::pair<Hash128, uint64_t>>& sent_contents() { return sent_contents_; }
   // Call when a batch is started: in-batch duplicates can only refer within it,
   // its record streams begin, and it is compressed with the governor's choice of
-  // this moment, or (one batch in kProbeEvery) with another choice to measure it.
+  // this moment, or (one batch in kProbeEvery, never in the final round) with
+  // another choice to measure it.
   void StartBatch(const RoundContext& ctx);
+  // Memory the encoder's record streams hold (RecordCodec::memory_bytes).
+  // REQUIRES: no Encode running (between rounds).
+  size_t stream_memory_bytes() const { return codec_.memory_bytes(); }
   // Whether the next dup lookup would be a full one (false: probing only).
   bool dup_active() const { return dup_misses_ < kDupIdleAfter; }
   // Dup adaptivity: after this many lookups in a row without a hit, probe only.

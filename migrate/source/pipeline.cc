@@ -323,7 +323,7 @@ void SendPipeline::Impl::Govern() {
     Snapshot& at = est_at_[i];
     CodecEstimate& e = est_[i];
     uint64_t in = s.in.load(), out = s.out.load(), ns = s.ns.load();
-    // Probes give each choice a page in 32 or so: 256 KiB is ~64 of them.
+    // Probes give each choice a batch in 32 or so: 256 KiB is a quarter of one.
     if (in - at.in < (256u << 10) || ns == at.ns) continue;
     e.ns_per_byte = static_cast<double>(ns - at.ns) / static_cast<double>(in - at.in) / nworkers_;
     e.ratio = static_cast<double>(out - at.out) / static_cast<double>(in - at.in);
@@ -493,9 +493,11 @@ std::vector<uint64_t> SendPipeline::batches_per_stream() const {
 }
 uint64_t SendPipeline::overhead_bytes() const {
   const Impl& i = *impl_;
-  uint64_t batches = i.batches_.size() * (size_t{BatchBuilder::kMaxBatchPages} * (kPageSize + sizeof(PageDesc)) + 2 * kPageSize);
+  uint64_t batches = i.batches_.size() * (size_t{BatchBuilder::kMaxBatchPages} * (kMaxPayload + sizeof(PageDesc)) + 2 * kPageSize);
+  uint64_t streams = 0;
+  for (const PageEncoder& e : i.encoders_) streams += e.stream_memory_bytes();
   return i.last_hash_.size() * sizeof(uint64_t) + (i.populated_.words() + i.known_zero_.words()) * 8 +
-         i.dup_.memory_bytes() + batches +
+         i.dup_.memory_bytes() + batches + streams +
          const_cast<DeltaCache&>(i.delta_).pages() * DeltaCache::kBytesPerPage;
 }
 uint32_t SendPipeline::workers() const { return impl_->nworkers_; }

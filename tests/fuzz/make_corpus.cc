@@ -145,6 +145,26 @@ std::vector<uint8_t> WithSelector(uint8_t selector, std::vector<uint8_t> body) {
 
 }  // namespace
 
+// A PAGES body of eight overlapping text pages as one record stream of
+// `choice`: every page after the first refers back into the ones before it.
+std::vector<uint8_t> StreamOfOverlappingPages(const CodecChoice& choice) {
+  std::vector<char> text(kPageSize * 4);
+  uint64_t s = 0xC0FFEE;
+  for (char& ch : text) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    ch = static_cast<char>('a' + (s >> 59));
+  }
+  BatchBuilder b;
+  b.Reset(0);
+  RecordCodec record;
+  record.BeginRecord(true);
+  EncodeCounts counts;
+  for (uint64_t pfn = 0; pfn < 8; ++pfn)
+    xm::testing::AddPage(b, pfn, reinterpret_cast<const std::byte*>(text.data() + (pfn * 1536) % (text.size() - kPageSize)),
+                         choice, counts, &record);
+  return Flatten(b.Body());
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -233,5 +253,7 @@ int main(int argc, char** argv) {
   Write(dir / "pages", 2, zstd.records[3].second);
   Write(dir / "pages", 3, lz4_stream.records[3].second);
   Write(dir / "pages", 4, zstd_stream.records[3].second);
+  Write(dir / "pages", 5, StreamOfOverlappingPages({CompressorFor(PageEncoding::kLz4)}));
+  Write(dir / "pages", 6, StreamOfOverlappingPages({CompressorFor(PageEncoding::kZstd), 1}));
   return 0;
 }

@@ -205,6 +205,25 @@ TEST(PageEncoder, NeverRefersToAPageBeingResentThisRound) {
   f.ExpectSame();
 }
 
+TEST(PageEncoder, TheFinalRoundNeverProbes) {
+  // The governor's choice is "none"; 64 batches of one page, two of which would
+  // be probes in a pre-copy round.
+  auto round = [](bool last) {
+    Fixture f;
+    f.batch_pages = 1;
+    f.choices = CodecChoices(kFeatureLz4 | kFeatureZstd);
+    for (uint64_t p = 0; p < kPages; ++p) FillText(f.page(p));
+    for (uint64_t p = 0; p < kPages; ++p) f.page(p)[p] = std::byte{0x7f};
+    EncodeCounts c = f.Round(1, All(), /*choice=*/0, last);
+    f.ExpectSame();
+    return c;
+  };
+  EncodeCounts final_round = round(true), precopy = round(false);
+  EXPECT_EQ(final_round.lz4 + final_round.zstd, 0u) << "the guest is paused: no batch is spent measuring";
+  EXPECT_EQ(final_round.raw, kPages);
+  EXPECT_GT(precopy.lz4 + precopy.zstd, 0u) << "the same pages are probed in a pre-copy round";
+}
+
 TEST(PageEncoder, CompressionOffStillProbesAndStaysCorrect) {
   Fixture f;
   f.batch_pages = 1;  // one batch in 32 is a probe

@@ -79,6 +79,18 @@ TEST(Negotiate, FeaturesAreTheAndOfBothEnds) {
   EXPECT_EQ(e.destination->features, kFeatureDelta | kFeatureDupRef);
 }
 
+// A destination that predates record streams (PROTOCOL.md §4) leaves bit 4
+// clear: the session compresses pages alone.
+TEST(Negotiate, ADestinationWithoutRecordStreamsGetsPagesAlone) {
+  NegotiateOptions d = DestinationOpts();
+  d.features = kFeaturesKnown & ~kFeatureRecordStreams;
+  Ends e = Handshake(SourceOpts(), d);
+  ASSERT_TRUE(e.source.ok()) << e.source.status().ToString();
+  EXPECT_EQ(e.source->features & kFeatureRecordStreams, 0u);
+  EXPECT_EQ(e.destination->features & kFeatureRecordStreams, 0u);
+  EXPECT_NE(e.source->features & kFeatureZstd, 0u) << "the other features stay";
+}
+
 TEST(Negotiate, SameKeyAuthenticatesAndJoinMacsAgree) {
   std::vector<uint8_t> key(32, 7);
   Ends e = Handshake(SourceOpts(key), DestinationOpts(key));

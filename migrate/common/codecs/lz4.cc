@@ -16,8 +16,9 @@ namespace {
 constexpr int kLevels[] = {0};
 constexpr size_t kDict = 64 << 10;  // how far back an LZ4 block may refer
 // Both ends keep the stream in a buffer this large and move its last kDict
-// bytes to the front when a page no longer fits: one 64 KiB move per 240 pages.
-constexpr size_t kHistory = (1 << 20) + kDict;
+// bytes to the front when a page no longer fits: one 64 KiB move per 32 pages,
+// which keeps the buffer small (each worker and lane holds one).
+constexpr size_t kHistory = (128 << 10) + kDict;
 
 uint32_t Compress(const std::byte* src, uint8_t* dst, uint32_t cap, int) {
   int n = LZ4_compress_default(reinterpret_cast<const char*>(src), reinterpret_cast<char*>(dst), kPageSize,
@@ -48,6 +49,7 @@ class Lz4CompressStream final : public CompressStream {
                                        static_cast<int>(kMaxPayload), 1);
     return n > 0 ? static_cast<uint32_t>(n) : 0;
   }
+  size_t memory_bytes() const override { return sizeof state_ + history_.size(); }
 
  private:
   LZ4_stream_t state_;

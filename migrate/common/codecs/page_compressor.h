@@ -40,6 +40,8 @@ class CompressStream {
   // kMaxPayload bytes); returns the length, or 0 when the stream failed (out of
   // memory), after which it must not be used again until the next Begin.
   virtual uint32_t Compress(const std::byte* page, uint8_t* dst) = 0;
+  // Memory the stream holds (for the source's overhead accounting).
+  virtual size_t memory_bytes() const = 0;
 };
 class DecompressStream {
  public:
@@ -66,7 +68,9 @@ struct PageCompressor {
   // (kPageSize when good) or -1 when the payload is corrupt. Never writes past
   // the page.
   int64_t (*decompress)(std::span<const uint8_t> payload, std::byte* dest);
-  // A new record-stream pair (see above); null on out of memory.
+  // A new record stream of each end (see above). Never null: like any other
+  // allocation here, running out of memory throws. A stream whose library
+  // context could not be created fails its pages instead (Compress 0, Decompress -1).
   std::unique_ptr<CompressStream> (*new_compress_stream)();
   std::unique_ptr<DecompressStream> (*new_decompress_stream)();
 };

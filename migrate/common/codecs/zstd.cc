@@ -3,7 +3,7 @@
 // on text-like pages, so it pays on links slower than the compressors; the
 // governor picks the level by how much CPU time the link leaves spare. In a
 // record stream the record's ZSTD pages are one frame, each page's payload the
-// blocks one flush produced; the window is limited to a record's 1 MiB batch.
+// blocks one flush produced.
 #include <zstd.h>
 
 #include <memory>
@@ -15,9 +15,14 @@ namespace xm {
 namespace {
 
 constexpr int kLevels[] = {1, 3};
-// A record stream's window: the source's batches are at most 1 MiB, and the
-// destination refuses frames that ask for more (bounded memory per lane).
-constexpr int kWindowLog = 20;
+// A record stream's window and match tables, sized for memory: each source
+// worker and destination lane holds a context for the whole migration. A 64 KiB
+// window with 32 Ki-entry tables gives up ~1% of a page on text against 1 MiB
+// and zstd's defaults (0.261 vs 0.253 at level 3) for a context of 0.73 MB
+// instead of 2.6 MB (ZSTD_sizeof_CCtx, zstd 1.5.4).
+constexpr int kWindowLog = 16, kTableLog = 15;
+// What a destination accepts (PROTOCOL.md §4): up to 1 MiB, 1.5 MB per lane.
+constexpr int kMaxWindowLog = 20;
 
 // A context per thread: creating one costs more than compressing a page.
 struct CCtxFree {
@@ -50,7 +55,9 @@ class ZstdCompressStream final : public CompressStream {
   void Begin(int level) override {
     ok_ = cctx_ && !ZSTD_isError(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_only)) &&
           !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level)) &&
-          !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, kWindowLog));
+          !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, kWindowLog)) &&
+          !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_hashLog, kTableLog)) &&
+          !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_chainLog, kTableLog));
   }
   uint32_t Compress(const std::byte* page, uint8_t* dst) override {
     if (!ok_) return 0;
@@ -62,6 +69,7 @@ class ZstdCompressStream final : public CompressStream {
     if (ZSTD_isError(left) || left != 0 || in.pos != kPageSize) return ok_ = false, 0;
     return static_cast<uint32_t>(out.pos);
   }
+  size_t memory_bytes() const override { return cctx_ ? ZSTD_sizeof_CCtx(cctx_.get()) : 0; }
 
  private:
   CCtx cctx_{ZSTD_createCCtx()};
@@ -71,7 +79,7 @@ class ZstdCompressStream final : public CompressStream {
 class ZstdDecompressStream final : public DecompressStream {
  public:
   ZstdDecompressStream() {
-    if (dctx_ && ZSTD_isError(ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, kWindowLog))) dctx_.reset();
+    if (dctx_ && ZSTD_isError(ZSTD_DCtx_setParameter(dctx_.get(), ZSTD_d_windowLogMax, kMaxWindowLog))) dctx_.reset();
   }
   void Begin() override {
     if (dctx_) ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
