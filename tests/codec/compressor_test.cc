@@ -15,6 +15,7 @@
 #include "dirtylog/workload.h"
 #include "tests/codec/flip_check.h"
 #include "migrate/common/page_codec.h"
+#include "tests/support/stateless_batch.h"
 #include "transport/messages.h"
 
 namespace xm {
@@ -134,25 +135,7 @@ size_t PayloadBytes(const StreamRecord& r) {
   return n;
 }
 
-// Pages cut from one long random text: alone each is hardly compressible (a
-// 64-letter alphabet, no repeats inside a page), but every page repeats a
-// stretch of the ones before it, which only a stream can use.
-std::vector<PageBuf> OverlappingTextPages(size_t n) {
-  std::vector<char> text(kPageSize * 4);
-  uint64_t s = 0x1234567;
-  for (char& ch : text) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    ch = static_cast<char>('0' + (s >> 58));
-  }
-  std::vector<PageBuf> pages;
-  for (size_t i = 0; i < n; ++i) {
-    PageBuf p(kPageSize);
-    size_t from = (i * 1024) % (text.size() - kPageSize);
-    for (size_t j = 0; j < kPageSize; ++j) p[j] = static_cast<std::byte>(text[from + j]);
-    pages.push_back(p);
-  }
-  return pages;
-}
+using testing::OverlappingTextPages;
 
 TEST_P(Method, ARecordStreamDecodesEveryPageInOrderAcrossManyPages) {
   // 600 pages: more than either end's history buffer holds, so both wrap; text,

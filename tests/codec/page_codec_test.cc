@@ -23,6 +23,7 @@ namespace xm {
 namespace {
 
 using PageBuf = std::vector<std::byte>;
+using testing::Flatten;
 
 PageBuf Filled(uint8_t v) { return PageBuf(kPageSize, std::byte{v}); }
 
@@ -73,15 +74,6 @@ std::vector<Case> AdversarialPages() {
       {"text", Text(5), PageEncoding::kLz4},
       {"all 0x01", Filled(0x01), PageEncoding::kLz4},
   };
-}
-
-std::vector<uint8_t> Flatten(std::span<const iovec> body) {
-  std::vector<uint8_t> out;
-  for (const iovec& v : body) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    out.insert(out.end(), p, p + v.iov_len);
-  }
-  return out;
 }
 
 TEST(PageHash, IsTheLow64BitsOfXxh3_128AsProtocolVersion2Says) {

@@ -26,21 +26,13 @@
 namespace {
 
 using namespace xm;
+using xm::testing::Flatten;
 namespace fs = std::filesystem;
 
 void Write(const fs::path& dir, int n, const std::vector<uint8_t>& bytes) {
   fs::create_directories(dir);
   std::ofstream out(dir / ("seed-" + std::to_string(n)), std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::vector<uint8_t> Flatten(std::span<const iovec> body) {
-  std::vector<uint8_t> out;
-  for (const iovec& v : body) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    out.insert(out.end(), p, p + v.iov_len);
-  }
-  return out;
 }
 
 // A whole migration of an 8-page sim guest, as a list of records.
@@ -148,20 +140,13 @@ std::vector<uint8_t> WithSelector(uint8_t selector, std::vector<uint8_t> body) {
 // A PAGES body of eight overlapping text pages as one record stream of
 // `choice`: every page after the first refers back into the ones before it.
 std::vector<uint8_t> StreamOfOverlappingPages(const CodecChoice& choice) {
-  std::vector<char> text(kPageSize * 4);
-  uint64_t s = 0xC0FFEE;
-  for (char& ch : text) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    ch = static_cast<char>('a' + (s >> 59));
-  }
   BatchBuilder b;
   b.Reset(0);
   RecordCodec record;
   record.BeginRecord(true);
   EncodeCounts counts;
-  for (uint64_t pfn = 0; pfn < 8; ++pfn)
-    xm::testing::AddPage(b, pfn, reinterpret_cast<const std::byte*>(text.data() + (pfn * 1536) % (text.size() - kPageSize)),
-                         choice, counts, &record);
+  const auto pages = xm::testing::OverlappingTextPages(8, 0xC0FFEE, 1536);
+  for (uint64_t pfn = 0; pfn < pages.size(); ++pfn) xm::testing::AddPage(b, pfn, pages[pfn].data(), choice, counts, &record);
   return Flatten(b.Body());
 }
 

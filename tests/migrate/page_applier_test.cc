@@ -19,32 +19,8 @@ namespace {
 
 using Page = std::vector<std::byte>;
 
-std::vector<uint8_t> Flatten(std::span<const iovec> body) {
-  std::vector<uint8_t> out;
-  for (const iovec& v : body) {
-    const auto* p = static_cast<const uint8_t*>(v.iov_base);
-    out.insert(out.end(), p, p + v.iov_len);
-  }
-  return out;
-}
-
-// Pages cut from one random text with overlaps: each compresses only by
-// referring to the pages before it in the stream.
-std::vector<Page> Overlapping(size_t n) {
-  std::vector<char> text(kPageSize * 4);
-  uint64_t s = 99;
-  for (char& ch : text) {
-    s = s * 6364136223846793005ull + 1442695040888963407ull;
-    ch = static_cast<char>('0' + (s >> 58));
-  }
-  std::vector<Page> pages;
-  for (size_t i = 0; i < n; ++i) {
-    Page p(kPageSize);
-    std::memcpy(p.data(), text.data() + (i * 1024) % (text.size() - kPageSize), kPageSize);
-    pages.push_back(p);
-  }
-  return pages;
-}
+using testing::Flatten;
+using testing::OverlappingTextPages;
 
 struct Destination {
   std::unique_ptr<SimBackend> guest;
@@ -92,7 +68,7 @@ TEST(PageApplier, AStreamPageItDiscardsIsStillDecodedSoTheNextOnesDecode) {
     SCOPED_TRACE(std::string(choice.method->name) + " level " + std::to_string(choice.level));
     Destination d;
     const Page newer(kPageSize, std::byte{7});
-    const std::vector<Page> pages = Overlapping(3);
+    const std::vector<Page> pages = OverlappingTextPages(3);
     ASSERT_TRUE(d.Apply(NewerPfn0(newer)).ok());
     Status st = d.Apply(OlderStream(pages, choice));
     ASSERT_TRUE(st.ok()) << st.ToString();
@@ -106,7 +82,7 @@ TEST(PageApplier, ADiscardedStreamPageThatDoesNotDecodeFailsTheRecord) {
   Destination d;
   const Page newer(kPageSize, std::byte{7});
   ASSERT_TRUE(d.Apply(NewerPfn0(newer)).ok());
-  std::vector<uint8_t> body = OlderStream(Overlapping(2), {CompressorFor(PageEncoding::kLz4)});
+  std::vector<uint8_t> body = OlderStream(OverlappingTextPages(2), {CompressorFor(PageEncoding::kLz4)});
   body[sizeof(PagesHeader) + 2 * sizeof(PageDesc) + 3] ^= 0x40;  // inside pfn 0's payload
   Status st = d.Apply(body);
   EXPECT_FALSE(st.ok());

@@ -4,7 +4,10 @@
 // BatchBuilder::NextSlot/Commit calls; this builds batches without that state.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include "migrate/common/page_codec.h"
@@ -35,6 +38,36 @@ inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page
   }
   batch.Commit(d);
   return d.hash;
+}
+
+// A record body (BatchBuilder::Body) as one buffer, as it arrives.
+inline std::vector<uint8_t> Flatten(std::span<const iovec> body) {
+  std::vector<uint8_t> out;
+  for (const iovec& v : body) {
+    const auto* p = static_cast<const uint8_t*>(v.iov_base);
+    out.insert(out.end(), p, p + v.iov_len);
+  }
+  return out;
+}
+
+// `n` pages cut from one random text (a 32- or 64-letter alphabet, by `seed`)
+// at offsets `step` bytes apart: alone a page hardly compresses (no repeats
+// inside it), but each repeats a stretch of the pages before it, which only a
+// record stream (PROTOCOL.md §4) can use.
+inline std::vector<std::vector<std::byte>> OverlappingTextPages(size_t n, uint64_t seed = 99, size_t step = 1024) {
+  std::vector<char> text(kPageSize * 4);
+  uint64_t s = seed;
+  for (char& ch : text) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    ch = static_cast<char>('0' + (s >> 58));
+  }
+  std::vector<std::vector<std::byte>> pages;
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<std::byte> p(kPageSize);
+    std::memcpy(p.data(), text.data() + (i * step) % (text.size() - kPageSize), kPageSize);
+    pages.push_back(std::move(p));
+  }
+  return pages;
 }
 
 inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page, bool try_lz4,
