@@ -73,9 +73,8 @@ void BatchBuilder::Reset(uint32_t round) {
 
 uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* scratch) {
   if (!choice.method) return kPageSize;
-  // Only when it saves at least 1/8: decompressing costs the receiver time too.
   // A bound that small also lets the method give up early on incompressible pages.
-  uint32_t n = choice.method->compress(slot, scratch, kPageSize - kPageSize / 8, choice.level);
+  uint32_t n = choice.method->compress(slot, scratch, kMaxWorthwhilePayload, choice.level);
   if (n == 0) return kPageSize;
   std::memcpy(slot, scratch, n);
   return n;

@@ -124,8 +124,13 @@ class RecordCodec {
   std::vector<std::pair<const PageCompressor*, PerMethod>> methods_;
 };
 
+// The most a page compressed alone may take: it must save at least 1/8, since
+// decompressing costs the receiver time too. The source's encoder also counts a
+// stream page as "compressing" by it.
+constexpr uint32_t kMaxWorthwhilePayload = kPageSize - kPageSize / 8;
+
 // Compresses the page at `slot` alone with `choice` when that saves at least
-// 1/8 of it; returns the payload length (kPageSize = left raw, as with no method).
+// 1/8 of it (kMaxWorthwhilePayload); returns the payload length (kPageSize = left raw, as with no method).
 // `scratch` holds kPageSize bytes.
 uint32_t CompressInPlace(const CodecChoice& choice, std::byte* slot, uint8_t* scratch);
 // The count a page sent with `encoding` adds to (null: not a counted encoding).

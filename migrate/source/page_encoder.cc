@@ -138,13 +138,13 @@ void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte*
       recent_tries_ /= 2;
       recent_wins_ /= 2;
     }
-    // Raw bytes count as sent whole: the governor weighs what crossed the wire.
-    s.out.fetch_add(n ? n : kPageSize, std::memory_order_relaxed);
-    if (n != 0 && n < kPageSize - kPageSize / 8) ++recent_wins_;
     if (n != 0) {
+      if (n < kMaxWorthwhilePayload) ++recent_wins_;
       d.encoding = static_cast<uint8_t>(c.method->encoding);
       d.payload_len = n;
     }
+    // Raw bytes count as sent whole: the governor weighs what crossed the wire.
+    s.out.fetch_add(d.payload_len, std::memory_order_relaxed);
   }
   ++*CountOf(counts, static_cast<PageEncoding>(d.encoding));
   batch.Commit(d);

@@ -30,10 +30,14 @@ inline uint64_t AddPage(BatchBuilder& batch, uint64_t pfn, const std::byte* page
     ++counts.zero;
   } else {
     d.hash = PageHash(slot);
-    const uint32_t n = record ? record->Compress(codec, slot, scratch.data()) : CompressInPlace(codec, slot, scratch.data());
-    const bool compressed = record ? n != 0 : n < kPageSize;
-    d.payload_len = compressed ? n : kPageSize;
-    d.encoding = static_cast<uint8_t>(compressed ? codec.method->encoding : PageEncoding::kRaw);
+    RecordCodec alone;  // each page compressed alone, when no record stream is given
+    if (!record) {
+      alone.BeginRecord(false);
+      record = &alone;
+    }
+    const uint32_t n = record->Compress(codec, slot, scratch.data());
+    d.payload_len = n ? n : kPageSize;
+    d.encoding = static_cast<uint8_t>(n ? codec.method->encoding : PageEncoding::kRaw);
     ++*CountOf(counts, static_cast<PageEncoding>(d.encoding));
   }
   batch.Commit(d);
@@ -50,8 +54,8 @@ inline std::vector<uint8_t> Flatten(std::span<const iovec> body) {
   return out;
 }
 
-// `n` pages cut from one random text (a 32- or 64-letter alphabet, by `seed`)
-// at offsets `step` bytes apart: alone a page hardly compresses (no repeats
+// `n` pages cut from one random text (64 letters, drawn from `seed`) at
+// offsets `step` bytes apart: alone a page hardly compresses (no repeats
 // inside it), but each repeats a stretch of the pages before it, which only a
 // record stream (PROTOCOL.md §4) can use.
 inline std::vector<std::vector<std::byte>> OverlappingTextPages(size_t n, uint64_t seed = 99, size_t step = 1024) {
