@@ -405,11 +405,13 @@ def analyse(out, settings):
         # and report the hypervisor's view. Independent of how the guest died.
         rep = load_json(os.path.join(out, "crashed-send.json")) or {}
         err = tail(os.path.join(out, "crashed-send.err"), 5)
-        cr = {"state": facts.get("crashed_state"), "send_rc": num("crashed_send_rc"),
-              "send_ms": num("crashed_send_ms"), "report": rep, "stderr": err}
+        cr = {"state": facts.get("crashed_state"), "injections": num("crashed_injections"),
+              "send_rc": num("crashed_send_rc"), "send_ms": num("crashed_send_ms"),
+              "report": rep, "stderr": err}
         res["xmotion_crashed_source"] = cr
         check("crashed source: the domain is crashed", "c" in (cr["state"] or ""),
-              f"xl list state {cr['state']}", G_CRASHED, guest_independent=True)
+              f"xl list state {cr['state']} after {cr['injections']} injection(s)", G_CRASHED,
+              guest_independent=True)
         check("crashed source: send exits 1 at once", cr["send_rc"] == 1 and (cr["send_ms"] or 1e9) < 10000,
               f"rc={cr['send_rc']} in {cr['send_ms']} ms", G_CRASHED, guest_independent=True)
         check("crashed source: stderr says crashed", any("crashed" in line for line in err),

@@ -302,6 +302,34 @@ class JudgeTest(unittest.TestCase):
         self.assertEqual(failed(res), ["crashed source: report source_guest crashed"])
         self.assertEqual(judge.classify(res)[0], "failed")
 
+    def test_a_second_injection_after_a_non_fatal_oops_passes(self):
+        # CI run 20261205-103747: the first xen-hvmcrash hit khvcd, whose oops
+        # killed only that thread. dom0 injects again; both oopses are ours.
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        last = sorted(lab.consoles)[-1][len("guest-"):-len(".log")]
+        lab.console(last, "[  112.091865] RIP: 0010:0xf001\n",
+                    "[  112.095600] note: khvcd[50] exited with irqs disabled\n", PANIC)
+        lab.facts.update(crashed_injections=2)
+        res = lab.judge()
+        self.assertEqual(failed(res), [])
+        self.assertEqual(res["xmotion_crashed_source"]["injections"], 2)
+        self.assertEqual(judge.classify(res)[0], "passed")
+
+    def test_a_domain_that_never_crashed_fails_without_a_retry(self):
+        lab = Lab()
+        lab.boot(), lab.xmotion_ok(), lab.abort_ok(), lab.xl_ok(), lab.crashed_ok()
+        lab.facts.update(crashed_state="r-----", crashed_injections=4, crashed_send_rc=5, crashed_send_ms=2103)
+        lab.report("crashed-send.json", result="failed", source_guest="running")
+        with open(os.path.join(lab.out, "crashed-send.err"), "w") as f:
+            f.write("xmotion send: connect 127.0.0.1:9: Connection refused\n")
+        res = lab.judge()
+        self.assertEqual(len(failed(res)), 4)
+        self.assertTrue(all(c.startswith("crashed source: ") for c in failed(res)))
+        self.assertIn("after 4 injection(s)", next(c["detail"] for c in res["checks"] if not c["ok"]))
+        self.assertEqual(judge.classify(res)[0], "failed")
+        self.assertFalse(judge.retry_allowed(res))
+
     def test_a_lab_that_broke_or_was_skipped(self):
         self.assertEqual(judge.classify({"status": "skipped"})[0], "skipped")
         self.assertFalse(judge.retry_allowed({"status": "skipped"}))
