@@ -192,6 +192,28 @@ def xenstore_log(out):
     return ticks, suspends
 
 
+def clock_step(ticks, xs_ticks, gap, n=20):
+    """How far the guest's clock jumped across the outage between ticks
+    gap = (a, b). Each tick gives guest CLOCK_REALTIME - xenstored's stamp =
+    the clocks' offset less the write's trip to xenstored, so the largest of
+    up to n ticks is the offset (the least delayed write; the first ticks
+    after a resume take up to 300 ms): the one from b on, less the one up to
+    a. A resume
+    re-reads Xen's wallclock; a guest whose clock was off before (a PVH
+    guest's is 250-450 ms behind dom0's from boot in this lab, an HVM guest's
+    up to a second) counts the correction as time suspended, in BOOTTIME too.
+    The guest's own tick gap includes that step; the step is not downtime."""
+    if not gap or not xs_ticks:
+        return None
+    a, b = gap
+    both = sorted(q for q in ticks if q in xs_ticks)
+
+    def offset(seqs):
+        return max((ticks[q]["rt"] - xs_ticks[q]["rt"] for q in seqs), default=None)
+    before, after = offset([q for q in both if q <= a][-n:]), offset([q for q in both if q >= b][:n])
+    return None if before is None or after is None else round(after - before)
+
+
 def dom0_view(xs, seq_from, seq_to, tick_ms):
     """guest_view on dom0's clock, plus `suspend_to_first_tick_ms`: from the
     toolstack's suspend request in that window to the first tick written by
@@ -213,6 +235,17 @@ def dom0_view(xs, seq_from, seq_to, tick_ms):
         if after:
             v["suspend_to_first_tick_ms"] = round(min(after) - t)
     return v
+
+
+def with_clock_step(gv, ticks, xs):
+    """guest_view plus the guest's clock step across its longest gap and that
+    gap without it (`downtime_without_clock_step_ms`)."""
+    if gv is None:
+        return None
+    step = clock_step(ticks, xs[0], gv["gap_between_seqs"])
+    gv["guest_clock_step_ms"] = step
+    gv["downtime_without_clock_step_ms"] = None if step is None else max(0, gv["downtime_ms"] - step)
+    return gv
 
 
 def load_json(path):
@@ -298,7 +331,7 @@ def analyse(out, settings):
         check("xmotion migration ran", False, "dom0 never got to it", G_XM)
     if settings["RUN_XL"] == "1" and "xl-migrate" in ran:
         s0, s1 = window(ticks, facts, "xl")
-        gv = guest_view(ticks, s0, s1, tick_ms)
+        gv = with_clock_step(guest_view(ticks, s0, s1, tick_ms), ticks, xs)
         xl = {"rc": num("xl_rc"), "total_s": round(float(facts["xl_t1"]) - float(facts["xl_t0"]), 2),
               "bytes": num("xl_bytes"), "guest": gv, "guest_dom0": dom0_view(xs, s0, s1, tick_ms),
               "domid_before": facts.get("xl_domid_before"),
@@ -314,7 +347,7 @@ def analyse(out, settings):
         send = load_json(os.path.join(out, "xm-send.json")) or {}
         recv = load_json(os.path.join(out, "xm-recv.json")) or {}
         s0, s1 = window(ticks, facts, "xm")
-        gv = guest_view(ticks, s0, s1, tick_ms)
+        gv = with_clock_step(guest_view(ticks, s0, s1, tick_ms), ticks, xs)
         xm = {"send_rc": num("xm_send_rc"), "recv_rc": num("xm_recv_rc"),
               "total_s": round(float(facts["xm_t1"]) - float(facts["xm_t0"]), 2) if "xm_t1" in facts else None,
               "send_report": send, "recv_report": recv, "guest": gv,
@@ -540,14 +573,15 @@ def compare_results(out, settings, facts, ticks, xs, tick_ms, after_ticks, res, 
             continue
         rc = int(facts[tag + "_rc"]) if facts[tag + "_rc"].lstrip("-").isdigit() else None
         s0, s1 = window(ticks, facts, tag)
-        gv = guest_view(ticks, s0, s1, tick_ms) or {}
+        gv = with_clock_step(guest_view(ticks, s0, s1, tick_ms), ticks, xs) or {}
         # The same gap on dom0's clock (xenstored's stamps on the ticks).
         dv = dom0_view(xs, s0, s1, tick_ms) or {}
         errs = [t["errors"] for q, t in ticks.items() if s0 is not None and s1 is not None and s0 <= q <= s1]
         alive = s0 is not None and s1 is not None and s1 >= s0 + after_ticks
         entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": settings.get("GUEST_TYPE") or "pvh",
                  "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
-                 "guest_downtime_ms": gv.get("downtime_ms"), "guest_downtime_dom0_ms": round(dv["downtime_ms"]) if dv else None,
+                 "guest_downtime_ms": gv.get("downtime_ms"), "guest_clock_step_ms": gv.get("guest_clock_step_ms"),
+                 "guest_downtime_dom0_ms": round(dv["downtime_ms"]) if dv else None,
                  "suspend_to_first_tick_ms": dv.get("suspend_to_first_tick_ms"),
                  "report_downtime_ms": None, "bytes": None,
                  "rc": rc, "link_raw_mbs": float(facts.get(f"sc_link_{link}_mbs") or 0) or None,

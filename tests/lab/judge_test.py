@@ -110,6 +110,42 @@ class Lab:
             f.write("xmotion send: the source guest is crashed (the hypervisor's view): there is nothing to migrate\n")
 
 
+class ClockStepTest(unittest.TestCase):
+    """judge.clock_step: a resume that corrects the guest's clock shows in its
+    ticks' (guest realtime - xenstored stamp) offset, not in dom0's gap."""
+
+    def ticks(self, offset_before, offset_after, gap_after, delays):
+        # Ticks 1..40 every 100 ms; the guest is out between 20 and 21 for
+        # gap_after ms of dom0's time; its clock is offset_* ahead of dom0's;
+        # each write reaches xenstored delays.get(seq, 2) ms late.
+        guest, xs, t = {}, {}, 1_000_000
+        for q in range(1, 41):
+            t += gap_after if q == 21 else 100
+            off = offset_before if q <= 20 else offset_after
+            guest[q] = {"rt": t + off, "boot": t + off}
+            xs[q] = {"rt": t + delays.get(q, 2), "boot": t + delays.get(q, 2), "domid": 1 if q <= 20 else 2}
+        return guest, xs
+
+    def test_a_corrected_clock_is_a_step_and_not_downtime(self):
+        # The guest ran 400 ms behind until the resume; the first writes after it are slow.
+        guest, xs = self.ticks(-400, 0, 500, {21: 250, 22: 120, 23: 40})
+        self.assertEqual(judge.clock_step(guest, xs, (20, 21)), 400)
+        gv = judge.with_clock_step(judge.guest_view(guest, 1, 40, 100), guest, (xs, []))
+        self.assertEqual(gv["downtime_ms"], 800)
+        self.assertEqual(gv["guest_clock_step_ms"], 400)
+        self.assertEqual(gv["downtime_without_clock_step_ms"], 400)
+
+    def test_no_step_when_the_clock_was_right(self):
+        guest, xs = self.ticks(-3, -3, 500, {21: 300})
+        self.assertEqual(judge.clock_step(guest, xs, (20, 21)), 0)
+
+    def test_without_xenstore_stamps_there_is_no_step(self):
+        guest, _ = self.ticks(-400, 0, 500, {})
+        gv = judge.with_clock_step(judge.guest_view(guest, 1, 40, 100), guest, ({}, []))
+        self.assertIsNone(gv["guest_clock_step_ms"])
+        self.assertIsNone(gv["downtime_without_clock_step_ms"])
+
+
 def write_xenstore_ticks(out, last, long_gaps, moves=None):
     """xenstored's access log as the lab leaves it: the ticker writes
     data/xtick = seq every 100 ms; long_gaps {seq: ms} delays that tick.
