@@ -581,6 +581,7 @@ def compare_results(out, settings, facts, ticks, xs, tick_ms, after_ticks, res, 
         entry = {"engine": engine, "link": link, "guest_mib": int(settings["GUEST_MB"]), "guest_type": settings.get("GUEST_TYPE") or "pvh",
                  "total_s": round(float(facts[tag + "_t1"]) - float(facts[tag + "_t0"]), 2),
                  "guest_downtime_ms": gv.get("downtime_ms"), "guest_clock_step_ms": gv.get("guest_clock_step_ms"),
+                 "guest_downtime_without_clock_step_ms": gv.get("downtime_without_clock_step_ms"),
                  "guest_downtime_dom0_ms": round(dv["downtime_ms"]) if dv else None,
                  "suspend_to_first_tick_ms": dv.get("suspend_to_first_tick_ms"),
                  "report_downtime_ms": None, "bytes": None,
@@ -630,7 +631,8 @@ def scale_ratios(comps):
         if not xl or not xm or not xl["ok"] or not xm["ok"]:
             continue  # a ratio against a failed migration means nothing
         r = {}
-        for key in ("total_s", "guest_downtime_ms", "guest_downtime_dom0_ms", "suspend_to_first_tick_ms", "bytes"):
+        for key in ("total_s", "guest_downtime_ms", "guest_downtime_without_clock_step_ms", "guest_downtime_dom0_ms",
+                    "suspend_to_first_tick_ms", "bytes"):
             if xl.get(key) and xm.get(key) is not None:
                 r[key] = round(xm[key] / xl[key], 3)
         if xm.get("report_downtime_ms") and xm.get("guest_downtime_ms"):
