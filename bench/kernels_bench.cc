@@ -562,7 +562,7 @@ struct EncoderRig {
   EncodeCounts counts;
 
   EncoderRig() {
-    ctx.last_hash = &last_hash;
+    ctx.last_hash = last_hash;
     ctx.delta = &delta;
     ctx.dup = &dup;
     ctx.sending = &sending;

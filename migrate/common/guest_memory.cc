@@ -29,7 +29,7 @@ Status ForEachPage(Backend& backend, const std::function<Status(uint64_t, const 
   return {};
 }
 
-Digest128 MemoryDigest(const GuestShape& shape, const std::vector<uint64_t>& page_hashes) {
+Digest128 MemoryDigest(const GuestShape& shape, std::span<const uint64_t> page_hashes) {
   XXH3_state_t st;
   XXH3_128bits_reset(&st);
   for (const auto& r : shape.ranges)
@@ -41,7 +41,7 @@ Digest128 MemoryDigest(const GuestShape& shape, const std::vector<uint64_t>& pag
   return d;
 }
 
-Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why,
+Status CheckMemory(Backend& backend, std::span<const uint64_t> page_hashes, std::string_view why,
                    uint64_t* differing) {
   // Every page is walked, not only up to the first difference: how many pages
   // differ is the audit's figure (the report's dirty_log_misses).

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,12 +21,12 @@ namespace xm {
 Status ForEachPage(Backend& backend, const std::function<Status(uint64_t pfn, const std::byte* page)>& fn);
 
 // XXH3-128 over the u64 page hashes of every populated pfn, in pfn order (PROTOCOL.md COMMIT).
-Digest128 MemoryDigest(const GuestShape& shape, const std::vector<uint64_t>& page_hashes);
+Digest128 MemoryDigest(const GuestShape& shape, std::span<const uint64_t> page_hashes);
 
 // Rehashes every populated page and compares it with `page_hashes`; kIntegrity
 // naming the first pfn that differs (and how many do), with `why` saying what
 // that means. `*differing`, when given, receives the count (0 on success).
-Status CheckMemory(Backend& backend, const std::vector<uint64_t>& page_hashes, std::string_view why,
+Status CheckMemory(Backend& backend, std::span<const uint64_t> page_hashes, std::string_view why,
                    uint64_t* differing = nullptr);
 
 // Writes every populated page to `path` at its pfn's offset (test hook).

@@ -14,6 +14,7 @@
 #include <span>
 #include <vector>
 
+#include "base/zeroed_array.h"
 #include "dirtylog/backend.h"
 #include "migrate/common/page_codec.h"
 #include "transport/messages.h"
@@ -40,19 +41,23 @@ class PageApplier {
   // The COMMIT digest over the page hashes held.
   Digest128 Digest() const;
   // The hash of every pfn's version held (0 where none), for --verify full.
-  const std::vector<uint64_t>& hashes() const { return hash_; }
+  std::span<const uint64_t> hashes() const { return hash_.span(); }
 
  private:
   static constexpr uint32_t kNoRound = UINT32_MAX;
 
   bool Populated(uint64_t pfn) const { return pfn < populated_.size() && populated_[pfn]; }
+  // round_ holds round + 1, so that its zero pages mean "never received" (kNoRound).
+  uint32_t RoundOf(uint64_t pfn) const { return round_[pfn] - 1; }
+  void SetRound(uint64_t pfn, uint32_t round) { round_[pfn] = round + 1; }
 
   Backend& guest_;
   const uint32_t streams_;
   const bool zero_fresh_;          // untouched guest memory reads as zero
-  std::vector<uint64_t> hash_;     // hash of the page version held, per pfn
-  std::vector<uint32_t> round_;    // round of that version (kNoRound = never received)
-  std::vector<uint8_t> populated_;
+  // Per pfn over the whole gfn space; only the populated frames are ever faulted in.
+  ZeroedArray<uint64_t> hash_;     // hash of the page version held
+  ZeroedArray<uint32_t> round_;    // round of that version + 1 (RoundOf)
+  ZeroedArray<uint8_t> populated_;
 };
 
 }  // namespace xm

@@ -57,7 +57,7 @@ uint32_t PageEncoder::PickChoice() const {
 
 void PageEncoder::Encode(const RoundContext& ctx, uint64_t pfn, const std::byte* page, BatchBuilder& batch,
                          EncodeCounts& counts, CodecStats& stats) {
-  std::vector<uint64_t>& last_hash = *ctx.last_hash;
+  const std::span<uint64_t> last_hash = ctx.last_hash;
   std::byte* slot = batch.NextSlot();
   // A page nothing ever wrote is not read: no fault, no copy, no scan.
   const bool known_zero = ctx.known_zero && ctx.known_zero->Test(pfn);

@@ -33,7 +33,7 @@ struct RoundContext {
   bool last = false;  // the final round: the guest is paused and no round follows
   uint32_t streams = 1;
   const DirtyBitmap* sending = nullptr;  // pfns sent this round (never DUP_REF targets)
-  std::vector<uint64_t>* last_hash = nullptr;
+  std::span<uint64_t> last_hash;  // per pfn: the hash of the version the destination holds (0: none)
   DeltaCache* delta = nullptr;
   const DupIndex* dup = nullptr;
   // After a broken connection: pfns whose copy at the destination is unknown

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/zeroed_array.h"
 #include "dirtylog/page_access.h"
 #include "migrate/source/delta_cache.h"
 #include "migrate/source/dup_index.h"
@@ -54,7 +55,7 @@ class SendPipeline::Impl {
   PipelineOptions opts_;
   uint32_t nworkers_;
   uint32_t nstreams_;
-  std::vector<uint64_t> last_hash_;
+  ZeroedArray<uint64_t> last_hash_;  // spans the gfn space: only the populated frames are faulted in
   DirtyBitmap populated_;
   DeltaCache delta_;
   DupIndex dup_;
@@ -145,12 +146,12 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
       send_cv_(streams_.size()),
       batches_sent_(streams_.size()) {
   const GuestShape& shape = backend_.shape();
-  last_hash_.assign(shape.page_count, 0);
+  last_hash_ = ZeroedArray<uint64_t>(shape.page_count);
   populated_.Resize(shape.page_count);
   for (const auto& r : shape.ranges)
     for (uint64_t p = r.first; p < r.first + r.count; ++p) populated_.Set(p);
   ctx_.streams = nstreams_;
-  ctx_.last_hash = &last_hash_;
+  ctx_.last_hash = last_hash_.span();
   ctx_.delta = &delta_;
   ctx_.dup = &dup_;
   ctx_.choices = CodecChoices(opts_.compress ? opts_.codecs : 0);
@@ -485,7 +486,7 @@ uint64_t SendPipeline::ForgetUnapplied(const DirtyBitmap& applied) {
 
 uint64_t SendPipeline::resent_bytes() const { return impl_->resent_bytes_.load(); }
 
-const std::vector<uint64_t>& SendPipeline::last_hash() const { return impl_->last_hash_; }
+std::span<const uint64_t> SendPipeline::last_hash() const { return impl_->last_hash_.span(); }
 std::vector<uint64_t> SendPipeline::batches_per_stream() const {
   std::vector<uint64_t> v;
   for (const auto& b : impl_->batches_sent_) v.push_back(b.load());
@@ -496,7 +497,10 @@ uint64_t SendPipeline::overhead_bytes() const {
   uint64_t batches = i.batches_.size() * (size_t{BatchBuilder::kMaxBatchPages} * (kMaxPayload + sizeof(PageDesc)) + 2 * kPageSize);
   uint64_t streams = 0;
   for (const PageEncoder& e : i.encoders_) streams += e.stream_memory_bytes();
-  return i.last_hash_.size() * sizeof(uint64_t) + (i.populated_.words() + i.known_zero_.words()) * 8 +
+  // The hash table spans the gfn space, but only populated frames' entries are ever written (ZeroedArray).
+  uint64_t populated = 0;
+  for (const auto& r : i.backend_.shape().ranges) populated += r.count;
+  return populated * sizeof(uint64_t) + (i.populated_.words() + i.known_zero_.words()) * 8 +
          i.dup_.memory_bytes() + batches + streams +
          const_cast<DeltaCache&>(i.delta_).pages() * DeltaCache::kBytesPerPage;
 }

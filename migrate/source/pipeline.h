@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "dirtylog/backend.h"
@@ -82,7 +83,7 @@ class SendPipeline {
   // Page bytes (descriptors and payloads) sent again for pfns ForgetUnapplied named.
   uint64_t resent_bytes() const;
 
-  const std::vector<uint64_t>& last_hash() const;
+  std::span<const uint64_t> last_hash() const;
   std::vector<uint64_t> batches_per_stream() const;
   // Source-side memory the pipeline holds beyond guest memory (hash table, dup
   // index, batch buffers, delta cache as filled).

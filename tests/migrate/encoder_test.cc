@@ -40,7 +40,7 @@ struct Fixture {
     ctx.round = round;
     ctx.last = last;
     ctx.sending = &sending;
-    ctx.last_hash = &last_hash;
+    ctx.last_hash = last_hash;
     ctx.delta = &delta;
     ctx.dup = &dup;
     ctx.choices = choices;
@@ -283,7 +283,7 @@ TEST(PageEncoder, DupLookupsGoQuietOnMemoryWithoutDuplicatesAndWakeOnThem) {
   DupIndex dup{1024};
   RoundContext ctx;
   ctx.sending = &sending;
-  ctx.last_hash = &last_hash;
+  ctx.last_hash = last_hash;
   ctx.dup = &dup;
   ctx.choices = CodecChoices(0);
   CodecStats stats;
