@@ -436,6 +436,20 @@ class ScaleTest(unittest.TestCase):
                        domain="guest-3", gap_at=250 if xl_1gbit_rc == 0 else None)
         return lab.judge(self.SCALE)
 
+    def test_ratios_leave_out_each_guests_clock_step(self):
+        # Scale run 20261205-114205: xl moved the fresh guest first (a 449 ms
+        # clock step); xmotion's 1 Gbit attempt 2 ran on a replacement guest (189 ms).
+        def entry(engine, link, gap, step, report=None):
+            return {"engine": engine, "link": link, "ok": True, "total_s": 10.0, "bytes": 1,
+                    "guest_downtime_ms": gap, "guest_clock_step_ms": step,
+                    "guest_downtime_without_clock_step_ms": gap - step, "guest_downtime_dom0_ms": 500,
+                    "suspend_to_first_tick_ms": 600, "report_downtime_ms": report}
+        r = judge.scale_ratios([entry("xl", "loopback", 1041, 449), entry("xmotion", "loopback", 398, -3, 415),
+                                entry("xmotion", "1gbit", 454, 189, 277), entry("xl", "1gbit", 391, 1)])
+        self.assertEqual(r["loopback"]["guest_downtime_without_clock_step_ms"], round(401 / 592, 3))
+        self.assertEqual(r["1gbit"]["report_vs_guest_downtime"], round(277 / 265, 3))
+        self.assertTrue(r["1gbit"]["report_within_20pct"])  # 277 / 454 would not be
+
     def test_every_migration_is_an_entry_with_the_issues_fields(self):
         res = self.run_lab()
         self.assertEqual(failed(res), [])
