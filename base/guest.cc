@@ -2,10 +2,10 @@
 
 namespace xm {
 
-uint64_t GuestShape::memory_bytes() const {
+uint64_t GuestShape::populated_pages() const {
   uint64_t pages = 0;
   for (const auto& r : ranges) pages += r.count;
-  return pages * page_size;
+  return pages;
 }
 
 std::string_view GuestStateName(GuestState s) {

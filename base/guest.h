@@ -30,8 +30,9 @@ struct GuestShape {
   std::vector<PfnRange> ranges;   // populated pfns; the engine sends only these
   uint32_t vcpus = 1;
 
-  // Bytes of populated memory (not of the address space).
-  uint64_t memory_bytes() const;
+  // Populated pages, and their bytes (not the address space's).
+  uint64_t populated_pages() const;
+  uint64_t memory_bytes() const { return populated_pages() * page_size; }
   bool operator==(const GuestShape&) const = default;
 };
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <span>
 #include <type_traits>
@@ -34,6 +35,7 @@ class ZeroedArray {
   // Throws std::bad_alloc if the address space cannot be had, as a vector would.
   explicit ZeroedArray(size_t n) : n_(n) {
     if (n == 0) return;
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_alloc();
     auto m = Mapping::Anonymous(n * sizeof(T));
     if (!m.ok()) throw std::bad_alloc();
     mem_ = std::move(m).value();

@@ -23,7 +23,8 @@ namespace xm::xen {
 
 namespace {
 
-constexpr size_t kMapBatch = 1024;
+// Gfns per XEN_DOMCTL_getpageframeinfo3: Xen refuses more (E2BIG).
+constexpr size_t kTypeBatch = 1024;
 constexpr int kQmpTimeoutMs = 10000;
 
 // The HVM params xc_domain_save migrates (xg_sr_save_x86_hvm.c); Xen sends the non-zero ones.
@@ -88,10 +89,8 @@ Result<std::unique_ptr<XenSource>> XenSource::Open(const std::string& domain) {
   s->has_device_model_ = ::access(QmpSocketPath(s->domid_).c_str(), F_OK) == 0;
   const auto t0 = std::chrono::steady_clock::now();
   XM_TRY(s->ProbeShape());
-  uint64_t populated = 0;
-  for (const PfnRange& r : s->shape_.ranges) populated += r.count;
   spdlog::debug("xen: domain {}: {} of {} gfns hold memory, in {} ranges (page types read in {:.1f} ms)", s->domid_,
-                populated, s->shape_.page_count, s->shape_.ranges.size(),
+                s->shape_.populated_pages(), s->shape_.page_count, s->shape_.ranges.size(),
                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   return s;
 }
@@ -122,7 +121,7 @@ Status XenSource::ProbeShape() {
   if (xc_domain_maximum_gpfn(h_->xch(), domid_, &max_gpfn) < 0)
     return ErrnoError(Dom(domid_) + ": maximum gpfn", errno);
   shape_.page_count = static_cast<uint64_t>(max_gpfn) + 1;
-  const int pages = static_cast<int>((kMapBatch * sizeof(xen_pfn_t) + XC_PAGE_SIZE - 1) / XC_PAGE_SIZE);
+  const int pages = static_cast<int>((kTypeBatch * sizeof(xen_pfn_t) + XC_PAGE_SIZE - 1) / XC_PAGE_SIZE);
   xc_hypercall_buffer_t hbuf{};
   hbuf.ubuf = reinterpret_cast<void*>(-1);
   auto* types = static_cast<xen_pfn_t*>(xc__hypercall_buffer_alloc_pages(h_->xch(), &hbuf, pages));
@@ -134,8 +133,8 @@ Status XenSource::ProbeShape() {
     ~Free() { xc__hypercall_buffer_free_pages(xch, b, pages); }
   } free_types{h_->xch(), &hbuf, pages};
   PfnRange cur;
-  for (uint64_t first = 0; first < shape_.page_count; first += kMapBatch) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kMapBatch, shape_.page_count - first));
+  for (uint64_t first = 0; first < shape_.page_count; first += kTypeBatch) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kTypeBatch, shape_.page_count - first));
     for (size_t i = 0; i < n; ++i) types[i] = first + i;
     xen_domctl d{};
     d.cmd = XEN_DOMCTL_getpageframeinfo3;
@@ -166,7 +165,8 @@ Result<MappedPages> XenSource::MapPages(std::span<const uint64_t> pfns, Access a
   if (access == Access::kRead && prefetch_) {
     if (auto m = FromPrefetch(pfns)) return std::move(*m);
   }
-  return MapFrames(h_->fmem(), domid_, pfns, access, Dom(domid_), "; ballooned out since the migration started?");
+  return MapFrames(h_->fmem(), domid_, pfns, access, Dom(domid_), "; ballooned out since the migration started, or another domain's grant mapped into this "
+                   "guest's physmap (which xl migrate cannot move either)?");
 }
 
 std::optional<MappedPages> XenSource::FromPrefetch(std::span<const uint64_t> pfns) const {

@@ -7,9 +7,9 @@
 // this file pretends to work without Xen — every call reports the hypervisor's
 // own error.
 //
-//   shape       xc_domain_maximum_gpfn; populated ranges found by mapping every
-//               gfn once (unpopulated gfns fail to map; libxenctrl 4.17 has no
-//               public page-type query)
+//   shape       xc_domain_maximum_gpfn; populated ranges from Xen's page types
+//               (XEN_DOMCTL_getpageframeinfo3 through xc_domctl, nothing
+//               mapped): XTAB, XALLOC and BROKEN gfns are holes
 //   memory      xenforeignmemory_map of gfns in batches (HVM/PVH: gfn = pfn,
 //               no p2m walk); once paused, the final round's dirty frames in
 //               one mapping

@@ -138,9 +138,10 @@ Status Receiver::Impl::Admit(const Shape& shape, const CpuPolicy& policy) {
   policy_ = policy;
   report_.memory_bytes = shape.shape.memory_bytes();
   // Memory is what is populated; the address space may be far larger (HVM/PVH
-  // special pages sit just below 4 GiB). The per-frame bookkeeping (13 bytes
-  // a frame, 0.3% of the guest: what a destination holds that grows with it)
-  // must fit in half of this host's RAM: a 4 GiB dom0 takes a 600 GiB guest.
+  // special pages sit just below 4 GiB). The per-frame bookkeeping spans the
+  // address space (13 bytes a frame, 0.3% of the guest; only populated frames'
+  // entries are ever resident, ZeroedArray) and must fit in half of this
+  // host's RAM even if every frame were: a 4 GiB dom0 takes a 600 GiB guest.
   const uint64_t ram = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
   const uint64_t limit = opts_.max_guest_bytes ? opts_.max_guest_bytes : ram;
   if (shape.shape.memory_bytes() > limit || shape.shape.page_count > ram / 2 / 13)

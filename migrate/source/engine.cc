@@ -505,8 +505,7 @@ MigrationReport SourceEngine::Impl::Run() {
     XM_TRY_CTX(backend_.EnableDirtyLog(), "enable dirty log");
     DirtyBitmap todo(backend_.shape().page_count);
     todo.SetAll();
-    uint64_t first_dirty = 0;
-    for (const auto& r : backend_.shape().ranges) first_dirty += r.count;
+    const uint64_t first_dirty = backend_.shape().populated_pages();
     for (uint32_t round = 0;; ++round) {
       RoundReport rr;
       rr.round = round;

@@ -498,9 +498,7 @@ uint64_t SendPipeline::overhead_bytes() const {
   uint64_t streams = 0;
   for (const PageEncoder& e : i.encoders_) streams += e.stream_memory_bytes();
   // The hash table spans the gfn space, but only populated frames' entries are ever written (ZeroedArray).
-  uint64_t populated = 0;
-  for (const auto& r : i.backend_.shape().ranges) populated += r.count;
-  return populated * sizeof(uint64_t) + (i.populated_.words() + i.known_zero_.words()) * 8 +
+  return i.backend_.shape().populated_pages() * sizeof(uint64_t) + (i.populated_.words() + i.known_zero_.words()) * 8 +
          i.dup_.memory_bytes() + batches + streams +
          const_cast<DeltaCache&>(i.delta_).pages() * DeltaCache::kBytesPerPage;
 }

@@ -30,9 +30,15 @@ Status WritePages(Backend& guest, xen::StreamWriter& w, const std::vector<uint64
   return {};
 }
 
-std::vector<uint64_t> SetBits(const DirtyBitmap& b) {
+// The dirty pfns that hold guest memory. The dirty log also reports gfns the
+// shape calls holes (Xen's own shared_info and grant frames, which the guest
+// writes all the time): those are not guest memory, and the guest maps them
+// again on resume.
+std::vector<uint64_t> SetBits(const DirtyBitmap& b, const DirtyBitmap& populated) {
   std::vector<uint64_t> out;
-  b.ForEach([&](uint64_t pfn) { out.push_back(pfn); });
+  b.ForEach([&](uint64_t pfn) {
+    if (populated.Test(pfn)) out.push_back(pfn);
+  });
   return out;
 }
 
@@ -43,9 +49,13 @@ Result<XenStreamResult> SendXenStream(Backend& guest, xen::StreamWriter& w, cons
   XenStreamResult res;
   XM_TRY(guest.EnableDirtyLog());
   DirtyBitmap dirty(shape.page_count);
+  DirtyBitmap populated(shape.page_count);
   std::vector<uint64_t> todo;
   for (const PfnRange& r : shape.ranges)
-    for (uint64_t p = r.first; p < r.first + r.count; ++p) todo.push_back(p);
+    for (uint64_t p = r.first; p < r.first + r.count; ++p) {
+      todo.push_back(p);
+      populated.Set(p);
+    }
 
   // Pre-copy, the guest running: a failure here leaves it as it was.
   for (uint32_t round = 0;; ++round) {
@@ -61,7 +71,7 @@ Result<XenStreamResult> SendXenStream(Backend& guest, xen::StreamWriter& w, cons
       return st;
     }
     const uint64_t sent = todo.size();
-    todo = SetBits(dirty);
+    todo = SetBits(dirty, populated);
     ++res.rounds;
     if (o.on_round) o.on_round({round, sent, todo.size(), false, MsSince(t0)});
     if (todo.size() <= o.stop_pages || res.rounds >= o.max_rounds) break;
@@ -82,7 +92,7 @@ Result<XenStreamResult> SendXenStream(Backend& guest, xen::StreamWriter& w, cons
     DirtyBitmap last(shape.page_count);
     XM_TRY(guest.FetchDirty(last));
     for (uint64_t p : todo) last.Set(p);
-    std::vector<uint64_t> rest = SetBits(last);
+    std::vector<uint64_t> rest = SetBits(last, populated);
     XM_TRY(WritePages(guest, w, rest, o, /*cancellable=*/false));
     res.pages += rest.size();
     ++res.rounds;

@@ -198,11 +198,11 @@ def clock_step(ticks, xs_ticks, gap, n=20):
     the clocks' offset less the write's trip to xenstored, so the largest of
     up to n ticks is the offset (the least delayed write; the first ticks
     after a resume take up to 300 ms): the one from b on, less the one up to
-    a. A resume
-    re-reads Xen's wallclock; a guest whose clock was off before (a PVH
-    guest's is 250-450 ms behind dom0's from boot in this lab, an HVM guest's
-    up to a second) counts the correction as time suspended, in BOOTTIME too.
-    The guest's own tick gap includes that step; the step is not downtime."""
+    a. A resume re-reads Xen's wallclock; a guest whose clock was off before
+    (a PVH guest's is 250-450 ms behind dom0's from boot in this lab, an HVM
+    guest's up to a second) counts the correction as time suspended, in
+    BOOTTIME too. The guest's own tick gap includes that step; the step is
+    not downtime."""
     if not gap or not xs_ticks:
         return None
     a, b = gap
@@ -244,7 +244,8 @@ def with_clock_step(gv, ticks, xs):
         return None
     step = clock_step(ticks, xs[0], gv["gap_between_seqs"])
     gv["guest_clock_step_ms"] = step
-    gv["downtime_without_clock_step_ms"] = None if step is None else max(0, gv["downtime_ms"] - step)
+    # Not clamped: a negative figure would say the step was misread, and should show.
+    gv["downtime_without_clock_step_ms"] = None if step is None else gv["downtime_ms"] - step
     return gv
 
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <utility>
@@ -12,15 +13,14 @@
 namespace xm {
 namespace {
 
-constexpr size_t kPage = 4096;
-
 // Resident bytes of [p, p + len) by mincore: exact, whatever mapping it shares a VMA with.
 size_t Resident(const void* p, size_t len) {
-  std::vector<unsigned char> v((len + kPage - 1) / kPage);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> v((len + page - 1) / page);
   if (::mincore(const_cast<void*>(p), len, v.data()) != 0) return SIZE_MAX;
   size_t n = 0;
   for (unsigned char c : v) n += c & 1;
-  return n * kPage;
+  return n * page;
 }
 
 TEST(ZeroedArray, ReadsZeroAndKeepsWhatIsWritten) {
@@ -57,6 +57,10 @@ TEST(ZeroedArray, MovesLeaveTheSourceEmpty) {
   ZeroedArray<uint32_t> empty;
   EXPECT_EQ(empty.size(), 0u);
   EXPECT_TRUE(empty.span().empty());
+  empty = std::move(b);  // assignment takes the memory over too
+  EXPECT_EQ(b.size(), 0u);  // NOLINT(bugprone-use-after-move)
+  ASSERT_EQ(empty.size(), 1000u);
+  EXPECT_EQ(empty[7], 7u);
 }
 
 }  // namespace

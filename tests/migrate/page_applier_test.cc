@@ -92,3 +92,42 @@ TEST(PageApplier, ADiscardedStreamPageThatDoesNotDecodeFailsTheRecord) {
 
 }  // namespace
 }  // namespace xm
+
+namespace xm {
+namespace {
+
+// Per-pfn rounds start from zeroed memory (ZeroedArray): "never received" must
+// stay distinct from round 0, and an older version must never overwrite a newer one.
+std::vector<uint8_t> RawPages(uint32_t round, const std::vector<uint64_t>& pfns, std::byte fill) {
+  BatchBuilder b;
+  b.Reset(round);
+  EncodeCounts c;
+  const Page page(kPageSize, fill);
+  for (uint64_t p : pfns) testing::AddPage(b, p, page.data(), CodecChoice{}, c);
+  return Flatten(b.Body());
+}
+
+TEST(PageApplier, RoundZeroIsAReceivedRoundAndOlderVersionsNeverWin) {
+  Destination d;
+  ASSERT_TRUE(d.Apply(RawPages(0, {0, 1, 2}, std::byte{1})).ok());
+  Status st = d.applier->CheckComplete();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("pfn 3 was never sent"), std::string::npos) << st.message();
+  std::vector<uint64_t> any = d.applier->AppliedAfter(UINT32_MAX);
+  ASSERT_EQ(any.size(), 1u);  // 64 pfns
+  EXPECT_EQ(any[0], 0b111u);
+  EXPECT_EQ(d.applier->AppliedAfter(0)[0], 0u);  // round 0 is not after round 0
+
+  ASSERT_TRUE(d.Apply(RawPages(1, {1}, std::byte{2})).ok());
+  EXPECT_EQ(d.applier->AppliedAfter(0)[0], 0b10u);
+  ASSERT_TRUE(d.Apply(RawPages(0, {1}, std::byte{3})).ok());  // round 0's copy, resent late
+  EXPECT_EQ(d.page(1)[0], std::byte{2}) << "the newer version stays";
+
+  std::vector<uint64_t> rest;
+  for (uint64_t p = 3; p < 64; ++p) rest.push_back(p);
+  ASSERT_TRUE(d.Apply(RawPages(1, rest, std::byte{4})).ok());
+  EXPECT_TRUE(d.applier->CheckComplete().ok());
+}
+
+}  // namespace
+}  // namespace xm

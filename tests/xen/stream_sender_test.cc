@@ -6,6 +6,7 @@
 // emu-xenopsd step feeds the same code's stream to xc_domain_restore.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "dirtylog/forwarding_backend.h"
@@ -93,6 +94,46 @@ TEST(XenStreamSender, StreamHoldsTheGuestAsPausedWhileItKeptWriting) {
     if (std::memcmp(img->Page(p), mem->pages[p], 4096) != 0) ++differ;
   EXPECT_EQ(differ, 0u);
   EXPECT_TRUE(img->state.synthetic);
+}
+
+// A Xen guest's dirty log also reports gfns its shape calls holes: Xen's own
+// shared_info and grant frames, which the guest writes all the time. They are
+// not guest memory (the guest maps them again on resume) and stay out of the stream.
+class SimWithAHole final : public ForwardingBackend {
+ public:
+  SimWithAHole(std::unique_ptr<Backend> inner, uint64_t hole) : ForwardingBackend(std::move(inner)), hole_(hole) {
+    shape_ = ForwardingBackend::shape();
+    shape_.ranges = {{0, hole}, {hole + 1, shape_.page_count - hole - 1}};
+  }
+  const GuestShape& shape() const override { return shape_; }
+  Status FetchDirty(DirtyBitmap& out) override {
+    XM_TRY(ForwardingBackend::FetchDirty(out));
+    out.Set(hole_);  // written every round, as shared_info is
+    return {};
+  }
+  Result<std::vector<uint8_t>> SaveVcpuState() override {
+    return xen::EncodeGuestStateBlob(xen::SyntheticGuestState(1, 0x000806f8));
+  }
+
+ private:
+  GuestShape shape_;
+  uint64_t hole_;
+};
+
+TEST(XenStreamSender, DirtyHolesStayOutOfTheStream) {
+  constexpr uint64_t kHole = 100;
+  SimWithAHole guest(Guest(16ull << 20, "ws=8M,hot=1M,rate=50M/s"), kHole);
+  LibxcStream out;
+  XenStreamSendOptions o;
+  o.max_rounds = 3;
+  auto res = SendXenStream(guest, out.writer, o);
+  ASSERT_TRUE(res.ok()) << res.status().message();
+  xen::SpanSource src(out.sink.bytes());
+  auto img = xen::ReadStream(src, xen::ReadOptions{xen::Framing::kLibxc, false});
+  ASSERT_TRUE(img.ok()) << img.status().message();
+  const std::vector<uint64_t> pfns = img->Pfns();
+  EXPECT_EQ(pfns.size(), guest.shape().page_count - 1);
+  EXPECT_FALSE(std::binary_search(pfns.begin(), pfns.end(), kHole));
 }
 
 TEST(XenStreamSender, FailureAfterThePauseResumesTheGuest) {
