@@ -56,6 +56,18 @@ bool LinkFailed(const Status& st) {
          (st.code() == Code::kProtocol && closed);
 }
 
+namespace {
+constexpr std::string_view kNoReceiverListens = ": no xmotion receiver listens at ";
+}  // namespace
+
+Status NoReceiverListens(const Status& dial, const std::string& where) {
+  return Error(Code::kAuth, dial.message() + std::string(kNoReceiverListens) + where);
+}
+
+bool WorthReconnecting(const Status& st) {
+  return LinkFailed(st) || st.message().find(kNoReceiverListens) != std::string::npos;
+}
+
 bool PeerClosed(const Status& st) { return LinkFailed(st) && IsClosedByPeer(st); }
 
 void SendAbort(Stream& s, const Status& why) {

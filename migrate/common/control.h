@@ -3,6 +3,7 @@
 // the stream they are given; one thread per stream at a time.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "transport/record.h"
@@ -30,6 +31,14 @@ bool LinkFailed(const Status& st);
 // closes its sockets so; a cut path rarely does (a proxy that closes on
 // purpose does, and a live source behind it is back within a second).
 bool PeerClosed(const Status& st);
+// A dial the destination's host refused (nothing listens on the port): kAuth,
+// the wrong-peer exit code, with the dialer's words and where it dialled.
+Status NoReceiverListens(const Status& dial, const std::string& where);
+// Whether a reconnect attempt that failed with `st` is worth another: the link
+// failed, or nothing listened yet (a receiver being restarted). A receiver that
+// answered and refused (an ABORT, a TLS alert, a wrong key, no longer holding
+// the guest) will not change its mind.
+bool WorthReconnecting(const Status& st);
 // Tells the peer why we stop; errors sending it are ignored (the peer may be gone).
 void SendAbort(Stream& s, const Status& why);
 // After `failed` (a write the peer refused, a closed connection), the peer's

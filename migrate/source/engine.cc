@@ -115,7 +115,7 @@ Status SourceEngine::Impl::Connect(int timeout_ms) {
   std::string why;
   auto s = dialer_->Dial(&why);
   if (!s.ok() && s.status().message().find("refused") != std::string::npos)
-    return Error(Code::kAuth, s.status().message() + ": no xmotion receiver listens at " + opts_.to.ToString());
+    return NoReceiverListens(s.status(), opts_.to.ToString());
   if (!s.ok()) return std::move(s).status();
   XM_ASSIGN_OR_RETURN(control_, secure_->Secure(std::move(s).value()));
   report_.encryption = secure_->info();
@@ -339,9 +339,7 @@ Result<ResumeState> SourceEngine::Impl::Reconnect(uint32_t round, const Status& 
     last = st;
     data_.clear();
     control_.reset();
-    // A receiver that answered and refused (wrong key, no longer holding the
-    // guest) will not change its mind.
-    if (!LinkFailed(st) && st.message().find("refused") == std::string::npos) break;
+    if (!WorthReconnecting(st)) break;
   }
   // Whatever the last attempt said, this is a failure before GO (exit 1).
   return Error(Code::kIo, "connection broke in " + phase + " (" + why.message() + ") and reconnecting failed: " +
