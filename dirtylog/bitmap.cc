@@ -17,6 +17,11 @@ void DirtyBitmap::SetAll() {
   }
 }
 
+void DirtyBitmap::SetRanges(std::span<const PfnRange> ranges) {
+  for (const PfnRange& r : ranges)
+    for (uint64_t p = r.first; p < r.first + r.count; ++p) Set(p);
+}
+
 void DirtyBitmap::ClearAll() {
   for (size_t w = 0; w < nwords_; ++w) words_[w].store(0, std::memory_order_relaxed);
 }

@@ -9,7 +9,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
+
+#include "base/guest.h"
 
 namespace xm {
 
@@ -34,6 +37,8 @@ class DirtyBitmap {
     return (words_[bit >> 6].load(std::memory_order_relaxed) >> (bit & 63)) & 1;
   }
   void SetAll();
+  // Sets the bits of every range (e.g. a GuestShape's populated pfns).
+  void SetRanges(std::span<const PfnRange> ranges);
   void ClearAll();
   // Atomically moves every set bit into `out` (OR), leaving this bitmap clear.
   void FetchAndClearInto(DirtyBitmap& out);

@@ -148,8 +148,7 @@ SendPipeline::Impl::Impl(Backend& b, std::vector<Stream*> streams, PipelineOptio
   const GuestShape& shape = backend_.shape();
   last_hash_ = ZeroedArray<uint64_t>(shape.page_count);
   populated_.Resize(shape.page_count);
-  for (const auto& r : shape.ranges)
-    for (uint64_t p = r.first; p < r.first + r.count; ++p) populated_.Set(p);
+  populated_.SetRanges(shape.ranges);
   ctx_.streams = nstreams_;
   ctx_.last_hash = last_hash_.span();
   ctx_.delta = &delta_;

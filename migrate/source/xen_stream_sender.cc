@@ -50,12 +50,8 @@ Result<XenStreamResult> SendXenStream(Backend& guest, xen::StreamWriter& w, cons
   XM_TRY(guest.EnableDirtyLog());
   DirtyBitmap dirty(shape.page_count);
   DirtyBitmap populated(shape.page_count);
-  std::vector<uint64_t> todo;
-  for (const PfnRange& r : shape.ranges)
-    for (uint64_t p = r.first; p < r.first + r.count; ++p) {
-      todo.push_back(p);
-      populated.Set(p);
-    }
+  populated.SetRanges(shape.ranges);
+  std::vector<uint64_t> todo = SetBits(populated, populated);  // round 0: every populated pfn
 
   // Pre-copy, the guest running: a failure here leaves it as it was.
   for (uint32_t round = 0;; ++round) {

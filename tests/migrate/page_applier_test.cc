@@ -42,15 +42,16 @@ struct Destination {
   const std::byte* page(uint64_t pfn) const { return guest->DirectMemory() + pfn * kPageSize; }
 };
 
-// Round 2 has already brought pfn 0 (raw); round 1's record, pfns 0-2 as one
-// stream, arrives after it (a resent record, say).
-std::vector<uint8_t> NewerPfn0(const Page& newer) {
+// A record of `round` that carries `page` raw at each of `pfns`.
+std::vector<uint8_t> RawPages(uint32_t round, const std::vector<uint64_t>& pfns, const Page& page) {
   BatchBuilder b;
-  b.Reset(2);
+  b.Reset(round);
   EncodeCounts c;
-  testing::AddPage(b, 0, newer.data(), CodecChoice{}, c);
+  for (uint64_t p : pfns) testing::AddPage(b, p, page.data(), CodecChoice{}, c);
   return Flatten(b.Body());
 }
+// Round 1's record, pfns 0-2 as one stream; the tests apply it after round 2
+// has already brought pfn 0 (a resent record, say).
 std::vector<uint8_t> OlderStream(const std::vector<Page>& pages, const CodecChoice& choice) {
   BatchBuilder b;
   b.Reset(1);
@@ -69,7 +70,7 @@ TEST(PageApplier, AStreamPageItDiscardsIsStillDecodedSoTheNextOnesDecode) {
     Destination d;
     const Page newer(kPageSize, std::byte{7});
     const std::vector<Page> pages = OverlappingTextPages(3);
-    ASSERT_TRUE(d.Apply(NewerPfn0(newer)).ok());
+    ASSERT_TRUE(d.Apply(RawPages(2, {0}, newer)).ok());
     Status st = d.Apply(OlderStream(pages, choice));
     ASSERT_TRUE(st.ok()) << st.ToString();
     EXPECT_EQ(std::memcmp(d.page(0), newer.data(), kPageSize), 0) << "the newer version stays";
@@ -81,7 +82,7 @@ TEST(PageApplier, AStreamPageItDiscardsIsStillDecodedSoTheNextOnesDecode) {
 TEST(PageApplier, ADiscardedStreamPageThatDoesNotDecodeFailsTheRecord) {
   Destination d;
   const Page newer(kPageSize, std::byte{7});
-  ASSERT_TRUE(d.Apply(NewerPfn0(newer)).ok());
+  ASSERT_TRUE(d.Apply(RawPages(2, {0}, newer)).ok());
   std::vector<uint8_t> body = OlderStream(OverlappingTextPages(2), {CompressorFor(PageEncoding::kLz4)});
   body[sizeof(PagesHeader) + 2 * sizeof(PageDesc) + 3] ^= 0x40;  // inside pfn 0's payload
   Status st = d.Apply(body);
@@ -90,26 +91,12 @@ TEST(PageApplier, ADiscardedStreamPageThatDoesNotDecodeFailsTheRecord) {
   EXPECT_EQ(std::memcmp(d.page(0), newer.data(), kPageSize), 0) << "the newer version is untouched";
 }
 
-}  // namespace
-}  // namespace xm
-
-namespace xm {
-namespace {
 
 // Per-pfn rounds start from zeroed memory (ZeroedArray): "never received" must
 // stay distinct from round 0, and an older version must never overwrite a newer one.
-std::vector<uint8_t> RawPages(uint32_t round, const std::vector<uint64_t>& pfns, std::byte fill) {
-  BatchBuilder b;
-  b.Reset(round);
-  EncodeCounts c;
-  const Page page(kPageSize, fill);
-  for (uint64_t p : pfns) testing::AddPage(b, p, page.data(), CodecChoice{}, c);
-  return Flatten(b.Body());
-}
-
 TEST(PageApplier, RoundZeroIsAReceivedRoundAndOlderVersionsNeverWin) {
   Destination d;
-  ASSERT_TRUE(d.Apply(RawPages(0, {0, 1, 2}, std::byte{1})).ok());
+  ASSERT_TRUE(d.Apply(RawPages(0, {0, 1, 2}, Page(kPageSize, std::byte{1}))).ok());
   Status st = d.applier->CheckComplete();
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("pfn 3 was never sent"), std::string::npos) << st.message();
@@ -118,14 +105,14 @@ TEST(PageApplier, RoundZeroIsAReceivedRoundAndOlderVersionsNeverWin) {
   EXPECT_EQ(any[0], 0b111u);
   EXPECT_EQ(d.applier->AppliedAfter(0)[0], 0u);  // round 0 is not after round 0
 
-  ASSERT_TRUE(d.Apply(RawPages(1, {1}, std::byte{2})).ok());
+  ASSERT_TRUE(d.Apply(RawPages(1, {1}, Page(kPageSize, std::byte{2}))).ok());
   EXPECT_EQ(d.applier->AppliedAfter(0)[0], 0b10u);
-  ASSERT_TRUE(d.Apply(RawPages(0, {1}, std::byte{3})).ok());  // round 0's copy, resent late
+  ASSERT_TRUE(d.Apply(RawPages(0, {1}, Page(kPageSize, std::byte{3}))).ok());  // round 0's copy, resent late
   EXPECT_EQ(d.page(1)[0], std::byte{2}) << "the newer version stays";
 
   std::vector<uint64_t> rest;
   for (uint64_t p = 3; p < 64; ++p) rest.push_back(p);
-  ASSERT_TRUE(d.Apply(RawPages(1, rest, std::byte{4})).ok());
+  ASSERT_TRUE(d.Apply(RawPages(1, rest, Page(kPageSize, std::byte{4}))).ok());
   EXPECT_TRUE(d.applier->CheckComplete().ok());
 }
 
